@@ -1,0 +1,218 @@
+"""Command-line parsing only: one function per subcommand, each resolves options and calls into the package.
+
+Every subcommand takes ``--recipe`` (train, distill, test), ``--set KEY=VALUE ...`` and its own flags; a flag is
+a shorthand for one option key of options/<command>.yaml, where every option is documented.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from gan_retouch import __version__
+from gan_retouch.config import find_recipe, merge_free, option_docs, parse_set_items, resolve
+from gan_retouch.console import console, options_table
+from gan_retouch.errors import ConfigError, GanRetouchError
+
+# subcommand -> (flags, option key, argparse keyword arguments); the option files document each key.
+FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
+    "train": [
+        (("--resume",), "train.resume", {"action": "store_const", "const": "auto",
+                                         "help": "continue from the run folder's latest.pt (train.resume=auto)"}),
+        (("--steps",), "train.steps", {"type": int, "help": "total generator steps (train.steps)"}),
+    ],
+    "distill": [
+        (("--teacher",), "distill.teacher", {"help": "teacher checkpoint (distill.teacher)"}),
+        (("--resume",), "train.resume", {"action": "store_const", "const": "auto",
+                                         "help": "continue from the run folder's latest.pt (train.resume=auto)"}),
+        (("--steps",), "train.steps", {"type": int, "help": "total student steps (train.steps)"}),
+    ],
+    "test": [
+        (("--checkpoint",), "test.checkpoints", {"action": "append", "metavar": "CKPT",
+                                                 "help": "checkpoint to score; repeat to compare (test.checkpoints)"}),
+        (("--data",), "data.root", {"metavar": "DIR", "help": "paired test folder (data.root; sets data.source=folder)"}),
+        (("--split",), "test.split", {"help": "split to score: test | val | train (test.split)"}),
+        (("--tile",), "test.tile", {"type": int, "help": "tile size for large images, 0 = off (test.tile)"}),
+    ],
+    "retouch": [
+        (("--checkpoint",), "retouch.checkpoint", {"help": "model checkpoint (retouch.checkpoint)"}),
+        (("-o", "--output"), "retouch.output", {"metavar": "DIR", "help": "output folder (retouch.output)"}),
+        (("--tile",), "retouch.tile", {"type": int, "help": "tile size for large images, 0 = off (retouch.tile)"}),
+        (("--overwrite",), "retouch.overwrite", {"action": "store_const", "const": True,
+                                                 "help": "allow overwriting existing files (retouch.overwrite)"}),
+    ],
+    "synth": [
+        (("--out",), "synth.out", {"metavar": "DIR", "help": "output folder (synth.out)"}),
+        (("--count",), "synth.count", {"type": int, "help": "pairs per split (synth.count)"}),
+        (("--size",), "synth.size", {"type": int, "help": "image side in pixels (synth.size)"}),
+        (("--clean",), "synth.clean", {"metavar": "DIR", "help": "add defects to your clean photos (synth.clean)"}),
+    ],
+    "bench": [
+        (("--checkpoint",), "bench.checkpoint", {"help": "checkpoint to measure (bench.checkpoint)"}),
+        (("--model",), "bench.model", {"help": "registry generator to measure with random weights (bench.model)"}),
+        (("--size",), "bench.size", {"type": int, "help": "square input side (bench.size)"}),
+        (("--precision",), "bench.precision", {"help": "fp32 | fp16 | bf16 (bench.precision)"}),
+        (("--budget-ms",), "bench.budget_ms", {"type": float, "help": "latency budget in ms (bench.budget_ms)"}),
+        (("--budget-mb",), "bench.budget_mb", {"type": float, "help": "fp32 size budget in MB (bench.budget_mb)"}),
+        (("--json",), "bench.json", {"action": "store_const", "const": True, "help": "print JSON (bench.json)"}),
+    ],
+    "export": [
+        (("--checkpoint",), "export.checkpoint", {"help": "checkpoint to export (export.checkpoint)"}),
+        (("--format",), "export.format", {"help": "onnx | torchscript (export.format)"}),
+        (("--out",), "export.out", {"help": "output file (export.out)"}),
+        (("--fp16",), "export.fp16", {"action": "store_const", "const": True, "help": "export in fp16 (export.fp16)"}),
+    ],
+}
+
+DESCRIPTIONS = {
+    "train": "Train a teacher GAN (or any generator) from a recipe.",
+    "distill": "Distill a trained teacher into a lightweight parametric student.",
+    "test": "Score models on a test set and write an HTML comparison page under results/.",
+    "retouch": "Retouch image files or folders at full resolution with a trained model.",
+    "synth": "Write the built-in synthetic retouching benchmark to disk, or add defects to clean photos.",
+    "bench": "Measure a model's size, MACs, latency, throughput and memory.",
+    "export": "Export a model to ONNX or TorchScript and check it against PyTorch.",
+}
+RECIPE_COMMANDS = ("train", "distill", "test")
+
+# subcommand -> (module, function) that does the work; imported only when the command runs.
+ENTRY_POINTS = {
+    "train": ("gan_retouch.engine.train", "run_training"),
+    "distill": ("gan_retouch.distill", "run_distillation"),
+    "test": ("gan_retouch.evaluate.runner", "run_test"),
+    "retouch": ("gan_retouch.deploy.retouch", "run_retouch"),
+    "synth": ("gan_retouch.data.synth_command", "run_synth"),
+    "bench": ("gan_retouch.deploy.bench", "run_bench"),
+    "export": ("gan_retouch.deploy.export", "run_export"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gan-retouch",
+        description="Paired image-to-image GANs for face retouching, and their distillation into fast students.",
+        epilog="Run `gan-retouch COMMAND --help` for a command's flags and every option with its default.",
+    )
+    parser.add_argument("--version", action="version", version=f"gan-retouch {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, flags in FLAGS.items():
+        sub = commands.add_parser(name, help=DESCRIPTIONS[name], description=DESCRIPTIONS[name], add_help=False)
+        sub.add_argument("-h", "--help", action="store_true", help="show this help and every option with its default")
+        if name in RECIPE_COMMANDS:
+            sub.add_argument("--recipe", help="bundled recipe name (e.g. quickstart) or path to a recipe YAML")
+        if name == "distill":
+            sub.add_argument("--student", help="student recipe (e.g. student) or a student generator name")
+        if name in ("train", "distill"):
+            sub.add_argument("--list", action="store_true", help="list the registered networks and losses")
+        if name == "retouch":
+            sub.add_argument("inputs", nargs="*", metavar="INPUT", help="image files or folders to retouch")
+        sub.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                         help="override options in dotted form, e.g. --set train.lr=2e-4 data.crop=256")
+        sub.add_argument("--device", help="auto | cpu | cuda | cuda:N (device)")
+        sub.add_argument("--seed", type=int, help="random seed (seed)")
+        for flag_names, key, kwargs in flags:
+            sub.add_argument(*flag_names, dest=key.replace(".", "__"), **kwargs)
+        sub.set_defaults(handler=_run_command, parser=sub)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The command line's options: dedicated flags first, then --set (which wins)."""
+    items: dict[str, Any] = {}
+    for _, key, _ in FLAGS[args.command]:
+        value = getattr(args, key.replace(".", "__"))
+        if value is not None:
+            items[key] = value
+    if args.device is not None:
+        items["device"] = args.device
+    if args.seed is not None:
+        items["seed"] = args.seed
+    if args.command == "test" and args.data__root is not None:
+        items["data.source"] = "folder"
+    nested: dict[str, Any] = {}
+    for key, value in items.items():
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return merge_free(nested, parse_set_items(args.set))
+
+
+def _recipe_and_student(args: argparse.Namespace, overrides: dict[str, Any]) -> str | None:
+    """The recipe to load; for distill, ``--student`` names a recipe or a student generator."""
+    recipe = getattr(args, "recipe", None)
+    student = getattr(args, "student", None)
+    if args.command != "distill" or not student:
+        return recipe
+    try:
+        find_recipe(student)
+    except ConfigError:
+        import gan_retouch.nets  # noqa: F401  (registers the generators)
+        from gan_retouch.registry import GENERATORS
+
+        if student not in GENERATORS.names():
+            GENERATORS.get(student)  # raises with the valid names
+        overrides.setdefault("model", {}).setdefault("generator", {})["name"] = student
+        return recipe or "student"
+    if recipe:
+        raise ConfigError("give the student either as --student RECIPE or as --recipe RECIPE, not both")
+    return student
+
+
+def _list_components() -> int:
+    import gan_retouch.losses  # noqa: F401  (registers the losses)
+    import gan_retouch.nets  # noqa: F401  (registers the networks)
+    from rich.table import Table
+
+    from gan_retouch.registry import DISCRIMINATORS, GENERATORS, LOSSES
+
+    for registry in (GENERATORS, DISCRIMINATORS, LOSSES):
+        table = Table(title=f"{registry.kind}s", title_justify="left")
+        table.add_column("name", style="cyan")
+        table.add_column("what it is")
+        for name in registry.names():
+            table.add_row(name, registry.describe(name))
+        console.print(table)
+    return 0
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    overrides = _overrides(args)
+    recipe = _recipe_and_student(args, overrides)
+    if args.help:
+        args.parser.print_help()
+        options, sources = resolve(args.command, recipe, overrides)
+        title = f"options of `gan-retouch {args.command}`" + (f" with recipe {recipe}" if recipe else "")
+        console.print(options_table(options, sources, option_docs(args.command), title))
+        return 0
+    if getattr(args, "list", False):
+        return _list_components()
+    options, sources = resolve(args.command, recipe, overrides)
+    module_name, function_name = ENTRY_POINTS[args.command]
+    entry: Callable[..., int | None] = getattr(importlib.import_module(module_name), function_name)
+    if args.command == "retouch":
+        return entry(options, args.inputs) or 0
+    if args.command in RECIPE_COMMANDS:
+        console.print(options_table(options, sources, option_docs(args.command), "resolved options"))
+    return entry(options) or 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``gan-retouch`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except GanRetouchError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

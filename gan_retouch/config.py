@@ -1,0 +1,310 @@
+"""Options: defaults (options/*.yaml) -> recipe (recipes/*.yaml, may inherit) -> --set overrides.
+
+The option files are the single source of truth for option names, defaults and their meaning. Every value a
+recipe or the command line gives is checked against the default's type; an unknown key is an error naming the
+closest valid key. A mapping whose default is empty (``{}``) is free-form: the component that consumes it
+(a network's arguments, the loss terms) checks its keys. Inside a free-form mapping, ``null`` removes an entry.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gan_retouch.errors import ConfigError
+from gan_retouch.registry import closest
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+OPTIONS_DIR = PACKAGE_DIR / "bundled" / "options"
+RECIPES_DIR = PACKAGE_DIR / "bundled" / "recipes"
+RECIPE_ONLY_KEYS = ("base", "description")
+STAGE_KEYS = ("name", "steps")
+
+Options = dict[str, Any]
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping, with errors that name the file."""
+    if not path.is_file():
+        raise ConfigError(f"file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of options, not a {type(data).__name__}")
+    return data
+
+
+def bundled_recipes() -> list[str]:
+    """Names of the recipes shipped with the package."""
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+def find_recipe(spec: str, relative_to: Path | None = None) -> Path:
+    """Resolve a recipe given as a path, or by the name of a bundled recipe."""
+    candidates = [Path(spec)]
+    if relative_to is not None:
+        candidates.insert(0, relative_to / spec)
+        candidates.insert(1, relative_to / f"{spec}.yaml")
+    candidates.append(RECIPES_DIR / spec)
+    candidates.append(RECIPES_DIR / f"{spec}.yaml")
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    hint = closest(Path(spec).stem, bundled_recipes())
+    suggestion = f" Did you mean {hint!r}?" if hint else ""
+    raise ConfigError(
+        f"recipe {spec!r} not found: no such file, and no bundled recipe of that name.{suggestion} "
+        f"Bundled recipes: {', '.join(bundled_recipes())}"
+    )
+
+
+def load_recipe(spec: str, relative_to: Path | None = None, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A recipe with its ``base:`` chain merged in (the base first); not yet validated."""
+    path = find_recipe(spec, relative_to).resolve()
+    if path in _chain:
+        cycle = " -> ".join(p.name for p in (*_chain, path))
+        raise ConfigError(f"recipe inheritance loops: {cycle}")
+    data = load_yaml(path)
+    base = data.pop("base", None)
+    data.pop("description", None)
+    if base is None:
+        return data
+    parent = load_recipe(str(base), path.parent, (*_chain, path))
+    return merge_free(parent, data)
+
+
+def merge_free(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge two plain mappings (no validation); ``update`` wins, nested mappings merge."""
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_free(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def option_defaults(command: str) -> Options:
+    """The documented defaults of a command, following the ``base:`` chain of its option file."""
+    path = OPTIONS_DIR / f"{command}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no option file for command {command!r} in {OPTIONS_DIR}")
+    data = load_yaml(path)
+    base = data.pop("base", None)
+    return merge_free(option_defaults(base), data) if base else data
+
+
+def option_docs(command: str) -> dict[str, str]:
+    """Dotted option key -> the one-line comment beside it in the option files."""
+    docs: dict[str, str] = {}
+    path = OPTIONS_DIR / f"{command}.yaml"
+    stack: list[tuple[int, str]] = []
+    base = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^(\s*)([A-Za-z_]\w*):(.*)$", line)
+        if not match:
+            continue
+        indent, key, rest = len(match.group(1)), match.group(2), match.group(3)
+        if indent == 0 and key == "base":
+            base = rest.strip()
+            continue
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        dotted = ".".join([k for _, k in stack] + [key])
+        stack.append((indent, key))
+        if " # " in rest:
+            docs[dotted] = rest.split(" # ", 1)[1].strip()
+    return {**option_docs(base), **docs} if base else docs
+
+
+def flatten(options: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> value for every leaf (empty and free-form mappings are leaves)."""
+    flat: dict[str, Any] = {}
+    for key, value in options.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{dotted}."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _all_keys(schema: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in schema.items():
+        keys.append(f"{prefix}{key}")
+        if isinstance(value, dict) and value:
+            keys.extend(_all_keys(value, f"{prefix}{key}."))
+    return keys
+
+
+def _check_type(path: str, default: Any, value: Any) -> Any:
+    """The value, converted where lossless (int -> float, '2e-4' -> float), or a ConfigError."""
+    if default is None:
+        return value
+    if value is None:
+        if isinstance(default, str):
+            return value
+        raise ConfigError(f"{path} cannot be null (default: {default!r})")
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif isinstance(default, str):
+        if isinstance(value, str) or default == "auto":
+            return value
+    elif isinstance(default, list):
+        if isinstance(value, list):
+            return value
+    elif isinstance(default, dict):
+        if isinstance(value, dict):
+            return value
+    raise ConfigError(
+        f"{path} must be a {type(default).__name__} like its default {default!r}, "
+        f"got {type(value).__name__} {value!r}"
+    )
+
+
+def _apply(schema: dict, values: dict, update: dict, prefix: str, root: dict, sources: dict, label: str) -> None:
+    for key, value in update.items():
+        path = f"{prefix}{key}"
+        if key not in schema:
+            hint = closest(path, _all_keys(root))
+            suggestion = f" Did you mean {hint!r}?" if hint else ""
+            raise ConfigError(f"unknown option {path!r} (from {label}).{suggestion}")
+        default = schema[key]
+        if isinstance(default, dict) and default:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path} is a group of options; give a mapping, got {value!r} (from {label})")
+            _apply(default, values[key], value, f"{path}.", root, sources, label)
+        elif isinstance(default, dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path} must be a mapping, got {value!r} (from {label})")
+            values[key] = _merge_free_form(values[key], value)
+            sources[path] = label
+        else:
+            values[key] = _check_type(f"{path} (from {label})", default, value)
+            sources[path] = label
+
+
+def _merge_free_form(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(current)
+    for key, value in update.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge_free_form(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def parse_set_items(items: list[str]) -> dict[str, Any]:
+    """Turn ``["train.lr=2e-4", "data.crop=256"]`` into a nested mapping; values are YAML scalars."""
+    nested: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r} (e.g. --set train.lr=2e-4)")
+        key, raw = item.split("=", 1)
+        if not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"--set has an empty key in {item!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: the value is not a YAML scalar ({exc})") from exc
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r} conflicts with another --set of {part!r}")
+        node[parts[-1]] = value
+    return nested
+
+
+def validate_stages(options: Options, schema: Options) -> None:
+    """Check every stage: a name, a positive step count, and overrides that are valid options."""
+    for index, stage in enumerate(options.get("stages") or []):
+        label = f"stages[{index}]"
+        if not isinstance(stage, dict):
+            raise ConfigError(f"{label} must be a mapping with name, steps and option overrides")
+        steps = stage.get("steps")
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
+            raise ConfigError(f"{label}.steps must be a positive integer, got {steps!r}")
+        overrides = {k: v for k, v in stage.items() if k not in STAGE_KEYS}
+        for key in ("stages", "name", "device", "seed", "checkpoints_root", "results_root"):
+            if key in overrides:
+                raise ConfigError(f"{label} cannot override {key!r}: it is fixed for the whole run")
+        _apply(schema, copy.deepcopy(options), overrides, "", schema, {}, label)
+
+
+def stage_options(options: Options, index: int) -> Options:
+    """The options in force during stage ``index``: its overrides on top; its ``losses`` replace the run's."""
+    stage = options["stages"][index]
+    resolved = copy.deepcopy(options)
+    for key, value in stage.items():
+        if key in STAGE_KEYS:
+            continue
+        if key == "losses":
+            resolved["losses"] = copy.deepcopy(value)
+        elif isinstance(value, dict):
+            resolved[key] = merge_free(resolved[key], value)
+        else:
+            resolved[key] = copy.deepcopy(value)
+    return resolved
+
+
+def resolve(
+    command: str, recipe: str | None = None, overrides: dict[str, Any] | None = None
+) -> tuple[Options, dict[str, str]]:
+    """Defaults -> recipe -> overrides, validated. Returns the options and where each value came from."""
+    schema = option_defaults(command)
+    options = copy.deepcopy(schema)
+    sources: dict[str, str] = {}
+    if recipe:
+        recipe_values = load_recipe(recipe)
+        recipe_name = Path(recipe).stem
+        _apply(schema, options, recipe_values, "", schema, sources, f"recipe {recipe_name}")
+        if options.get("name") is None and "name" in schema:
+            options["name"] = recipe_name
+    if overrides:
+        _apply(schema, options, overrides, "", schema, sources, "--set")
+    if "name" in schema and options.get("name") is None:
+        options["name"] = command
+    if "stages" in schema:
+        validate_stages(options, schema)
+    return options, sources
+
+
+def save_options(options: Options, path: Path) -> None:
+    """Write the resolved options so that ``--recipe <path>`` reproduces the run exactly."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = "# Resolved options of this run: `gan-retouch <command> --recipe <this file>` reproduces it.\n"
+    path.write_text(header + yaml.safe_dump(options, sort_keys=False), encoding="utf-8")
+
+
+def choice(value: Any, valid: list[str] | tuple[str, ...], key: str) -> Any:
+    """Check that an option is one of ``valid``; the error names the closest one."""
+    if value not in valid:
+        hint = closest(str(value), [str(v) for v in valid])
+        suggestion = f" Did you mean {hint!r}?" if hint else ""
+        raise ConfigError(f"{key} must be one of {', '.join(map(str, valid))}; got {value!r}.{suggestion}")
+    return value

@@ -1,0 +1,1 @@
+"""Full-resolution retouching, benchmarking and export."""

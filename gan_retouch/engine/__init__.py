@@ -1,0 +1,1 @@
+"""The training loop, stages, checkpoints, resume, EMA, distributed training and logging."""

@@ -1,0 +1,1 @@
+"""Metrics, the test runner and the HTML comparison page."""

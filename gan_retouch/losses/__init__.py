@@ -1,0 +1,1 @@
+"""Loss terms; importing this package registers them (one explicit import per module)."""

@@ -1,0 +1,1 @@
+"""Generators and discriminators; importing this package registers them (one explicit import per module)."""

@@ -1,0 +1,38 @@
+"""Device selection and seeding, decided here and nowhere else."""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+from gan_retouch.errors import ConfigError
+
+
+def resolve_device(spec: str | None = "auto") -> torch.device:
+    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` -> a torch.device; asking for absent CUDA is an error."""
+    spec = "auto" if spec in (None, "") else str(spec)
+    if spec == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "cuda" or spec.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device {spec!r} was asked for, but CUDA is not available here (torch {torch.__version__}, "
+                "cuda build: " + str(torch.version.cuda) + "). Use --device cpu, or install a CUDA build of "
+                "torch on a machine with an NVIDIA GPU."
+            )
+        index = 0 if spec == "cuda" else spec.split(":", 1)[1]
+        if not str(index).isdigit() or int(index) >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {spec!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+        return torch.device(f"cuda:{int(index)}")
+    raise ConfigError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:N")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python and torch (all devices) so that a run is repeatable."""
+    random.seed(seed)
+    torch.manual_seed(seed)

@@ -164,10 +164,10 @@ def _recipe_and_student(args: argparse.Namespace, overrides: dict[str, Any]) -> 
 
 
 def _list_components() -> int:
-    import gan_retouch.losses  # noqa: F401  (registers the losses)
-    import gan_retouch.nets  # noqa: F401  (registers the networks)
     from rich.table import Table
 
+    import gan_retouch.losses  # noqa: F401  (registers the losses)
+    import gan_retouch.nets  # noqa: F401  (registers the networks)
     from gan_retouch.registry import DISCRIMINATORS, GENERATORS, LOSSES
 
     for registry in (GENERATORS, DISCRIMINATORS, LOSSES):

@@ -1,0 +1,115 @@
+"""Checkpoints: atomic writes, clear errors, and rebuilding a generator from a checkpoint alone."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gan_retouch.errors import CheckpointError
+
+FORMAT = "gan-retouch/1"
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """Write ``state`` to ``path`` atomically: a temp file in the same folder, fsync, then rename.
+
+    A crash at any point leaves either the previous file or the new one, never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"format": FORMAT, **state}
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(state, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a gan-retouch checkpoint, or raise a CheckpointError that says what is wrong with the file."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.pt", "latest.pt"):
+            if (path / name).is_file():
+                path = path / name
+                break
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # torch raises many types for truncated or foreign files
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a gan-retouch checkpoint (no '{FORMAT}' format tag)")
+    state["path"] = str(path)
+    return state
+
+
+def describe_network(entry: dict[str, Any]) -> str:
+    """``name(arg=value, ...)`` for error messages."""
+    args = ", ".join(f"{k}={v!r}" for k, v in sorted(entry.get("args", {}).items()))
+    return f"{entry.get('name')}({args})"
+
+
+def load_state_strict(module: nn.Module, state_dict: dict[str, Any], what: str, source: str) -> None:
+    """``load_state_dict(strict=True)``, with an error that names the missing/unexpected/mismatched keys."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    mismatched = [
+        f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state_dict and hasattr(state_dict[k], "shape") and state_dict[k].shape != own[k].shape
+    ]
+    if missing or unexpected or mismatched:
+        parts = []
+        if mismatched:
+            parts.append(f"shape mismatches (checkpoint vs model): {', '.join(mismatched[:5])}")
+        if missing:
+            parts.append(f"missing in checkpoint: {', '.join(missing[:5])}")
+        if unexpected:
+            parts.append(f"not in the model: {', '.join(unexpected[:5])}")
+        raise CheckpointError(
+            f"{source} does not fit this {what}: it was saved from another architecture. " + "; ".join(parts)
+        )
+    module.load_state_dict(state_dict)
+
+
+def build_generator(entry: dict[str, Any]) -> nn.Module:
+    """A generator from a checkpoint's ``{name, args}`` entry (weights not loaded)."""
+    import gan_retouch.nets  # noqa: F401  (registers the generators)
+    from gan_retouch.registry import GENERATORS
+
+    return GENERATORS.build(entry["name"], **entry.get("args", {}))
+
+
+def load_generator(
+    path: str | Path, use_ema: bool = True, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the generator saved in a checkpoint, in eval mode; EMA weights when present and asked for.
+
+    Returns the network and the checkpoint dict (options, step, ...), without the big state dicts.
+    """
+    state = load_checkpoint(path, map_location)
+    entry = state.get("generator")
+    if not isinstance(entry, dict) or "state_dict" not in entry:
+        raise CheckpointError(f"{state['path']} holds no generator")
+    generator = build_generator(entry)
+    weights = state.get("generator_ema") if use_ema and state.get("generator_ema") else entry["state_dict"]
+    load_state_strict(generator, weights, f"generator {describe_network(entry)}", state["path"])
+    generator.eval()
+    info = {k: v for k, v in state.items() if k not in ("generator_ema", "discriminator", "optimizers")}
+    info["generator"] = {k: v for k, v in entry.items() if k != "state_dict"}
+    info["used_ema"] = bool(use_ema and state.get("generator_ema"))
+    return generator, info

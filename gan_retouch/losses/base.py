@@ -1,0 +1,81 @@
+"""What every loss term sees (LossContext), and building the weighted terms a recipe names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from gan_retouch.errors import ConfigError
+from gan_retouch.registry import LOSSES
+
+DiscriminatorOutput = list[list[torch.Tensor]]  # per scale: intermediate features..., patch logits
+
+
+@dataclass
+class LossContext:
+    """Everything a loss term may need for one generator step; images in [0, 1], NCHW."""
+
+    input: torch.Tensor
+    output: torch.Tensor
+    target: torch.Tensor
+    mask: torch.Tensor | None = None  # the data's defect mask [N,1,H,W], when the data has one
+    pred_mask: torch.Tensor | None = None  # a multi-task generator's mask logits [N,1,H,W]
+    fake: DiscriminatorOutput | None = None  # D(input, output), with gradients to the generator
+    real: DiscriminatorOutput | None = None  # D(input, target), detached
+    teacher_output: torch.Tensor | None = None  # distillation: the frozen teacher's output
+    student_features: dict[str, torch.Tensor] = field(default_factory=dict)  # adapted student features
+    teacher_features: dict[str, torch.Tensor] = field(default_factory=dict)  # matching teacher features
+
+    def need(self, name: str, term: str) -> Any:
+        """The field ``name``, or a ConfigError saying why the term ``term`` cannot run."""
+        value = getattr(self, name)
+        if value is None or (isinstance(value, dict) and not value):
+            raise ConfigError(f"loss term {term!r} needs {name!r}, which this run does not provide")
+        return value
+
+
+class LossTerm(nn.Module):
+    """Base class of registered loss terms: ``forward(ctx) -> scalar``."""
+
+    needs_discriminator: bool = False  # the engine runs D on the fake output before this term
+    needs_teacher: bool = False  # only valid under `gan-retouch distill`
+
+    def forward(self, ctx: LossContext) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class WeightedLosses(nn.Module):
+    """The recipe's ``losses:`` mapping built into terms: label -> (term, weight)."""
+
+    def __init__(self, spec: dict[str, dict[str, Any]]) -> None:
+        super().__init__()
+        self.terms = nn.ModuleDict()
+        self.weights: dict[str, float] = {}
+        for label, entry in spec.items():
+            if not isinstance(entry, dict):
+                raise ConfigError(f"losses.{label} must be a mapping like {{weight: 1.0}}, got {entry!r}")
+            args = dict(entry)
+            kind = args.pop("type", label)
+            weight = args.pop("weight", 1.0)
+            if not isinstance(weight, (int, float)) or isinstance(weight, bool):
+                raise ConfigError(f"losses.{label}.weight must be a number, got {weight!r}")
+            term = LOSSES.build(kind, **args)
+            if not isinstance(term, LossTerm):
+                raise ConfigError(f"loss {kind!r} is not a loss term that a recipe can weight")
+            self.terms[label] = term
+            self.weights[label] = float(weight)
+
+    @property
+    def needs_discriminator(self) -> bool:
+        return any(t.needs_discriminator for t in self.terms.values())
+
+    def forward(self, ctx: LossContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The weighted total and each term's unweighted value (for logging and the NaN guard)."""
+        values = {label: term(ctx) for label, term in self.terms.items()}
+        total = sum(self.weights[label] * value for label, value in values.items())
+        if not values:
+            total = ctx.output.sum() * 0.0
+        return total, values

@@ -29,6 +29,9 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
         (("--resume",), "train.resume", {"action": "store_const", "const": "auto",
                                          "help": "continue from the run folder's latest.pt (train.resume=auto)"}),
         (("--steps",), "train.steps", {"type": int, "help": "total student steps (train.steps)"}),
+        (("--budget-mb",), "distill.budget_mb", {"type": float, "help": "student size budget in MB (distill.budget_mb)"}),
+        (("--budget-gmacs",), "distill.budget_gmacs", {"type": float,
+                                                       "help": "student GMACs budget at 1024x1024 (distill.budget_gmacs)"}),
     ],
     "test": [
         (("--checkpoint",), "test.checkpoints", {"action": "append", "metavar": "CKPT",

@@ -1,0 +1,69 @@
+"""Tiled inference equals whole-image inference on a fully convolutional network; odd sizes round-trip."""
+
+import pytest
+import torch
+from torch import nn
+
+from gan_retouch.deploy.tiling import check_tiling, infer, tile_spans
+from gan_retouch.errors import ConfigError
+from gan_retouch.nets.base import Generator
+
+
+class TinyConvNet(Generator):
+    """Fully convolutional, downsamples once (stride 2) like AutoRetouch; receptive field ~15 px."""
+
+    stride = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = nn.Conv2d(3, 4, 3, stride=2, padding=1, padding_mode="reflect")
+        self.mid = nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect")
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.out = nn.Conv2d(4 + 3, 3, 3, padding=1, padding_mode="reflect")
+
+    def forward_padded(self, x, mask=None):
+        features = self.up(torch.relu(self.mid(torch.relu(self.down(x)))))
+        return torch.tanh(self.out(torch.cat([features, x], 1)))
+
+
+@pytest.fixture
+def net() -> TinyConvNet:
+    return TinyConvNet().eval()
+
+
+def test_tile_spans_cover_the_image_with_overlap_on_the_stride() -> None:
+    assert tile_spans(50, 64, 8, 2) == [(0, 50)]
+    spans = tile_spans(101, 32, 8, 4)
+    assert spans[0][0] == 0 and spans[-1][1] == 101
+    assert all(start % 4 == 0 for start, _ in spans)
+    assert all(a_end - b_start >= 8 for (_, a_end), (b_start, _) in zip(spans, spans[1:], strict=False))
+
+
+@pytest.mark.parametrize("size", [(90, 150), (96, 96), (33, 161)])
+def test_tiled_equals_untiled(net: TinyConvNet, size: tuple[int, int]) -> None:
+    images = torch.rand(2, 3, *size)
+    whole = infer(net, images)
+    tiled = infer(net, images, tile=72, overlap=32)
+    assert tiled.shape == whole.shape == images.shape
+    assert (tiled - whole).abs().max().item() < 1e-5
+
+
+def test_tiles_without_enough_overlap_differ(net: TinyConvNet) -> None:
+    """The test above can fail: with no overlap, the tile borders see padding instead of the neighbours."""
+    images = torch.rand(1, 3, 64, 64)
+    assert (infer(net, images, tile=32, overlap=0) - infer(net, images)).abs().max().item() > 1e-3
+
+
+def test_odd_sizes_round_trip(net: TinyConvNet) -> None:
+    images = torch.rand(1, 3, 37, 51)
+    output = infer(net, images)
+    assert output.shape == images.shape
+    assert output.min() >= 0 and output.max() <= 1
+
+
+def test_bad_tiling_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="twice"):
+        check_tiling(32, 16)
+    with pytest.raises(ConfigError, match=">= 0"):
+        check_tiling(-1, 0)
+    check_tiling(0, 32)

@@ -178,7 +178,7 @@ def _check_type(path: str, default: Any, value: Any) -> Any:
         if isinstance(value, dict):
             return value
     raise ConfigError(
-        f"{path} must be a {type(default).__name__} like its default {default!r}, "
+        f"{path} must be of type {type(default).__name__} like its default {default!r}, "
         f"got {type(value).__name__} {value!r}"
     )
 
@@ -250,7 +250,7 @@ def validate_stages(options: Options, schema: Options) -> None:
         if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
             raise ConfigError(f"{label}.steps must be a positive integer, got {steps!r}")
         overrides = {k: v for k, v in stage.items() if k not in STAGE_KEYS}
-        for key in ("stages", "name", "device", "seed", "checkpoints_root", "results_root"):
+        for key in ("stages", "name", "device", "seed", "checkpoints_root", "results_root", "model"):
             if key in overrides:
                 raise ConfigError(f"{label} cannot override {key!r}: it is fixed for the whole run")
         _apply(schema, copy.deepcopy(options), overrides, "", schema, {}, label)

@@ -19,6 +19,15 @@ class GatedConv2d(nn.Module):
         super().__init__()
         padding = dilation * (kernel - 1) // 2
         self.conv = nn.Conv2d(in_channels, 2 * out_channels, kernel, stride, padding, dilation)
+        self._init_signal_preserving(out_channels)
+
+    def _init_signal_preserving(self, out_channels: int) -> None:
+        """He init x2 for the feature half: a fresh gate is ~0.5, which would halve the signal at every layer
+        (with PyTorch's default init the output of a fresh 13-layer stack ignores its input)."""
+        with torch.no_grad():
+            nn.init.kaiming_normal_(self.conv.weight[:out_channels], nonlinearity="relu")
+            self.conv.weight[:out_channels] *= 2.0
+            nn.init.zeros_(self.conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features, gate = self.conv(x).chunk(2, dim=1)

@@ -1,0 +1,136 @@
+"""Map-style paired datasets (folders, aligned A|B files, synthetic) and ``build_dataset``.
+
+Training items accept any virtual index ``v``: the pair is ``v % len(ds)`` and every random augmentation draw
+comes from a generator seeded from (seed, v), so an item is bit-identical whenever (and in whichever worker or
+DDP rank) it is loaded; that is what makes training resumable. Validation and test items are never augmented.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from gan_retouch.config import choice
+from gan_retouch.data.augment import AugmentOptions, augment_item
+from gan_retouch.data.folders import PairRecord, find_pairs
+from gan_retouch.data.io import read_image, read_mask
+from gan_retouch.data.noise import generator_for
+from gan_retouch.data.synthetic import SPLITS, synthesize_pair
+from gan_retouch.errors import DataError
+
+SOURCES = ("synthetic", "folder", "aligned")
+SYNTHETIC_STREAM_LENGTH = 2**30  # length of the infinite synthetic stream (the engine's sampler treats it as one)
+DEFECT_KEYS = ("acne", "spots", "freckle_clusters", "marks", "defect_scale", "tone_defect")
+
+
+class PairedDataset(Dataset):
+    """Shared indexing: virtual indices and per-item augmentation generators for the train split."""
+
+    def __init__(self, split: str, seed: int, augment: AugmentOptions | None) -> None:
+        self.split = split
+        self.seed = seed
+        self.augment = augment
+
+    def load(self, index: int) -> dict[str, Any]:
+        """The un-augmented item of pair ``index`` (0 <= index < len)."""
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if index < 0:
+            raise IndexError(f"dataset indices are non-negative, got {index}")
+        item = self.load(index % len(self))
+        if self.augment is not None:
+            item = augment_item(item, self.augment, generator_for(self.seed, "augment", index))
+        return item
+
+
+class SyntheticPairs(PairedDataset):
+    """The built-in benchmark: pairs generated on the fly (an infinite stream, or a fixed count per split)."""
+
+    def __init__(self, synthetic: dict[str, Any], split: str, count: int, seed: int,
+                 augment: AugmentOptions | None) -> None:
+        super().__init__(split, seed, augment)
+        self.size = synthetic["size"]
+        self.dataset_seed = synthetic["seed"]
+        self.defects = {key: synthetic[key] for key in DEFECT_KEYS if key in synthetic}
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def load(self, index: int) -> dict[str, Any]:
+        return synthesize_pair(index, self.size, self.dataset_seed, self.split, **self.defects)
+
+
+class FolderPairs(PairedDataset):
+    """Pairs read from disk: two folders with matching stems, or aligned A|B files; optional masks."""
+
+    def __init__(self, records: list[PairRecord], split: str, seed: int, augment: AugmentOptions | None) -> None:
+        super().__init__(split, seed, augment)
+        self.records = records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def load(self, index: int) -> dict[str, Any]:
+        record = self.records[index]
+        image = read_image(record.input)
+        if record.target is None:
+            half = image.shape[-1] // 2
+            source, target = image[:, :, :half].contiguous(), image[:, :, half : 2 * half].contiguous()
+        else:
+            source, target = image, read_image(record.target)
+        if source.shape != target.shape:
+            raise DataError(f"size mismatch: {record.input} decodes to {tuple(source.shape[1:])} but "
+                            f"{record.target} to {tuple(target.shape[1:])}")
+        item: dict[str, Any] = {"input": source, "target": target}
+        if record.mask is not None:
+            mask = read_mask(record.mask)
+            if mask.shape[1:] != source.shape[1:]:
+                raise DataError(f"size mismatch: mask {record.mask} is {tuple(mask.shape[1:])}, "
+                                f"its pair {tuple(source.shape[1:])}")
+            item["mask"] = mask
+        item["name"] = record.name
+        return item
+
+
+def _limit(count: int, limit: int | None) -> int:
+    return count if limit is None else min(count, int(limit))
+
+
+class _Subset(PairedDataset):
+    """The first ``count`` pairs of another dataset (a limited validation set)."""
+
+    def __init__(self, base: PairedDataset, count: int) -> None:
+        super().__init__(base.split, base.seed, None)
+        self.base = base
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def load(self, index: int) -> dict[str, Any]:
+        return self.base.load(index)
+
+
+def build_dataset(data: dict[str, Any], split: str, seed: int = 0) -> Dataset:
+    """The dataset of ``split`` (train | val | test) described by the resolved ``options["data"]`` mapping.
+
+    Augmentation (data.crop, data.resize, data.augment) applies to the train split only; ``data.val_count``
+    limits the validation split. ``seed`` seeds the augmentation (the synthetic faces follow data.synthetic.seed).
+    """
+    choice(split, SPLITS, "split")
+    source = choice(data["source"], SOURCES, "data.source")
+    augment = AugmentOptions.from_data(data) if split == "train" else None
+    if source == "synthetic":
+        synthetic = data["synthetic"]
+        counts = {"train": synthetic["train_count"] or SYNTHETIC_STREAM_LENGTH,
+                  "val": _limit(synthetic["val_count"], data.get("val_count")), "test": synthetic["test_count"]}
+        if counts[split] <= 0:
+            raise DataError(f"data.synthetic.{split}_count is {counts[split]}: the {split} split would be empty")
+        return SyntheticPairs(synthetic, split, counts[split], seed, augment)
+    dataset = FolderPairs(find_pairs(data, split), split, seed, augment)
+    if split == "val" and data.get("val_count") is not None:
+        return _Subset(dataset, _limit(len(dataset), data["val_count"]))
+    return dataset

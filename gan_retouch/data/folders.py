@@ -1,0 +1,179 @@
+"""Finding the pairs of a split on disk, and checking them before training starts.
+
+Layouts: two folders with matching file stems (``source/`` + ``target/``, ``image/`` + ``groundtruth/`` or
+``A/`` + ``B/``), or pix2pix "aligned" files (input | target side by side); optionally a folder of masks with the
+same stems. A root with ``train/``, ``val/`` or ``test/`` subfolders uses them; otherwise the pairs are split
+deterministically by ``data.split_ratio``. Every problem is collected and reported together, naming the files.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gan_retouch.data.io import image_size, is_image_file
+from gan_retouch.errors import ConfigError, DataError
+
+INPUT_DIR_NAMES = ("source", "image", "A")
+TARGET_DIR_NAMES = ("target", "groundtruth", "B")
+SPLIT_NAMES = ("train", "val", "test")
+SPLIT_SEED = 20210105  # fixed: the ratio split must not change with the run's seed
+LISTED = 10  # offending files named in an error before "... and N more"
+
+
+@dataclass(frozen=True)
+class PairRecord:
+    """One pair on disk: ``target`` is None for an aligned A|B file; ``mask`` is None without a mask folder."""
+
+    name: str
+    input: Path
+    target: Path | None
+    mask: Path | None
+
+
+def _listing(paths: list[Any]) -> str:
+    shown = ", ".join(str(p) for p in paths[:LISTED])
+    return shown + (f" ... and {len(paths) - LISTED} more" if len(paths) > LISTED else "")
+
+
+def _images_by_stem(folder: Path) -> dict[str, Path]:
+    files = sorted(p for p in folder.iterdir() if is_image_file(p))
+    by_stem: dict[str, Path] = {}
+    duplicates = []
+    for path in files:
+        if path.stem in by_stem:
+            duplicates.append(path)
+        by_stem[path.stem] = path
+    if duplicates:
+        raise DataError(f"{folder} has several images with the same name but another extension: {_listing(duplicates)}")
+    return by_stem
+
+
+def _pick_dir(base: Path, option: str, names: tuple[str, ...], key: str) -> Path:
+    if option != "auto":
+        folder = base / option
+        if not folder.is_dir():
+            raise DataError(f"{key}={option!r}: folder {folder} does not exist")
+        return folder
+    for name in names:
+        if (base / name).is_dir():
+            return base / name
+    present = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+    raise DataError(
+        f"{base} has none of the folders {', '.join(names)} (found: {', '.join(present) or 'no folders'}). "
+        f"Set {key} to the folder's name, or use data.source=aligned for A|B files."
+    )
+
+
+def split_folder(root: Path, split: str) -> tuple[Path, bool]:
+    """The folder that holds ``split`` and whether it is a dedicated split subfolder."""
+    if not root.is_dir():
+        raise DataError(f"data.root {root} is not a folder")
+    present = [name for name in SPLIT_NAMES if (root / name).is_dir()]
+    if not present:
+        return root, False
+    if split not in present:
+        raise DataError(f"{root} has split folders {', '.join(present)} but no {split}/: add it, or point "
+                        f"data.root at a folder without split subfolders to split by data.split_ratio")
+    return root / split, True
+
+
+def ratio_split(names: list[str], ratios: list[float], split: str) -> list[str]:
+    """The names of ``split`` under a deterministic shuffle of ``names`` cut by ``ratios`` (train, val, test)."""
+    if len(ratios) != 3 or any(r < 0 for r in ratios) or sum(ratios) <= 0:
+        raise ConfigError(f"data.split_ratio must be three non-negative fractions (train, val, test), got {ratios}")
+    order = torch.randperm(len(names), generator=torch.Generator().manual_seed(SPLIT_SEED)).tolist()
+    shuffled = [sorted(names)[i] for i in order]
+    total = sum(ratios)
+    counts = [round(len(names) * r / total) for r in ratios]
+    for index in (1, 2):  # a split asked for gets at least one pair when there are enough
+        if ratios[index] > 0 and counts[index] == 0 and len(names) >= 3:
+            counts[index] = 1
+    counts[0] = len(names) - counts[1] - counts[2]
+    start = sum(counts[: SPLIT_NAMES.index(split)])
+    return shuffled[start : start + counts[SPLIT_NAMES.index(split)]]
+
+
+def _check_sizes(records: list[PairRecord], aligned: bool) -> dict[str, str]:
+    """Pair name -> problem found from the image headers: unreadable file, size mismatch, odd aligned width."""
+    problems = {}
+    for record in records:
+        try:
+            size = image_size(record.input)
+            if aligned and size[1] % 2:
+                problems[record.name] = f"{record.input}: aligned A|B image has odd width {size[1]}"
+                continue
+            pair_size = (size[0], size[1] // 2) if aligned else size
+            for other in (p for p in (record.target, record.mask) if p is not None):
+                other_size = image_size(other)
+                if other_size != pair_size:
+                    problems[record.name] = (f"size mismatch: {record.input} is {pair_size[0]}x{pair_size[1]} "
+                                             f"but {other} is {other_size[0]}x{other_size[1]}")
+                    break
+        except DataError as exc:
+            problems[record.name] = str(exc)
+    return problems
+
+
+def find_pairs(data: dict[str, Any], split: str) -> list[PairRecord]:
+    """The checked pairs of ``split`` under ``data.root`` (layout from ``data.source``), sorted by name."""
+    if data.get("root") in (None, ""):
+        raise ConfigError(f"data.source={data['source']} needs data.root: the folder that holds your pairs")
+    root = Path(data["root"]).expanduser()
+    base, dedicated = split_folder(root, split)
+    aligned = data["source"] == "aligned"
+    problems: list[str] = []
+    if aligned:
+        inputs = _images_by_stem(base)
+        if not inputs:
+            raise DataError(f"{base} holds no images ({', '.join(('.png', '.jpg', '.webp'))}); nothing to load")
+        targets: dict[str, Path] = {}
+    else:
+        input_dir = _pick_dir(base, data.get("input_dir", "auto"), INPUT_DIR_NAMES, "data.input_dir")
+        target_dir = _pick_dir(base, data.get("target_dir", "auto"), TARGET_DIR_NAMES, "data.target_dir")
+        inputs, targets = _images_by_stem(input_dir), _images_by_stem(target_dir)
+        for folder, found in ((input_dir, inputs), (target_dir, targets)):
+            if not found:
+                raise DataError(f"{folder} holds no images (.png, .jpg, .jpeg, .webp); nothing to load")
+        no_target = sorted(set(inputs) - set(targets))
+        no_input = sorted(set(targets) - set(inputs))
+        if no_target:
+            problems.append(f"inputs without a target in {target_dir}: {_listing([inputs[s].name for s in no_target])}")
+        if no_input:
+            problems.append(f"targets without an input in {input_dir}: {_listing([targets[s].name for s in no_input])}")
+    masks: dict[str, Path] = {}
+    if data.get("mask_dir"):
+        mask_folder = base / data["mask_dir"]
+        if not mask_folder.is_dir():
+            raise DataError(f"data.mask_dir={data['mask_dir']!r}: folder {mask_folder} does not exist")
+        masks = _images_by_stem(mask_folder)
+        no_mask = sorted(set(inputs) - set(masks))
+        if no_mask:
+            problems.append(f"pairs without a mask in {mask_folder}: {_listing(no_mask)}")
+    stems = sorted(inputs) if aligned else sorted(set(inputs) & set(targets))
+    records = [PairRecord(s, inputs[s], targets.get(s), masks.get(s)) for s in stems if not masks or s in masks]
+    bad = _check_sizes(records, aligned)
+    problems.extend(bad.values())
+    if problems and not data.get("skip_bad_pairs", False):
+        raise DataError(
+            f"{len(problems)} problem(s) with the pairs in {base}:\n  - " + "\n  - ".join(problems)
+            + "\nFix or remove these files, or set data.skip_bad_pairs=true to skip them."
+        )
+    good = [r for r in records if r.name not in bad]
+    skipped = len(set(inputs) | set(targets)) - len(good)
+    if skipped:
+        warnings.warn(f"data.skip_bad_pairs: skipped {skipped} bad or unmatched pair(s) in {base} ({len(bad)} "
+                      f"unreadable or mismatched); {len(good)} remain", stacklevel=2)
+    if not good:
+        raise DataError(f"no usable pairs in {base}")
+    if not dedicated:
+        keep = set(ratio_split([r.name for r in good], list(data.get("split_ratio", [0.9, 0.05, 0.05])), split))
+        good = [r for r in good if r.name in keep]
+        if not good:
+            raise DataError(f"the {split} split of {base} is empty under data.split_ratio={data.get('split_ratio')}: "
+                            f"add pairs, raise its fraction, or give the root {split}/ subfolders")
+    return good

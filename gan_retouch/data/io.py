@@ -1,0 +1,102 @@
+"""Reading images from disk as float RGB tensors in [0, 1], with the metadata a retouched copy should keep.
+
+Decoding uses torchvision (libpng / libjpeg-turbo / libwebp, fast in loader workers, 16-bit PNG aware); Pillow
+reads only the header for the size, ICC profile and EXIF.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torchvision.io import ImageReadMode, decode_image, read_file
+
+from gan_retouch.errors import DataError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
+EXIF_ORIENTATION = 0x0112
+TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+def is_image_file(path: Path) -> bool:
+    """True for the file types the datasets load (by extension, case-insensitive)."""
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def _decode(path: Path) -> torch.Tensor:
+    try:
+        raw = read_file(str(path))
+        return decode_image(raw, mode=ImageReadMode.UNCHANGED, apply_exif_orientation=True)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise DataError(f"cannot read image {path}: {exc}. Re-export it as PNG or JPEG, or remove it.") from exc
+
+
+def _to_unit_rgb(pixels: torch.Tensor, path: Path) -> tuple[torch.Tensor, int]:
+    """Decoded uint8/uint16 ``[C,H,W]`` -> float RGB in [0, 1] and the bit depth; warns on gray or alpha."""
+    bits = 16 if pixels.dtype == torch.uint16 else 8
+    scale = 65535.0 if bits == 16 else 255.0
+    image = pixels.to(torch.float32).div_(scale)
+    channels = image.shape[0]
+    if channels in (2, 4):
+        warnings.warn(f"{path}: alpha channel dropped (the image is used as opaque RGB)", stacklevel=3)
+        image = image[: channels - 1]
+    if image.shape[0] == 1:
+        warnings.warn(f"{path}: grayscale image converted to RGB", stacklevel=3)
+        image = image.expand(3, -1, -1).contiguous()
+    return image, bits
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """An image file (PNG/JPEG/WebP, 8 or 16 bit) -> float RGB ``[3,H,W]`` in [0, 1], EXIF orientation applied."""
+    path = Path(path)
+    image, _ = _to_unit_rgb(_decode(path), path)
+    return image
+
+
+def _metadata(path: Path) -> dict[str, Any]:
+    try:
+        with Image.open(path) as header:
+            exif = header.getexif()
+            if exif and EXIF_ORIENTATION in exif:
+                exif[EXIF_ORIENTATION] = 1  # the pixels are returned upright, so the tag must not rotate them again
+            return {
+                "icc_profile": header.info.get("icc_profile"),
+                "exif": exif.tobytes() if exif else None,
+                "format": header.format,
+            }
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"cannot read image {path}: {exc}. Re-export it as PNG or JPEG, or remove it.") from exc
+
+
+def read_image_with_info(path: str | Path) -> tuple[torch.Tensor, dict[str, Any]]:
+    """``read_image`` plus ``{icc_profile, exif (orientation reset to 1), format, bits}`` to carry to outputs."""
+    path = Path(path)
+    info = _metadata(path)
+    image, bits = _to_unit_rgb(_decode(path), path)
+    info["bits"] = bits
+    return image, info
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(height, width) after EXIF orientation, from the header only; DataError when it is not an image."""
+    try:
+        with Image.open(path) as header:
+            width, height = header.size
+            orientation = header.getexif().get(EXIF_ORIENTATION, 1)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise DataError(f"cannot read image {path}: {exc}") from exc
+    return (width, height) if orientation in TRANSPOSING_ORIENTATIONS else (height, width)
+
+
+def read_mask(path: str | Path) -> torch.Tensor:
+    """A mask file -> float ``[1,H,W]`` in [0, 1] (colour masks are averaged over their channels)."""
+    path = Path(path)
+    pixels = _decode(path)
+    scale = 65535.0 if pixels.dtype == torch.uint16 else 255.0
+    mask = pixels.to(torch.float32).div_(scale)
+    if mask.shape[0] in (2, 4):
+        mask = mask[: mask.shape[0] - 1]
+    return mask.mean(dim=0, keepdim=True)

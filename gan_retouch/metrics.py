@@ -24,7 +24,6 @@ from pytorch_msssim import ssim as _library_ssim
 from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim  # the per-scale SSIM/contrast terms of MS-SSIM
 
 from gan_retouch.errors import DataError
-from gan_retouch.imaging import to_signed
 
 MSE_FLOOR = 1e-10  # caps PSNR at 100 dB
 WINDOW = 11  # Gaussian window size of SSIM / MS-SSIM
@@ -142,9 +141,10 @@ def competition_score(psnr_db: torch.Tensor, ms_ssim_value: torch.Tensor) -> tor
 
 @torch.no_grad()
 def lpips_distance(output: torch.Tensor, target: torch.Tensor, lpips_model: torch.nn.Module) -> torch.Tensor:
-    """LPIPS per image; ``lpips_model`` is an ``lpips.LPIPS`` network, which takes images in [-1, 1]."""
+    """LPIPS per image; ``lpips_model`` comes from ``gan_retouch.losses.pretrained.build_lpips`` and takes
+    images in [0, 1] (the package's contract), returning one distance per image."""
     _check_pair(output, target)
-    return lpips_model(to_signed(output.float()), to_signed(target.float())).flatten(1).mean(1)
+    return lpips_model(output.float(), target.float()).reshape(output.shape[0], -1).mean(1)
 
 
 @torch.no_grad()

@@ -122,19 +122,19 @@ def test_compute_metrics_row_and_score() -> None:
     assert "lpips" not in compute_metrics(output, target)
 
 
-def test_compute_metrics_calls_lpips_in_signed_range() -> None:
+def test_compute_metrics_passes_unit_range_images_to_lpips() -> None:
     seen = []
 
     class FakeLpips(torch.nn.Module):
         def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
             seen.append((a.min().item(), a.max().item()))
-            return (a - b).abs().mean(dim=(1, 2, 3), keepdim=True)
+            return (a - b).abs().mean(dim=(1, 2, 3))
 
     output = torch.ones(1, 3, 16, 16)
     target = torch.zeros(1, 3, 16, 16)
     row = compute_metrics(output, target, lpips_model=FakeLpips())
-    assert seen == [(1.0, 1.0)]
-    assert row["lpips"].item() == pytest.approx(2.0)
+    assert seen == [(1.0, 1.0)]  # build_lpips's networks take [0, 1] images (they normalise inside)
+    assert row["lpips"].item() == pytest.approx(1.0)
 
 
 def test_bad_inputs_raise_clear_errors() -> None:

@@ -1,0 +1,103 @@
+"""`gan-retouch export`: ONNX and TorchScript for the teacher and the student, checked against PyTorch."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import gan_retouch.nets  # noqa: F401  (registers the generators)
+from gan_retouch.cli import main
+from gan_retouch.deploy.export import export_model
+from gan_retouch.engine.checkpoint import save_checkpoint
+from gan_retouch.errors import ConfigError, GanRetouchError
+from gan_retouch.registry import GENERATORS
+
+TINY = {
+    "autoretouch": {"ngf": 4, "n_blocks": 1},
+    "student": {"width": 4, "depth": 1, "levels": 2},
+}
+SIZES = [[1, 32, 32], [2, 37, 29]]  # the second is not a multiple of either network's stride
+
+
+def perturbed(name: str) -> torch.nn.Module:
+    """A tiny generator with random non-zero weights (a fresh student is the identity, which proves nothing)."""
+    generator = GENERATORS.build(name, **TINY[name])
+    with torch.no_grad():
+        for parameter in generator.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.1)
+    return generator.eval()
+
+
+def write_checkpoint(tmp_path: Path, name: str) -> Path:
+    generator = perturbed(name)
+    entry = {"name": name, "args": TINY[name], "state_dict": generator.state_dict()}
+    return save_checkpoint({"kind": "train", "options": {}, "generator": entry}, tmp_path / f"{name}.pt")
+
+
+@pytest.mark.parametrize("name", ["autoretouch", "student"])
+def test_onnx_export_keeps_parity_at_odd_sizes(tmp_path: Path, name: str) -> None:
+    import onnxruntime
+
+    generator = perturbed(name)
+    path = tmp_path / f"{name}.onnx"
+    results = export_model(generator, "onnx", path, check_sizes=SIZES)
+    assert path.is_file()
+    assert [r["shape"] for r in results] == [SIZES[0], SIZES[0], SIZES[1], SIZES[1]]
+    assert max(r["max_abs_diff"] for r in results) < 1e-3
+    # independently of the built-in check: a size never seen at export time, batch 3
+    image = torch.rand(3, 3, 41, 23)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {"image": image.numpy()})
+    with torch.no_grad():
+        expected = generator(image)
+    assert out.shape == (3, 3, 41, 23)
+    assert (torch.from_numpy(out) - expected).abs().max().item() < 1e-3
+    assert (expected - image).abs().max().item() > 1e-2  # the network really changes the image
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+@pytest.mark.parametrize("name", ["autoretouch", "student"])
+def test_torchscript_export_keeps_parity_at_odd_sizes(tmp_path: Path, name: str) -> None:
+    generator = perturbed(name)
+    path = tmp_path / f"{name}.ts"
+    results = export_model(generator, "torchscript", path, check_sizes=SIZES)
+    assert max(r["max_abs_diff"] for r in results) < 1e-4
+    loaded = torch.jit.load(str(path))
+    image = torch.rand(1, 3, 45, 51)
+    with torch.no_grad():
+        assert torch.allclose(loaded(image), generator(image), atol=1e-5)
+
+
+def test_fp16_export_is_close_and_a_failed_check_leaves_nothing(tmp_path: Path) -> None:
+    generator = perturbed("student")
+    path = tmp_path / "student-fp16.ts"
+    results = export_model(generator, "torchscript", path, fp16=True, tolerance=1e-2, check_sizes=SIZES[1:])
+    worst = max(r["max_abs_diff"] for r in results)
+    assert 0 < worst < 1e-2  # half precision rounds, but stays close
+    path.unlink()
+    with pytest.raises(GanRetouchError, match="parity check failed"):
+        export_model(generator, "torchscript", path, fp16=True, tolerance=worst / 10, check_sizes=SIZES[1:])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_export_writes_next_to_the_checkpoint(tmp_path: Path) -> None:
+    checkpoint = write_checkpoint(tmp_path, "student")
+    status = main(["export", "--checkpoint", str(checkpoint), "--format", "torchscript",
+                   "--set", "export.check_sizes=[[1,33,35]]"])
+    assert status == 0
+    assert (tmp_path / "student.ts").is_file()
+
+
+def test_cli_export_bad_inputs(tmp_path: Path) -> None:
+    assert main(["export", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
+    assert main(["export"]) == 2
+    with pytest.raises(ConfigError, match="export.format"):
+        export_model(perturbed("student"), "tflite", tmp_path / "x.tflite")
+
+
+def test_missing_onnxruntime_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
+    with pytest.raises(ConfigError, match=r"gan-retouch\[export\]"):
+        export_model(perturbed("student"), "onnx", tmp_path / "s.onnx")
+    assert not (tmp_path / "s.onnx").exists()

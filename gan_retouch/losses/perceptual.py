@@ -1,0 +1,63 @@
+"""Perceptual loss terms: pix2pixHD's VGG19 feature loss and LPIPS."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from gan_retouch.losses.base import LossContext, LossTerm
+from gan_retouch.losses.pretrained import build_lpips, torchvision_features
+from gan_retouch.registry import LOSSES
+
+VGG19_SLICES = ((0, 2), (2, 7), (7, 12), (12, 21), (21, 30))  # up to relu1_1, relu2_1, relu3_1, relu4_1, relu5_1
+PIX2PIXHD_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@LOSSES.register("vgg")
+class VGGLoss(LossTerm):
+    """VGG19 perceptual loss (pix2pixHD): L1 between relu1_1..relu5_1 features, weighted 1/32..1.
+
+    ``weights``: ``imagenet`` (torchvision's cached vgg19-dcbb9e9d.pth, never downloaded at run time) | a local
+    state-dict path | ``random`` (tests only; warns). Inputs in [0, 1] get ImageNet normalisation; the target's
+    features carry no gradient.
+    """
+
+    def __init__(self, weights: str = "imagenet") -> None:
+        super().__init__()
+        features = torchvision_features("vgg19", weights)
+        self.slices = torch.nn.ModuleList(features[start:stop] for start, stop in VGG19_SLICES)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """relu1_1 .. relu5_1 of an image in [0, 1]."""
+        x = (x - self.mean) / self.std
+        out = []
+        for block in self.slices:
+            x = block(x)
+            out.append(x)
+        return out
+
+    def forward(self, ctx: LossContext) -> torch.Tensor:
+        fake = self.features(ctx.output)
+        with torch.no_grad():
+            real = self.features(ctx.target)
+        return sum(w * F.l1_loss(a, b) for w, a, b in zip(PIX2PIXHD_WEIGHTS, fake, real, strict=True))
+
+
+@LOSSES.register("lpips")
+class LPIPSLoss(LossTerm):
+    """LPIPS between output and target (lpips package; ``net`` alex | vgg), mean over the batch.
+
+    ``weights`` as for ``vgg``: ``imagenet`` needs alexnet-owt-7be5be79.pth (alex) or vgg16-397923af.pth (vgg)
+    in torchvision's cache.
+    """
+
+    def __init__(self, net: str = "alex", weights: str = "imagenet") -> None:
+        super().__init__()
+        self.distance = build_lpips(net, weights)
+
+    def forward(self, ctx: LossContext) -> torch.Tensor:
+        return self.distance(ctx.output, ctx.target).mean()

@@ -1,0 +1,207 @@
+"""Pixel terms: mse, l1, charbonnier, psnr, color (all mask-aware), and ssim, msssim, score (whole-image).
+
+Images are in [0, 1] (data range 1). The mask-aware terms take ``mask`` (none | given | hard), ``mask_weight``,
+``outside_weight`` and ``threshold`` (see ``masks.MaskWeighting``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pytorch_msssim import ms_ssim, ssim
+from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
+from torchvision.transforms.functional import gaussian_blur
+
+from gan_retouch.errors import ConfigError
+from gan_retouch.losses.base import LossContext, LossTerm
+from gan_retouch.losses.masks import HARD_THRESHOLD, MaskWeighting
+from gan_retouch.registry import LOSSES
+
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al. 2003, pytorch-msssim's defaults
+SSIM_WINDOW = 11
+MAX_PSNR_DB = 100.0  # PSNR of a perfect reconstruction is capped here (MSE floored at 1e-10)
+
+
+class MaskedPixelTerm(LossTerm):
+    """Base of the mask-aware terms: subclasses give a per-pixel loss map; the mask weights reduce it."""
+
+    name = "pixel"
+
+    def __init__(
+        self, mask: str = "none", mask_weight: float = 1.0, outside_weight: float = 1.0, threshold: float = HARD_THRESHOLD
+    ) -> None:
+        super().__init__()
+        self.weighting = MaskWeighting(self.name, mask, mask_weight, outside_weight, threshold)
+
+    def loss_map(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, ctx: LossContext) -> torch.Tensor:
+        return self.weighting.reduce(self.loss_map(ctx.output, ctx.target), ctx)
+
+
+@LOSSES.register("mse")
+class MSELoss(MaskedPixelTerm):
+    """Mean squared error (mask-aware)."""
+
+    name = "mse"
+
+    def loss_map(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (output - target).square()
+
+
+@LOSSES.register("l1")
+class L1Loss(MaskedPixelTerm):
+    """Mean absolute error (mask-aware)."""
+
+    name = "l1"
+
+    def loss_map(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (output - target).abs()
+
+
+@LOSSES.register("charbonnier")
+class CharbonnierLoss(MaskedPixelTerm):
+    """Charbonnier sqrt((output - target)^2 + eps^2), a smooth L1 (mask-aware); eps default 1e-3."""
+
+    name = "charbonnier"
+
+    def __init__(
+        self,
+        eps: float = 1e-3,
+        mask: str = "none",
+        mask_weight: float = 1.0,
+        outside_weight: float = 1.0,
+        threshold: float = HARD_THRESHOLD,
+    ) -> None:
+        super().__init__(mask, mask_weight, outside_weight, threshold)
+        if eps <= 0:
+            raise ConfigError(f"charbonnier eps must be > 0, got {eps}")
+        self.eps = eps
+
+    def loss_map(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return ((output - target).square() + self.eps**2).sqrt()
+
+
+def psnr_per_image(output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """PSNR in dB of [0, 1] images over all RGB values, ``[N]``; optional per-pixel weights ``[N,1,H,W]``."""
+    squared = (output - target).square()
+    if weights is None:
+        mse = squared.flatten(1).mean(1)
+    else:
+        weights = weights.expand_as(squared)
+        mse = (weights * squared).flatten(1).sum(1) / weights.flatten(1).sum(1).clamp_min(1e-12)
+    return -10.0 * torch.log10(mse.clamp_min(10 ** (-MAX_PSNR_DB / 10)))
+
+
+@LOSSES.register("psnr")
+class PSNRLoss(MaskedPixelTerm):
+    """-PSNR in dB (mean over RGB, data range 1), per image then averaged; mask-aware via a weighted MSE."""
+
+    name = "psnr"
+
+    def forward(self, ctx: LossContext) -> torch.Tensor:
+        return -psnr_per_image(ctx.output, ctx.target, self.weighting.weights(ctx)).mean()
+
+
+@LOSSES.register("color")
+class ColorLoss(MaskedPixelTerm):
+    """Blurred-colour L1 (WESPE/DPED colour loss): |blur(output) - blur(target)|, Gaussian ``sigma`` px (3).
+
+    It compares local average colour and ignores fine texture, so it fights tone/colour shifts without
+    fighting the texture terms. Mask-aware. (Chosen over the RGB-angle loss, undefined on black pixels.)
+    """
+
+    name = "color"
+
+    def __init__(
+        self,
+        sigma: float = 3.0,
+        mask: str = "none",
+        mask_weight: float = 1.0,
+        outside_weight: float = 1.0,
+        threshold: float = HARD_THRESHOLD,
+    ) -> None:
+        super().__init__(mask, mask_weight, outside_weight, threshold)
+        if sigma <= 0:
+            raise ConfigError(f"color sigma must be > 0 pixels, got {sigma}")
+        self.sigma = sigma
+        self.kernel = 2 * int(3 * sigma) + 1
+
+    def blur(self, x: torch.Tensor) -> torch.Tensor:
+        kernel = min(self.kernel, 2 * ((min(x.shape[-2:]) - 1) // 2) + 1)  # reflect padding needs kernel < side
+        return gaussian_blur(x, [kernel, kernel], [self.sigma, self.sigma])
+
+    def loss_map(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (self.blur(output) - self.blur(target)).abs()
+
+
+def ms_ssim_levels(height: int, width: int, window: int = SSIM_WINDOW) -> int:
+    """How many MS-SSIM scales fit: the coarsest scale must still be larger than the window (5 at most)."""
+    side = min(height, width)
+    levels = 0
+    while levels < len(MS_SSIM_WEIGHTS) and side > (window - 1) * 2**levels:
+        levels += 1
+    if levels == 0:
+        raise ConfigError(f"images of {height}x{width} are too small for MS-SSIM: a side must exceed {window - 1} px")
+    return levels
+
+
+def ms_ssim_value(output: torch.Tensor, target: torch.Tensor, levels: int | None = None) -> torch.Tensor:
+    """MS-SSIM of [0, 1] images (batch mean) with pytorch-msssim's 5 scales when the images allow it (> 160 px).
+
+    Smaller images use the first L scales that fit (or ``levels`` when given), their weights renormalised to
+    sum 1 (one scale = SSIM).
+    """
+    fit = ms_ssim_levels(*output.shape[-2:])
+    levels = fit if levels is None else levels
+    if not 1 <= levels <= fit:
+        raise ConfigError(f"MS-SSIM on {tuple(output.shape[-2:])} images can use 1 to {fit} scales, not {levels}")
+    if levels == len(MS_SSIM_WEIGHTS):
+        return ms_ssim(output, target, data_range=1.0, size_average=True, win_size=SSIM_WINDOW)
+    weights = output.new_tensor(MS_SSIM_WEIGHTS[:levels])
+    weights = weights / weights.sum()
+    window = _fspecial_gauss_1d(SSIM_WINDOW, 1.5).to(output).repeat(output.shape[1], 1, 1, 1)
+    factors = []
+    for level in range(levels):
+        ssim_per_channel, contrast = _ssim(output, target, data_range=1.0, win=window, size_average=False)
+        if level < levels - 1:
+            factors.append(torch.relu(contrast))
+            padding = [s % 2 for s in output.shape[2:]]
+            output, target = F.avg_pool2d(output, 2, padding=padding), F.avg_pool2d(target, 2, padding=padding)
+    factors.append(torch.relu(ssim_per_channel))
+    return torch.prod(torch.stack(factors) ** weights.view(-1, 1, 1), dim=0).mean()
+
+
+@LOSSES.register("ssim")
+class SSIMLoss(LossTerm):
+    """1 - SSIM (pytorch-msssim, 11x11 Gaussian window, sigma 1.5, data range 1); whole-image, no mask."""
+
+    def forward(self, ctx: LossContext) -> torch.Tensor:
+        return 1.0 - ssim(ctx.output, ctx.target, data_range=1.0, size_average=True, win_size=SSIM_WINDOW)
+
+
+@LOSSES.register("msssim")
+class MSSSIMLoss(LossTerm):
+    """1 - MS-SSIM (pytorch-msssim; fewer scales, renormalised, on images of 160 px or less); no mask."""
+
+    def forward(self, ctx: LossContext) -> torch.Tensor:
+        return 1.0 - ms_ssim_value(ctx.output, ctx.target)
+
+
+@LOSSES.register("score")
+class ScoreLoss(LossTerm):
+    """Competition score loss: (1 - MS-SSIM) - PSNR / psnr_scale (psnr_scale 50: 1 dB counts as 0.02 MS-SSIM).
+
+    Minimising it maximises PSNR / psnr_scale + MS-SSIM; whole-image, no mask.
+    """
+
+    def __init__(self, psnr_scale: float = 50.0) -> None:
+        super().__init__()
+        if psnr_scale <= 0:
+            raise ConfigError(f"score psnr_scale must be > 0 dB, got {psnr_scale}")
+        self.psnr_scale = psnr_scale
+
+    def forward(self, ctx: LossContext) -> torch.Tensor:
+        psnr = psnr_per_image(ctx.output, ctx.target).mean()
+        return (1.0 - ms_ssim_value(ctx.output, ctx.target)) - psnr / self.psnr_scale

@@ -28,8 +28,10 @@ def is_image_file(path: Path) -> bool:
 
 def _decode(path: Path) -> torch.Tensor:
     try:
-        raw = read_file(str(path))
-        return decode_image(raw, mode=ImageReadMode.UNCHANGED, apply_exif_orientation=True)
+        with warnings.catch_warnings():  # torchvision 0.29 flags its decoders as deprecated in favour of torchcodec
+            warnings.simplefilter("ignore", DeprecationWarning)
+            raw = read_file(str(path))
+            return decode_image(raw, mode=ImageReadMode.UNCHANGED, apply_exif_orientation=True)
     except (RuntimeError, ValueError, OSError) as exc:
         raise DataError(f"cannot read image {path}: {exc}. Re-export it as PNG or JPEG, or remove it.") from exc
 

@@ -1,0 +1,65 @@
+"""Paired augmentation keeps input, target and mask aligned, and is a pure function of its generator."""
+
+import torch
+
+from gan_retouch.data.augment import AugmentOptions, augment_item, salt_and_pepper
+
+
+def _item() -> dict:
+    ramp = torch.linspace(0, 1, 40)
+    noise = torch.rand(32, 40, generator=torch.Generator().manual_seed(0))
+    image = torch.stack([ramp[None, :].expand(32, 40), ramp[:32, None].expand(32, 40), noise])
+    return {"input": image.clone(), "target": image.clone() * 0.5, "mask": image[:1].clone(), "name": "x"}
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_geometry_is_identical_on_input_target_and_mask() -> None:
+    options = AugmentOptions(crop=20, hflip=True, rotate=10.0)
+    for seed in range(6):
+        out = augment_item(_item(), options, _generator(seed))
+        assert out["input"].shape == (3, 20, 20) and out["mask"].shape == (1, 20, 20)
+        torch.testing.assert_close(out["target"], out["input"] * 0.5)  # would fail if geometries differed
+        torch.testing.assert_close(out["mask"], out["input"][:1])
+
+
+def test_crop_and_flip_without_rotation_are_exact_pixel_copies() -> None:
+    item = _item()
+    flipped_seen = False
+    for seed in range(8):
+        out = augment_item(item, AugmentOptions(crop=16, hflip=True), _generator(seed))
+        windows = item["input"].unfold(1, 16, 1).unfold(2, 16, 1).permute(1, 2, 0, 3, 4)
+        matches = (windows == out["input"]).flatten(2).all(-1)
+        flipped = (windows == out["input"].flip(-1)).flatten(2).all(-1)
+        assert matches.any() or flipped.any()
+        flipped_seen |= bool(flipped.any()) and not bool(matches.any())
+    assert flipped_seen
+
+
+def test_rotation_uses_reflected_borders_and_keeps_values_in_range() -> None:
+    item = {"input": torch.ones(3, 32, 32), "target": torch.ones(3, 32, 32), "name": "x"}
+    out = augment_item(item, AugmentOptions(rotate=30.0), _generator(1))
+    torch.testing.assert_close(out["input"], torch.ones(3, 32, 32))  # zero padding would darken the corners
+
+
+def test_same_generator_seed_same_result() -> None:
+    options = AugmentOptions(crop=24, hflip=True, rotate=10.0, salt_pepper=0.01)
+    a, b = augment_item(_item(), options, _generator(9)), augment_item(_item(), options, _generator(9))
+    assert torch.equal(a["input"], b["input"]) and torch.equal(a["target"], b["target"])
+
+
+def test_resize_then_crop() -> None:
+    out = augment_item(_item(), AugmentOptions(resize=64, crop=48), _generator(0))
+    assert out["input"].shape == (3, 48, 48) and out["mask"].shape == (1, 48, 48)
+
+
+def test_salt_and_pepper_touches_only_the_input() -> None:
+    item = {"input": torch.full((3, 64, 64), 0.5), "target": torch.full((3, 64, 64), 0.5), "name": "x"}
+    out = augment_item(item, AugmentOptions(salt_pepper=0.05), _generator(2))
+    hit = (out["input"] != 0.5).any(0)
+    assert 0.02 < hit.float().mean() < 0.08
+    assert set(out["input"][:, hit].unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(out["target"], item["target"])
+    assert torch.equal(salt_and_pepper(item["input"], 0.0, _generator(0)), item["input"])

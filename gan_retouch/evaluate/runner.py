@@ -1,12 +1,287 @@
-"""Entry point of `gan-retouch test` (lands with issue #7)."""
+"""`gan-retouch test`: score checkpoints on a test split at full resolution and write the comparison page.
+
+Output: ``<results_root>/<name>/<split>_<tag>/`` with ``index.html``, ``images/``, ``metrics.csv`` and
+``metrics.json``. The folder is written under a temporary name and renamed when complete, and an existing
+folder is never touched: a second run gets ``..._2``, ``..._3``. The identity baseline (output = input) is a row
+of every table, so every number has its reference.
+"""
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from gan_retouch.errors import NotImplementedYet
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from torch import nn
+
+from gan_retouch.config import option_defaults
+from gan_retouch.console import console
+from gan_retouch.deploy.tiling import check_tiling, infer
+from gan_retouch.engine.checkpoint import load_generator
+from gan_retouch.errors import ConfigError
+from gan_retouch.evaluate.page import PageRow, format_value, metric_info, write_page
+from gan_retouch.imaging import save_image
+from gan_retouch.metrics import compute_metrics
+from gan_retouch.runtime import resolve_device
+
+IDENTITY = "identity (input)"
+MAX_TAG_LENGTH = 60
+# Colour ramp of the difference heatmaps (black -> purple -> orange -> yellow -> white), like 'inferno'.
+HEATMAP_COLOURS = ((0, 0, 0), (40, 11, 84), (101, 21, 110), (159, 42, 99), (212, 72, 66),
+                   (245, 125, 21), (250, 193, 39), (252, 255, 164))
+
+
+@dataclass
+class Model:
+    """A loaded checkpoint: the network, its short tag (folder names) and its label (tables, page)."""
+
+    network: nn.Module
+    tag: str
+    label: str
+    path: str
+    info: dict[str, Any]
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of ``text``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+
+
+def checkpoint_tag(path: str | Path) -> str:
+    """``<run folder>-<file stem>`` (``checkpoints/quick/best.pt`` -> ``quick-best``); a folder -> its name."""
+    path = Path(path)
+    if path.is_dir():
+        return slug(path.name)
+    return slug(f"{path.parent.name}-{path.stem}" if path.parent.name else path.stem)
+
+
+def results_tag(tags: list[str]) -> str:
+    """One checkpoint: its tag. Several: ``a_vs_b_vs_c``, or ``a_vs_N-more-<hash>`` when that is too long."""
+    joined = "_vs_".join(tags)
+    if len(joined) <= MAX_TAG_LENGTH:
+        return joined
+    digest = hashlib.sha1(joined.encode()).hexdigest()[:8]
+    return f"{tags[0][:30]}_vs_{len(tags) - 1}-more-{digest}"
+
+
+def unused_folder(folder: Path) -> Path:
+    """``folder`` if it does not exist yet, else the first free ``folder_2``, ``folder_3``, ..."""
+    candidate, number = folder, 2
+    while candidate.exists():
+        candidate = folder.with_name(f"{folder.name}_{number}")
+        number += 1
+    return candidate
+
+
+def load_models(paths: list[str], use_ema: bool, device: torch.device) -> list[Model]:
+    """Every checkpoint as a Model on ``device``; labels are unique (a repeated tag gets ``#2``)."""
+    if not paths:
+        raise ConfigError("no checkpoint to test: give one or more --checkpoint PATH (test.checkpoints)")
+    models: list[Model] = []
+    for path in paths:
+        network, info = load_generator(path, use_ema=use_ema, map_location="cpu")
+        tag = checkpoint_tag(path)
+        label = tag if tag not in {m.tag for m in models} else f"{tag}#{len(models) + 1}"
+        label += " (ema)" if info.get("used_ema") else ""
+        models.append(Model(network.to(device).eval(), tag, label, str(info.get("path", path)), info))
+    return models
+
+
+def test_data_options(options: dict[str, Any], first: Model) -> tuple[dict[str, Any], str]:
+    """The data options to score on, and where they came from.
+
+    When the test options leave ``data`` at its defaults (no --data, no recipe data), the first checkpoint's
+    own data options are used, so that the test split is the one the model was trained next to.
+    """
+    saved = (first.info.get("options") or {}).get("data")
+    if options["data"] == option_defaults("test")["data"] and isinstance(saved, dict):
+        return saved, f"the data options saved in {first.path}"
+    return options["data"], "the test options"
+
+
+def lpips_for(mode: Any, device: torch.device) -> tuple[nn.Module | None, str | None]:
+    """The LPIPS network (or None) and a note saying why the LPIPS column is absent."""
+    if mode is False or mode == "false":
+        return None, "LPIPS not computed: test.lpips is false."
+    if mode not in (True, "auto", "true"):
+        raise ConfigError(f"test.lpips must be auto, true or false; got {mode!r}")
+    from gan_retouch.losses.pretrained import build_lpips, weights_unavailable_reason
+
+    reason = weights_unavailable_reason("alexnet")
+    if reason is not None:
+        if mode is True or mode == "true":
+            raise ConfigError(f"test.lpips is true, but {reason}")
+        return None, f"LPIPS not computed: {reason}"
+    return build_lpips(net="alex").to(device).eval(), None
+
+
+def heatmap(output: torch.Tensor, target: torch.Tensor, gain: float) -> torch.Tensor:
+    """``[3,H,W]`` colour map of ``gain * |output - target|`` (mean over RGB; black = equal, white = >= 1/gain)."""
+    error = ((output - target).abs().mean(0) * gain).clamp(0, 1)
+    colours = torch.tensor(HEATMAP_COLOURS, dtype=torch.float32, device=error.device) / 255.0
+    position = error * (len(HEATMAP_COLOURS) - 1)
+    low = position.floor().long().clamp(max=len(HEATMAP_COLOURS) - 2)
+    fraction = (position - low).unsqueeze(-1)
+    rgb = colours[low] * (1 - fraction) + colours[low + 1] * fraction
+    return rgb.permute(2, 0, 1)
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def summarise(per_image: list[dict[str, dict[str, float]]], labels: list[str]) -> dict[str, dict[str, float]]:
+    """Model label -> metric -> mean over images (NaN values, e.g. an empty mask, are left out)."""
+    summary: dict[str, dict[str, float]] = {}
+    for label in labels:
+        names = list(dict.fromkeys(name for row in per_image for name in row[label]))
+        summary[label] = {}
+        for name in names:
+            values = torch.tensor([row[label][name] for row in per_image], dtype=torch.float64)
+            summary[label][name] = float(values.nanmean()) if values.numel() else math.nan
+    return summary
+
+
+def write_tables(folder: Path, names: list[str], per_image: list[dict[str, dict[str, float]]],
+                 summary: dict[str, dict[str, float]], facts: dict[str, Any]) -> None:
+    """``metrics.csv`` (one line per image and model) and ``metrics.json`` (facts, summary, per image)."""
+    metrics = list(dict.fromkeys(name for values in summary.values() for name in values))
+    with (folder / "metrics.csv").open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["image", "model", *metrics])
+        for name, row in zip(names, per_image, strict=True):
+            for label, values in row.items():
+                writer.writerow([name, label, *(f"{values[m]:.6f}" if m in values else "" for m in metrics)])
+    document = {
+        **facts,
+        "summary": {label: {k: _finite(v) for k, v in values.items()} for label, values in summary.items()},
+        "images": [
+            {"name": name, "metrics": {label: {k: _finite(v) for k, v in values.items()} for label, values in row.items()}}
+            for name, row in zip(names, per_image, strict=True)
+        ],
+    }
+    (folder / "metrics.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
+
+
+def summary_table(summary: dict[str, dict[str, float]], title: str) -> Table:
+    """The rich table printed at the end: models x metrics, the best value of each column in bold."""
+    metrics = list(dict.fromkeys(name for values in summary.values() for name in values))
+    table = Table(title=title, title_justify="left")
+    table.add_column("model", style="cyan")
+    for name in metrics:
+        table.add_column(metric_info(name).title + (" ↑" if metric_info(name).higher_is_better else " ↓"), justify="right")
+    for label, values in summary.items():
+        cells = []
+        for name in metrics:
+            column = [v[name] for v in summary.values() if name in v and not math.isnan(v[name])]
+            pick = max if metric_info(name).higher_is_better else min
+            text = format_value(name, values.get(name))
+            best = column and values.get(name) == pick(column) and len(summary) > 1
+            cells.append(f"[bold green]{text}[/]" if best else text)
+        table.add_row(label, *cells, style="dim" if label == IDENTITY else None)
+    return table
+
+
+@torch.no_grad()
+def score_split(dataset: Any, models: list[Model], count: int, settings: dict[str, Any], device: torch.device,
+                lpips_model: nn.Module | None, folder: Path) -> tuple[list[PageRow], list[dict[str, dict[str, float]]]]:
+    """Run every model over the first ``count`` items, save the page images and return rows and metrics."""
+    rows: list[PageRow] = []
+    per_image: list[dict[str, dict[str, float]]] = []
+    columns = [TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=True) as progress:
+        for index in progress.track(range(count), description="scoring"):
+            item = dataset[index]
+            name = str(item.get("name", f"{index:04d}"))
+            stem = f"images/{index:04d}_{slug(Path(name).stem)}"
+            source, target = item["input"][None].to(device), item["target"][None].to(device)
+            mask = item["mask"][None].to(device) if item.get("mask") is not None else None
+            row = PageRow(name=name, input=f"{stem}_input.png", target=f"{stem}_target.png")
+            save_image(source[0], folder / row.input)
+            save_image(target[0], folder / row.target)
+            outputs = {IDENTITY: source}
+            for model in models:
+                outputs[model.label] = infer(model.network, source, mask, settings["tile"], settings["tile_overlap"])
+            metrics = {}
+            for label, output in outputs.items():
+                values = compute_metrics(output, target, mask, lpips_model, settings["y_channel"])
+                metrics[label] = {k: float(v[0]) for k, v in values.items()}
+                diff = f"{stem}_diff_{slug(label)}.png"
+                save_image(heatmap(output[0], target[0], settings["diff_gain"]), folder / diff)
+                row.diffs[label] = diff
+                if label != IDENTITY:
+                    row.outputs[label] = f"{stem}_{slug(label)}.png"
+                    save_image(output[0], folder / row.outputs[label])
+            row.metrics = metrics
+            rows.append(row)
+            per_image.append(metrics)
+    return rows, per_image
 
 
 def run_test(options: dict[str, Any]) -> int:
-    """Not implemented yet: fails with a clear message instead of pretending."""
-    raise NotImplementedYet("`gan-retouch test` is not implemented yet (issue #7)")
+    """Score ``test.checkpoints`` on ``test.split`` and write ``results/<name>/<split>_<tag>/``."""
+    settings = options["test"]
+    check_tiling(settings["tile"], settings["tile_overlap"], "test.tile")
+    device = resolve_device(options["device"])
+    models = load_models(list(settings["checkpoints"]), settings["use_ema"], device)
+    data, data_source = test_data_options(options, models[0])
+    from gan_retouch.data import build_dataset
+
+    dataset = build_dataset(data, settings["split"], options["seed"])
+    count = len(dataset) if settings["count"] is None else min(len(dataset), settings["count"])
+    if count <= 0:
+        raise ConfigError(f"the {settings['split']} split has no images to score (test.count={settings['count']})")
+    lpips_model, lpips_note = lpips_for(settings["lpips"], device)
+    name = options["name"]
+    if name == "test":  # the default: name results after the first checkpoint's run
+        name = slug(str((models[0].info.get("options") or {}).get("name") or "test"))
+    final = unused_folder(Path(options["results_root"]) / name / f"{settings['split']}_{results_tag([m.tag for m in models])}")
+    partial = final.with_name(f".{final.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)  # only ever our own leftover (the name holds our pid)
+    console.print(f"scoring {', '.join(m.label for m in models)} on {count} {settings['split']} images "
+                  f"({data['source']} data from {data_source}) on {device}")
+    rows, per_image = score_split(dataset, models, count, settings, device, lpips_model, partial)
+    labels = [IDENTITY, *(m.label for m in models)]
+    summary = summarise(per_image, labels)
+    notes = [lpips_note] if lpips_note else []
+    if not any("psnr_mask" in values for values in summary.values()):
+        notes.append("PSNR inside/outside the defect mask not computed: this data has no defect masks (data.mask_dir).")
+    facts = {
+        "split": settings["split"],
+        "count": count,
+        "data": data,
+        "device": str(device),
+        "tile": settings["tile"],
+        "checkpoints": [{"label": m.label, "path": m.path, "step": m.info.get("step"), "used_ema": m.info.get("used_ema")}
+                        for m in models],
+        "notes": notes,
+        "written": datetime.now().isoformat(timespec="seconds"),
+    }
+    write_tables(partial, [row.name for row in rows], per_image, summary, facts)
+    details = {
+        "checkpoints": ", ".join(f"{m.label} = {m.path} (step {m.info.get('step')})" for m in models),
+        "split": f"{settings['split']} ({count} images)",
+        "data": data["root"] or data["source"],
+        "diff heatmaps": f"|output - target| x {settings['diff_gain']:g}",
+        "PSNR": "RGB mean, MAX 1" + ("; PSNR-Y on BasicSR's Y channel, no border crop" if settings["y_channel"] else ""),
+        "written": facts["written"],
+    }
+    write_page(partial, rows, summary, title=f"{name}: {settings['split']} split", details=details, notes=notes,
+               page_size=settings["page_size"])
+    os.replace(partial, final)
+    console.print(summary_table(summary, f"{settings['split']} split, mean over {count} images"))
+    for note in notes:
+        console.print(f"[yellow]note:[/] {note}")
+    console.print(f"results: [bold]{final / 'index.html'}[/]")
+    return 0

@@ -1,0 +1,159 @@
+"""Distillation: the loss terms, the teacher extension (adapters, hooks), teacher checks and one short run."""
+
+import json
+
+import pytest
+import torch
+
+import gan_retouch.nets.autoretouch  # noqa: F401  (registers the teacher)
+from gan_retouch.config import resolve
+from gan_retouch.distill import DistillExtension, apply_budget, load_teacher, run_distillation
+from gan_retouch.engine.checkpoint import load_checkpoint, save_checkpoint
+from gan_retouch.errors import CheckpointError, ConfigError
+from gan_retouch.losses.base import LossContext
+from gan_retouch.losses.distill import DistillFeature, DistillOutput, TeacherPerceptual
+from gan_retouch.nets.base import run_generator
+from gan_retouch.nets.student import Student
+from gan_retouch.registry import GENERATORS
+
+TEACHER_ARGS = {"ngf": 8, "n_blocks": 1}
+STUDENT_ARGS = {"width": 4, "depth": 1, "levels": 2}
+LAYERS = {"decoders.1": "blocks", "decoders.0": "up"}
+
+
+def tiny_pair(perceptual=()):
+    teacher = GENERATORS.build("autoretouch", **TEACHER_ARGS)
+    student = Student(**STUDENT_ARGS)
+    extension = DistillExtension(teacher, LAYERS, list(perceptual))
+    extension.attach(student, torch.device("cpu"))
+    return teacher, student, extension
+
+
+def step_context(student, extension, images):
+    ctx = LossContext(input=images, output=student(images), target=images)
+    extension.fill_context(ctx, {"input": images, "target": images})
+    return ctx
+
+
+def test_adapters_map_student_features_onto_teacher_shapes():
+    _, student, extension = tiny_pair()
+    ctx = step_context(student, extension, torch.rand(2, 3, 40, 48))
+    assert set(ctx.student_features) == set(LAYERS)
+    for name in LAYERS:
+        assert ctx.student_features[name].shape == ctx.teacher_features[name].shape
+    assert ctx.teacher_features["decoders.1"].shape == (2, 16, 20, 24)  # teacher trunk: 2*ngf at 1/2
+    assert ctx.teacher_features["decoders.0"].shape == (2, 8, 40, 48)  # teacher upsampler: ngf at full size
+    assert [a.in_channels for a in extension.adapters] == [8, 4]
+    assert ctx.teacher_output.shape == (2, 3, 40, 48) and not ctx.teacher_output.requires_grad
+
+
+def test_unknown_module_names_list_the_available_ones():
+    teacher = GENERATORS.build("autoretouch", **TEACHER_ARGS)
+    with pytest.raises(ConfigError, match="teacher has no module 'trunk'.*blocks"):
+        DistillExtension(teacher, {"decoders.0": "trunk"})
+    extension = DistillExtension(teacher, {"decoder.0": "blocks"})
+    with pytest.raises(ConfigError, match="student has no module 'decoder.0'.*decoders.0"):
+        extension.attach(Student(**STUDENT_ARGS), torch.device("cpu"))
+
+
+def test_short_distillation_run_lowers_the_losses():
+    teacher, student, extension = tiny_pair(perceptual=["blocks"])
+    terms = [DistillOutput(), DistillFeature(), TeacherPerceptual()]
+    optimizer = torch.optim.Adam([*student.parameters(), *extension.adapters.parameters()], lr=1e-2)
+    images = torch.rand(2, 3, 24, 24)
+    history = []
+    for _ in range(12):
+        ctx = step_context(student, extension, images)
+        values = [term(ctx) for term in terms]
+        optimizer.zero_grad()
+        sum(values).backward()
+        optimizer.step()
+        history.append([v.item() for v in values])
+    for index in range(len(terms)):
+        assert history[-1][index] < 0.8 * history[0][index], [h[index] for h in history]
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_terms_without_a_teacher_are_clear_errors():
+    images = torch.rand(1, 3, 16, 16)
+    ctx = LossContext(input=images, output=images, target=images)
+    for term in (DistillOutput(), DistillFeature(), TeacherPerceptual()):
+        with pytest.raises(ConfigError, match="needs"):
+            term(ctx)
+    _, student, extension = tiny_pair()
+    with pytest.raises(ConfigError, match="distill.perceptual_layers"):
+        TeacherPerceptual()(step_context(student, extension, torch.rand(1, 3, 32, 32)))
+    with pytest.raises(ConfigError, match="kind must be one of"):
+        DistillOutput(kind="huber")
+
+
+def test_output_distances():
+    a, b = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.5)
+    ctx = LossContext(input=a, output=a, target=a, teacher_output=b)
+    assert DistillOutput("l1")(ctx).item() == pytest.approx(0.5)
+    assert DistillOutput("mse")(ctx).item() == pytest.approx(0.25)
+    assert DistillOutput("charbonnier")(ctx).item() == pytest.approx(0.5, abs=1e-5)
+
+
+def save_generator_checkpoint(path, kind, name, args):
+    model = GENERATORS.build(name, **args)
+    entry = {"name": name, "args": args, "state_dict": model.state_dict()}
+    return save_checkpoint({"kind": kind, "generator": entry}, path)
+
+
+def test_teacher_checks(tmp_path):
+    with pytest.raises(ConfigError, match="needs a teacher"):
+        load_teacher(None)
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        load_teacher(str(junk))
+    empty = save_checkpoint({"kind": "train"}, tmp_path / "empty.pt")
+    with pytest.raises(CheckpointError, match="holds no generator"):
+        load_teacher(str(empty))
+    student_ckpt = save_generator_checkpoint(tmp_path / "student.pt", "distill", "student", STUDENT_ARGS)
+    with pytest.raises(CheckpointError, match="is a distillation checkpoint.*not a teacher"):
+        load_teacher(str(student_ckpt))
+    good = save_generator_checkpoint(tmp_path / "teacher.pt", "train", "autoretouch", TEACHER_ARGS)
+    teacher, info = load_teacher(str(good))
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    assert info["generator"]["name"] == "autoretouch"
+
+
+def test_budget_option_reports_and_picks(capsys):
+    options, _ = resolve("distill", "student", {"distill": {"budget_mb": 10.0, "budget_gmacs": 65.0}})
+    assert apply_budget(options)["fits_gmacs"]
+    options, _ = resolve("distill", "student", {"distill": {"budget_gmacs": 1.0}})
+    assert not apply_budget(options)["fits_gmacs"]
+    assert "does not fit" in capsys.readouterr().out
+    options, _ = resolve("distill", "student", {"model": {"generator": {"name": "autoretouch"}},
+                                                "distill": {"budget_mb": 10.0}})
+    with pytest.raises(ConfigError, match="budgets apply to the 'student'"):
+        apply_budget(options)
+
+
+def test_distill_end_to_end(tmp_path):
+    teacher_path = save_generator_checkpoint(tmp_path / "teacher.pt", "train", "autoretouch", TEACHER_ARGS)
+    overrides = {
+        "device": "cpu", "checkpoints_root": str(tmp_path / "ck"), "results_root": str(tmp_path / "res"),
+        "data": {"batch_size": 2, "crop": 32, "val_count": 2, "synthetic": {"size": 48, "val_count": 2}},
+        "model": {"generator": {"args": STUDENT_ARGS}},
+        "losses": {"l1": None, "teacher_perceptual": {"weight": 0.05}},  # l1 belongs to another module
+        "train": {"steps": 3, "log_every": 1, "save_every": 3},
+        "val": {"every": 0, "samples": 1},
+        "distill": {"teacher": str(teacher_path), "latency_size": 64, "latency_runs": 1},
+    }
+    options, _ = resolve("distill", "student", overrides)
+    assert run_distillation(options) == 0
+    run_dir = tmp_path / "ck" / "student"
+    report = json.loads((run_dir / "distill_report.json").read_text())
+    assert set(report["rows"]) == {"teacher", "student", "identity"}
+    assert report["rows"]["student"]["params"] < report["rows"]["teacher"]["params"]
+    assert report["rows"]["teacher"]["cpu_ms"] > 0 and report["rows"]["teacher"]["psnr"] > 0
+    state = load_checkpoint(run_dir)
+    assert state["kind"] == "distill" and "adapters" in state["extension"]
+    with pytest.raises(CheckpointError, match="not a teacher"):
+        load_teacher(str(run_dir))
+    student = GENERATORS.build("student", **STUDENT_ARGS)
+    student.load_state_dict(state["generator"]["state_dict"])
+    assert run_generator(student, torch.rand(1, 3, 32, 32))[0].shape == (1, 3, 32, 32)

@@ -1,0 +1,85 @@
+"""`gan-retouch bench`: sane figures for a tiny model on CPU, budget verdicts, and clear errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import gan_retouch.nets  # noqa: F401  (registers the generators)
+from gan_retouch.cli import main
+from gan_retouch.config import resolve
+from gan_retouch.deploy.bench import benchmark, check_budgets, run_bench
+from gan_retouch.engine.checkpoint import save_checkpoint
+from gan_retouch.errors import CheckpointError, ConfigError
+from gan_retouch.registry import GENERATORS
+
+STUDENT = {"width": 4, "depth": 1, "levels": 2}
+QUICK = {"size": 32, "warmup": 1, "runs": 3}
+
+
+def bench_options(**bench: object) -> dict:
+    options, _ = resolve("bench", overrides={"device": "cpu", "bench": {**QUICK, **bench}})
+    return options
+
+
+def test_tiny_student_on_cpu_gives_sane_figures() -> None:
+    model = GENERATORS.build("student", **STUDENT)
+    expected_parameters = sum(p.numel() for p in model.parameters())
+    report = benchmark(model, bench_options()["bench"], torch.device("cpu"))
+    assert report["parameters"] == expected_parameters
+    assert report["size_mb_fp32"] == pytest.approx(2 * report["size_mb_fp16"], rel=0.01)
+    assert report["gmacs"] > 0
+    latency = report["latency_ms"]
+    assert latency["runs"] == 3
+    assert 0 < latency["min"] <= latency["median"] <= latency["p90"]
+    assert report["throughput"]["images_per_s"] == pytest.approx(1000.0 / latency["median"])
+    assert report["memory"]["cpu_peak_rss_mb"] > 10
+    assert report["gpu"] is None
+    assert report["budgets"] == []
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_half_precisions_run_on_cpu(precision: str) -> None:
+    model = GENERATORS.build("autoretouch", ngf=4, n_blocks=1)
+    report = benchmark(model, bench_options(precision=precision, runs=1)["bench"], torch.device("cpu"))
+    assert report["precision"] == precision
+    assert report["latency_ms"]["median"] > 0
+
+
+def test_budget_verdicts() -> None:
+    assert check_budgets(12.0, 3.0, None, None) == []
+    verdicts = check_budgets(12.0, 3.0, 50.0, 2.5)
+    assert [(v["name"], v["passed"]) for v in verdicts] == [("latency", True), ("size", False)]
+    assert check_budgets(50.0, 10.0, 50.0, 10.0)[0]["passed"]  # the limit itself passes
+    with pytest.raises(ConfigError, match="positive"):
+        check_budgets(1.0, 1.0, 0.0, None)
+
+
+def test_cli_json_and_budget_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    generator = GENERATORS.build("student", **STUDENT)
+    entry = {"name": "student", "args": STUDENT, "state_dict": generator.state_dict()}
+    checkpoint = save_checkpoint({"kind": "train", "options": {}, "generator": entry}, tmp_path / "s.pt")
+    quick = ["--set", "bench.warmup=0", "bench.runs=2", "--size", "32", "--device", "cpu"]
+    status = main(["bench", "--checkpoint", str(checkpoint), "--json", "--budget-mb", "10", *quick])
+    report = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert report["parameters"] == sum(p.numel() for p in generator.parameters())
+    assert report["budgets"][0]["passed"] is True
+    assert main(["bench", "--checkpoint", str(checkpoint), "--budget-ms", "1e-6", *quick]) == 1
+    assert "FAIL latency budget" in capsys.readouterr().out
+
+
+def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown generator 'studnet'.*student"):
+        run_bench(bench_options(model="studnet"))
+    with pytest.raises(CheckpointError, match="not found"):
+        run_bench(bench_options(checkpoint=str(tmp_path / "missing.pt")))
+    with pytest.raises(ConfigError, match="exactly one"):
+        run_bench(bench_options())
+    with pytest.raises(ConfigError, match="needs a CUDA device"):
+        run_bench(bench_options(model="student", cuda_graph=True))
+    with pytest.raises(ConfigError, match="bench.precision"):
+        run_bench(bench_options(model="student", precision="int8"))
+    with pytest.raises(ConfigError, match="bench.runs"):
+        run_bench(bench_options(model="student", runs=0))

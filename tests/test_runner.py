@@ -14,6 +14,11 @@ from gan_retouch.engine.checkpoint import save_checkpoint
 from gan_retouch.evaluate.runner import IDENTITY, checkpoint_tag, heatmap, results_tag, unused_folder
 from gan_retouch.registry import GENERATORS
 
+
+def printed(capsys: pytest.CaptureFixture) -> str:
+    """What the command printed, with rich's line wrapping undone."""
+    return " ".join(capsys.readouterr().out.split())
+
 TINY = {"ngf": 4, "n_blocks": 1}
 
 
@@ -88,9 +93,9 @@ def test_tiled_run_matches_and_data_flag_wins(tmp_path: Path, checkpoints: tuple
 
 def test_missing_checkpoint_is_a_clean_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["test", "--device", "cpu", "--set", f"results_root={tmp_path}"]) == 2
-    assert "--checkpoint" in capsys.readouterr().out
+    assert "--checkpoint" in printed(capsys)
     assert main(["test", "--checkpoint", str(tmp_path / "nope.pt"), "--device", "cpu"]) == 2
-    assert "checkpoint not found" in capsys.readouterr().out
+    assert "checkpoint not found" in printed(capsys)
 
 
 def test_tags_folders_and_heatmap(tmp_path: Path) -> None:

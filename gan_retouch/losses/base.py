@@ -43,6 +43,10 @@ class LossTerm(nn.Module):
     needs_discriminator: bool = False  # the engine runs D on the fake output before this term
     needs_teacher: bool = False  # only valid under `gan-retouch distill`
 
+    def __init__(self) -> None:
+        """Explicit, so that terms without arguments reject unknown recipe arguments (the registry reads it)."""
+        super().__init__()
+
     def forward(self, ctx: LossContext) -> torch.Tensor:
         raise NotImplementedError
 

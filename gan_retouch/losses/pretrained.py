@@ -85,13 +85,20 @@ def torchvision_features(arch: str, weights: str) -> nn.Sequential:
     """The frozen, eval-mode ``features`` stack of a torchvision VGG/AlexNet with the chosen weights."""
     choice(arch, list(TORCHVISION_WEIGHTS), "pretrained architecture")
     state = load_backbone_state(arch, weights)
-    model = getattr(models, arch)(weights=None)
-    if state is not None:
+    with torch.device("meta"):  # the classifier (most of the weights) is never materialised
+        features = getattr(models, arch)(weights=None).features
+    features = features.to_empty(device="cpu")
+    if state is None:
+        for layer in features.modules():
+            if isinstance(layer, nn.Conv2d):
+                layer.reset_parameters()
+    else:
+        own = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
         try:
-            model.load_state_dict(state)
+            features.load_state_dict(own)
         except RuntimeError as exc:
             raise ConfigError(f"the {arch} weights do not fit torchvision's {arch}: {exc}") from exc
-    features = model.features.eval()
+    features = features.eval()
     features.requires_grad_(False)
     return features
 

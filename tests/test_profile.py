@@ -52,12 +52,12 @@ def test_reused_layer_is_counted_per_call() -> None:
 
 
 def test_count_macs_leaves_the_model_untouched() -> None:
-    conv = nn.Conv2d(3, 4, 3)
-    before = conv.weight.detach().clone()
-    count_macs(conv, (1, 3, 16, 16))
-    assert conv.weight.device.type == "cpu"
-    assert torch.equal(conv.weight, before)
-    assert not conv._forward_hooks
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    count_macs(model, (2, 3, 16, 16))
+    after = model.state_dict()
+    assert all(after[k].device.type == "cpu" and torch.equal(after[k], v) for k, v in before.items())
+    assert not model[0]._forward_hooks
 
 
 def test_parameters_and_size() -> None:

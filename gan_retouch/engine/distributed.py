@@ -66,3 +66,17 @@ def barrier(info: DistInfo) -> None:
 def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def sync_buffers(modules: list[torch.nn.Module | None], info: DistInfo) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
+
+    DDP broadcasts buffers at the start of each forward, so after a step each rank holds the statistics of its own
+    last batch; validation and checkpoints use rank 0's.
+    """
+    if not info.enabled:
+        return
+    for module in modules:
+        if module is not None:
+            for buffer in module.buffers():
+                dist.broadcast(buffer, src=0)

@@ -197,6 +197,8 @@ class Trainer:
             module = module.to(memory_format=torch.channels_last)
         if self.dist.enabled:
             if self.options["train"]["sync_bn"]:
+                if self.device.type != "cuda":
+                    raise ConfigError("train.sync_bn needs CUDA (SyncBatchNorm is GPU-only); set train.sync_bn=false")
                 module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
             ids = [self.device.index] if self.device.type == "cuda" else None
             module = DistributedDataParallel(module, device_ids=ids)
@@ -397,6 +399,8 @@ class Trainer:
 
     def _non_finite(self, stage: Stage, values: dict[str, torch.Tensor]) -> None:
         bad = [name for name, value in values.items() if not torch.isfinite(value).all()]
+        for buffer, saved in self._buffers_before_step:
+            buffer.copy_(saved)
         latest = self.run_dir / "latest.pt"
         last_good = str(latest) if latest.exists() else "none saved yet"
         policy = self.options["train"]["nan_policy"]
@@ -411,7 +415,13 @@ class Trainer:
             "Lower train.lr, enable train.grad_clip, or set train.nan_policy=skip."
         )
 
+    def _snapshot_buffers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Copies of the BatchNorm running statistics, restored when a step turns out non-finite."""
+        modules = [m for m in (self.generator_plain, self.discriminator_plain) if m is not None]
+        return [(buffer, buffer.detach().clone()) for module in modules for buffer in module.buffers()]
+
     def _train_step(self, stage: Stage) -> tuple[dict[str, torch.Tensor], int]:
+        self._buffers_before_step = self._snapshot_buffers()
         d_steps = int(stage.options["train"]["d_steps"])
         train_d = stage.optimizer_d is not None
         values: dict[str, torch.Tensor] = {}
@@ -472,6 +482,7 @@ class Trainer:
         return self.validator.evaluate(model)
 
     def _validate_and_report(self, stage: Stage) -> dict[str, float]:
+        distributed.sync_buffers([self.generator_plain, self.discriminator_plain, self.eval_generator()], self.dist)
         scores = self.validate(self.eval_generator())
         identity = self.validator.identity()
         if not self.dist.is_main:

@@ -1,0 +1,182 @@
+"""The training engine: GAN modes, stages, resume equivalence, atomic checkpoints, NaN guard, mismatch errors."""
+
+import json
+
+import pytest
+import torch
+from engine_utils import tiny_options
+
+from gan_retouch.engine import checkpoint as checkpoint_module
+from gan_retouch.engine.checkpoint import load_checkpoint, save_checkpoint
+from gan_retouch.engine.trainer import Trainer, TrainingStopped
+from gan_retouch.errors import CheckpointError, ConfigError
+
+
+def read_log(run_dir):
+    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("mode", ["vanilla", "lsgan", "hinge"])
+def test_one_gan_step_updates_generator_and_discriminator(tmp_path, mode):
+    options = tiny_options(tmp_path, "train.steps=1", extra={"losses": {"gan": {"mode": mode, "weight": 1.0}}})
+    trainer = Trainer(options)
+    g_before = {k: v.clone() for k, v in trainer.generator_plain.state_dict().items()}
+    d_before = {k: v.clone() for k, v in trainer.discriminator_plain.state_dict().items()}
+    metrics = trainer.fit()
+    g_changed = any(not torch.equal(g_before[k], v) for k, v in trainer.generator_plain.state_dict().items())
+    d_changed = any(not torch.equal(d_before[k], v) for k, v in trainer.discriminator_plain.state_dict().items())
+    assert g_changed and d_changed
+    record = read_log(trainer.run_dir)[0]
+    assert {"G", "D", "gan", "l1", "lr", "sec_per_step", "images_per_sec"} <= set(record)
+    assert metrics["identity_psnr"] > 20 and "psnr" in metrics
+    state = load_checkpoint(trainer.run_dir / "latest.pt")
+    assert state["step"] == 1 and state["discriminator"]["name"] == "patchgan"
+    assert (trainer.run_dir / "options.yaml").exists() and (trainer.run_dir / "best.pt").exists()
+
+
+def test_reconstruction_mode_needs_no_discriminator(tmp_path):
+    options = tiny_options(tmp_path, "model.discriminator.name=null", "train.steps=2",
+                           extra={"losses": {"gan": None}})
+    trainer = Trainer(options)
+    trainer.fit()
+    assert trainer.discriminator_plain is None
+    assert "D" not in read_log(trainer.run_dir)[0]
+
+
+def test_adversarial_term_without_discriminator_is_an_error(tmp_path):
+    options = tiny_options(tmp_path, "model.discriminator.name=null")
+    with pytest.raises(ConfigError, match="needs? .*discriminator|discriminator.name is null"):
+        Trainer(options)
+
+
+def test_stages_switch_losses_and_learning_rate(tmp_path):
+    stages = [
+        {"name": "first", "steps": 2, "train": {"lr": 1.0e-3, "scheduler": "constant"}, "losses": {"l1": {}}},
+        {"name": "second", "steps": 2, "train": {"lr": 1.0e-4, "scheduler": "constant"}, "losses": {"psnr": {}}},
+    ]
+    options = tiny_options(tmp_path, "model.discriminator.name=null", extra={"losses": {"gan": None},
+                                                                              "stages": stages})
+    trainer = Trainer(options)
+    trainer.fit()
+    log = [r for r in read_log(trainer.run_dir) if "G" in r]
+    assert [r["stage"] for r in log] == ["first", "first", "second", "second"]
+    assert log[0]["lr"] == pytest.approx(1e-3) and log[-1]["lr"] == pytest.approx(1e-4)
+    assert "l1" in log[0] and "psnr" in log[-1] and "l1" not in log[-1]
+
+
+class InterruptAt(Trainer):
+    """A trainer whose Ctrl-C arrives during step ``stop_at``."""
+
+    stop_at = 3
+
+    def _train_step(self, stage):
+        if self.step + 1 == self.stop_at:
+            self._stop_requested = True
+        return super()._train_step(stage)
+
+
+def test_resumed_run_reproduces_the_uninterrupted_weights(tmp_path):
+    extra = {"stages": [
+        {"name": "a", "steps": 2, "train": {"lr": 1.0e-3}},
+        {"name": "b", "steps": 4, "train": {"lr": 5.0e-4, "scheduler": "linear"}},
+    ]}
+    items = ["train.ema=0.9", "train.scheduler=cosine", "data.augment.hflip=true"]
+    straight = Trainer(tiny_options(tmp_path / "a", *items, extra=extra))
+    straight.fit()
+
+    interrupted = InterruptAt(tiny_options(tmp_path / "b", *items, extra=extra))
+    with pytest.raises(TrainingStopped, match="interrupted at step 3"):
+        interrupted.fit()
+    assert load_checkpoint(interrupted.run_dir / "latest.pt")["step"] == 3
+    resumed = Trainer(tiny_options(tmp_path / "b", *items, "train.resume=auto", extra=extra))
+    assert resumed.step == 3
+    resumed.fit()
+    for name in ("generator_plain", "discriminator_plain"):
+        a, b = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=f"{name}.{key}")
+    for key, value in straight.ema.state_dict().items():
+        torch.testing.assert_close(value, resumed.ema.state_dict()[key], rtol=1e-5, atol=1e-6)
+
+
+def test_existing_run_is_never_overwritten_without_resume(tmp_path):
+    Trainer(tiny_options(tmp_path, "train.steps=1")).fit()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        Trainer(tiny_options(tmp_path, "train.steps=1"))
+
+
+def test_crash_during_save_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
+    path = tmp_path / "latest.pt"
+    save_checkpoint({"step": 1, "payload": torch.arange(10)}, path)
+
+    def crash(obj, stream, *args, **kwargs):
+        stream.write(b"partial garbage")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint({"step": 2}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1
+    assert list(tmp_path.iterdir()) == [path]  # no temp file left behind
+
+
+def test_truncated_or_foreign_checkpoints_are_clear_errors(tmp_path):
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        load_checkpoint(tmp_path / "broken.pt")
+    torch.save({"weights": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a gan-retouch checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+
+
+class NanAtStep(Trainer):
+    nan_step = 2
+
+    def _train_step(self, stage):
+        if self.step + 1 == self.nan_step:
+            term = next(iter(stage.losses.terms.values()))
+            original = term.forward
+            term.forward = lambda ctx: original(ctx) * float("nan")
+            try:
+                return super()._train_step(stage)
+            finally:
+                term.forward = original
+        return super()._train_step(stage)
+
+
+def test_nan_guard_stops_with_step_term_and_last_checkpoint(tmp_path):
+    trainer = NanAtStep(tiny_options(tmp_path, "train.save_every=1", "model.discriminator.name=null",
+                                     extra={"losses": {"gan": None}}))
+    with pytest.raises(TrainingStopped, match=r"non-finite loss at step 2 .*l1.*latest.pt"):
+        trainer.fit()
+    weights = load_checkpoint(trainer.run_dir / "latest.pt")["generator"]["state_dict"]
+    for key, value in trainer.generator_plain.state_dict().items():
+        assert torch.equal(value, weights[key])  # the bad step changed nothing
+        assert torch.isfinite(value.float()).all()
+
+
+def test_nan_guard_can_skip_the_step(tmp_path):
+    trainer = NanAtStep(tiny_options(tmp_path, "train.nan_policy=skip", "train.steps=3",
+                                     "model.discriminator.name=null", extra={"losses": {"gan": None}}))
+    trainer.fit()
+    assert trainer.step == 3
+    assert all(torch.isfinite(v.float()).all() for v in trainer.generator_plain.state_dict().values())
+
+
+def test_resuming_with_another_architecture_names_the_mismatch(tmp_path):
+    Trainer(tiny_options(tmp_path, "train.steps=1")).fit()
+    options = tiny_options(tmp_path, "train.steps=2", "train.resume=auto")
+    options["model"]["generator"]["args"]["ngf"] = 8
+    with pytest.raises(CheckpointError, match=r"autoretouch\(.*ngf=4.*but the options ask for.*ngf=8"):
+        Trainer(options)
+
+
+def test_loading_weights_of_another_architecture_names_the_keys(tmp_path):
+    from gan_retouch.engine.checkpoint import load_state_strict
+    from gan_retouch.registry import GENERATORS
+
+    small = GENERATORS.build("autoretouch", ngf=4, n_blocks=1)
+    large = GENERATORS.build("autoretouch", ngf=8, n_blocks=2)
+    with pytest.raises(CheckpointError, match="another architecture.*shape mismatches"):
+        load_state_strict(large, small.state_dict(), "generator", "ckpt.pt")

@@ -122,7 +122,7 @@ def test_page_in_headless_chromium(tmp_path: Path) -> None:
             return [r.get_attribute("data-name") for r in driver.find_elements(By.CSS_SELECTOR, "tr.image-row")]
 
         assert order() == [f"face_{i:02d}.png" for i in range(7)]
-        header = driver.find_element(By.CSS_SELECTOR, "th[data-sort='psnr']")
+        header = driver.find_element(By.CSS_SELECTOR, "thead [data-sort='psnr']")
         driver.execute_script("window.scrollTo(0, 0)")
         header.click()
         expected = [f"face_{i:02d}.png" for i in sorted(range(7), key=lambda i: -PSNR_VALUES[i])]

@@ -48,18 +48,20 @@
       return descending ? y - x : x - y;
     });
     sorted.forEach((row) => body.appendChild(row));
-    table.querySelectorAll("th.sortable").forEach((th) => {
+    table.querySelectorAll(".sortable").forEach((th) => {
       th.classList.toggle("sorted-desc", th.dataset.sort === key && descending);
       th.classList.toggle("sorted-asc", th.dataset.sort === key && !descending);
     });
     showPage(0);
   }
 
-  table.querySelectorAll("th.sortable").forEach((th) => {
-    th.addEventListener("click", () => {
-      const best = th.dataset.higher === "1";  // first click: best first
-      sortBy(th.dataset.sort, sort.key === th.dataset.sort ? !sort.descending : best);
-    });
+  table.querySelectorAll(".sortable").forEach((header) => {
+    const toggle = () => {
+      const best = header.dataset.higher === "1";  // first click: best first
+      sortBy(header.dataset.sort, sort.key === header.dataset.sort ? !sort.descending : best);
+    };
+    header.addEventListener("click", toggle);
+    header.addEventListener("keydown", (event) => { if (event.key === "Enter") toggle(); });
   });
   if (modelSelect) modelSelect.addEventListener("change", () => sortBy(sort.key, sort.descending));
 

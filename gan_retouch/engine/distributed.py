@@ -80,3 +80,13 @@ def sync_buffers(modules: list[torch.nn.Module | None], info: DistInfo) -> None:
         if module is not None:
             for buffer in module.buffers():
                 dist.broadcast(buffer, src=0)
+
+
+def average_gradients(module: torch.nn.Module, info: DistInfo) -> None:
+    """All-reduce the gradients of a module that is not wrapped in DDP (e.g. distillation adapters)."""
+    if not info.enabled:
+        return
+    for parameter in module.parameters():
+        if parameter.grad is not None:
+            dist.all_reduce(parameter.grad, op=dist.ReduceOp.SUM)
+            parameter.grad /= info.world_size

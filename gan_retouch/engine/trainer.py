@@ -464,6 +464,7 @@ class Trainer:
         self._consecutive_skips = 0
         stage.optimizer_g.zero_grad(set_to_none=True)
         stage.scaler_g.scale(total).backward()
+        distributed.average_gradients(self.extra, self.dist)  # the extension's modules are not DDP-wrapped
         params = list(self.generator_plain.parameters()) + list(self.extra.parameters())
         self._clip(stage.scaler_g, stage.optimizer_g, params)
         stage.scaler_g.step(stage.optimizer_g)

@@ -175,21 +175,22 @@ def write_tables(folder: Path, names: list[str], per_image: list[dict[str, dict[
 
 
 def summary_table(summary: dict[str, dict[str, float]], title: str) -> Table:
-    """The rich table printed at the end: models x metrics, the best value of each column in bold."""
+    """The rich table printed at the end: one row per metric, one column per model (fits 80 columns),
+    the best value of each metric in bold green."""
     metrics = list(dict.fromkeys(name for values in summary.values() for name in values))
     table = Table(title=title, title_justify="left")
-    table.add_column("model", style="cyan")
+    table.add_column("metric", style="cyan", no_wrap=True)
+    for label in summary:
+        table.add_column(label, justify="right", overflow="fold", style="dim" if label == IDENTITY else None)
     for name in metrics:
-        table.add_column(metric_info(name).title + (" ↑" if metric_info(name).higher_is_better else " ↓"), justify="right")
-    for label, values in summary.items():
+        info = metric_info(name)
+        known = [v[name] for v in summary.values() if v.get(name) is not None and not math.isnan(v[name])]
+        best = (max if info.higher_is_better else min)(known) if known and len(summary) > 1 else None
         cells = []
-        for name in metrics:
-            column = [v[name] for v in summary.values() if name in v and not math.isnan(v[name])]
-            pick = max if metric_info(name).higher_is_better else min
+        for values in summary.values():
             text = format_value(name, values.get(name))
-            best = column and values.get(name) == pick(column) and len(summary) > 1
-            cells.append(f"[bold green]{text}[/]" if best else text)
-        table.add_row(label, *cells, style="dim" if label == IDENTITY else None)
+            cells.append(f"[bold green]{text}[/]" if best is not None and values.get(name) == best else text)
+        table.add_row(f"{info.title} {'↑' if info.higher_is_better else '↓'}", *cells)
     return table
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from gan_retouch import __version__
 from gan_retouch.config import find_recipe, merge_free, option_docs, parse_set_items, resolve
-from gan_retouch.console import console, options_table
+from gan_retouch.console import console, options_listing, options_table
 from gan_retouch.errors import ConfigError, GanRetouchError
 
 # subcommand -> (flags, option key, argparse keyword arguments); the option files document each key.
@@ -200,7 +200,8 @@ def _run_command(args: argparse.Namespace) -> int:
     if args.command == "retouch":
         return entry(options, args.inputs) or 0
     if args.command in RECIPE_COMMANDS:
-        console.print(options_table(options, sources, option_docs(args.command), "resolved options"))
+        console.print(f"[bold]resolved options[/] of `gan-retouch {args.command}`:")
+        console.print(options_listing(options, sources))
     return entry(options) or 0
 
 

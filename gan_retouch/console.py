@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gan_retouch.config import flatten
@@ -21,7 +22,20 @@ def options_table(options: dict[str, Any], sources: dict[str, str], docs: dict[s
     table.add_column("from", style="magenta")
     table.add_column("meaning", style="dim")
     for key, value in flatten(options).items():
-        source = next((label for path, label in sources.items() if key == path or key.startswith(f"{path}.")), "default")
         shown = json.dumps(value) if not isinstance(value, str) else value
-        table.add_row(key, shown, source, docs.get(key, docs.get(key.rsplit(".", 1)[0], "")))
+        table.add_row(key, shown, _source_of(key, sources), docs.get(key, docs.get(key.rsplit(".", 1)[0], "")))
     return table
+
+
+def options_listing(options: dict[str, Any], sources: dict[str, str]) -> str:
+    """The resolved options, one ``key: value`` line each, values not at their default tagged with their source."""
+    lines = []
+    for key, value in flatten(options).items():
+        source = _source_of(key, sources)
+        shown = json.dumps(value) if not isinstance(value, str) else value
+        lines.append(f"{key}: {escape(shown)}" + (f"  [magenta]# {source}[/]" if source != "default" else ""))
+    return "\n".join(lines)
+
+
+def _source_of(key: str, sources: dict[str, str]) -> str:
+    return next((label for path, label in sources.items() if key == path or key.startswith(f"{path}.")), "default")

@@ -98,7 +98,7 @@ def load_models(paths: list[str], use_ema: bool, device: torch.device) -> list[M
     return models
 
 
-def test_data_options(options: dict[str, Any], first: Model) -> tuple[dict[str, Any], str]:
+def scoring_data_options(options: dict[str, Any], first: Model) -> tuple[dict[str, Any], str]:
     """The data options to score on, and where they came from.
 
     When the test options leave ``data`` at its defaults (no --data, no recipe data), the first checkpoint's
@@ -236,7 +236,7 @@ def run_test(options: dict[str, Any]) -> int:
     check_tiling(settings["tile"], settings["tile_overlap"], "test.tile")
     device = resolve_device(options["device"])
     models = load_models(list(settings["checkpoints"]), settings["use_ema"], device)
-    data, data_source = test_data_options(options, models[0])
+    data, data_source = scoring_data_options(options, models[0])
     from gan_retouch.data import build_dataset
 
     dataset = build_dataset(data, settings["split"], options["seed"])

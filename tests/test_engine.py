@@ -32,6 +32,9 @@ def test_one_gan_step_updates_generator_and_discriminator(tmp_path, mode):
     state = load_checkpoint(trainer.run_dir / "latest.pt")
     assert state["step"] == 1 and state["discriminator"]["name"] == "patchgan"
     assert (trainer.run_dir / "options.yaml").exists() and (trainer.run_dir / "best.pt").exists()
+    assert list((trainer.run_dir / "samples").glob("step_*.png"))
+    page = (trainer.run_dir / "web" / "index.html").read_text()
+    assert "identity" in page and "images/000_" in page
 
 
 def test_reconstruction_mode_needs_no_discriminator(tmp_path):

@@ -488,8 +488,12 @@ class Trainer:
         identity = self.validator.identity()
         if not self.dist.is_main:
             return scores
-        self.validator.save_samples(self.eval_generator(), int(self.options["val"]["samples"]),
-                                    self.run_dir / "samples" / f"step_{self.step:07d}.png")
+        self.validator.save_samples(
+            self.eval_generator(), int(self.options["val"]["samples"]),
+            self.run_dir / "samples" / f"step_{self.step:07d}.png", self.run_dir / "web",
+            title=f"{self.options['name']}: validation at step {self.step}",
+            summary={"identity": identity, "model": scores},
+        )
         metric = self.options["val"]["metric"]
         if metric not in scores:
             raise ConfigError(f"val.metric {metric!r} is not measured here; measured: {', '.join(scores)}"

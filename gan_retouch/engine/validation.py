@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from gan_retouch import metrics
 from gan_retouch.engine.distributed import DistInfo, all_reduce_sum
+from gan_retouch.evaluate.page import PageRow, write_page
 from gan_retouch.imaging import image_grid, save_image
 from gan_retouch.nets.base import run_generator
 
@@ -87,9 +88,14 @@ class Validator:
         return self._identity
 
     @torch.no_grad()
-    def save_samples(self, model: Model, count: int, path: Path) -> Path:
-        """A PNG grid with one row per validation pair: input | output | target."""
-        rows = []
+    def save_samples(self, model: Model, count: int, grid_path: Path, web_dir: Path, title: str,
+                     summary: dict[str, dict[str, float]]) -> Path:
+        """A PNG grid (one row per validation pair: input | output | target) and the run's HTML page.
+
+        The page (``web_dir/index.html``, the same page as ``gan-retouch test`` writes) shows the latest samples
+        with their per-image PSNR / SSIM next to the identity baseline, like pix2pix's web/index.html.
+        """
+        rows, page_rows = [], []
         was_training = isinstance(model, nn.Module) and model.training
         if isinstance(model, nn.Module):
             model.eval()
@@ -98,10 +104,24 @@ class Validator:
             batch = {k: v.unsqueeze(0) for k, v in item.items() if isinstance(v, torch.Tensor)}
             output = self._outputs(model, batch)[0].float().clamp(0, 1).cpu()
             rows.append([item["input"], output, item["target"]])
+            stem = f"{index:03d}_{item['name']}"
+            paths = {}
+            for role, image in (("input", item["input"]), ("output", output), ("target", item["target"])):
+                paths[role] = f"images/{stem}_{role}.png"
+                save_image(image, web_dir / paths[role])
+            target = item["target"].unsqueeze(0)
+            scores = {
+                label: {"psnr": float(metrics.psnr(image.unsqueeze(0), target)[0]),
+                        "ssim": float(metrics.ssim(image.unsqueeze(0), target)[0])}
+                for label, image in (("identity", item["input"]), ("model", output))
+            }
+            page_rows.append(PageRow(name=str(item["name"]), input=paths["input"], target=paths["target"],
+                                     outputs={"model": paths["output"]}, metrics=scores))
         if was_training:
             model.train()
-        save_image(image_grid(rows), path)
-        return path
+        save_image(image_grid(rows), grid_path)
+        write_page(web_dir, page_rows, summary=summary, title=title)
+        return grid_path
 
 
 def is_better(metric: str, value: float, best: float | None) -> bool:

@@ -79,7 +79,9 @@ def test_default_student_fits_the_budget_and_is_20x_cheaper_than_the_teacher():
 def test_budget_report_for_a_fitting_and_a_too_large_configuration():
     ok, figures = student_budget.fits({}, budget_mb=10, budget_gmacs=65)
     assert ok and figures["fits_mb"] and figures["fits_gmacs"]
-    assert figures["mb_fp16"] == pytest.approx(figures["mb_fp32"] / 2)
+    # half, apart from the BatchNorm step counters (int64 buffers keep their size)
+    assert figures["mb_fp16"] == pytest.approx(figures["mb_fp32"] / 2, rel=1e-3)
+    assert figures["mb_fp16"] > figures["mb_fp32"] / 2
     ok, figures = student_budget.fits({"width": 64, "levels": 4}, budget_mb=10, budget_gmacs=65)
     assert not ok and not figures["fits_mb"] and not figures["fits_gmacs"]
 

@@ -20,7 +20,7 @@ Layout (module names are stable so that a recipe can pick features for distillat
     decoders.i           the skip from ``encoders.i`` added, then ``depth`` blocks
     head                 3x3 conv width -> 6 (a and b), zero-initialised
 
-Every block is ``x + pw(act(dw(act(pw(dw(x))))))`` with ``dw`` a 3x3 depthwise conv and ``pw`` a 1x1 conv:
+Every block is ``x + bn(pw(dw(act(bn(pw(dw(x)))))))`` with ``dw`` a 3x3 depthwise conv and ``pw`` a 1x1 conv:
 two depthwise-separable pairs in place of two full 3x3 convs (about 9x fewer MACs at these widths).
 With ``lowres`` = 2 or 4 the network sees the input average-pooled by that factor and its ``a``, ``b`` are
 upsampled bilinearly to full resolution before they are applied (cheap; K is smooth, small D blurs a little).
@@ -50,16 +50,23 @@ def separable(channels: int) -> nn.Sequential:
 
 
 class SeparableBlock(nn.Module):
-    """Residual block of two depthwise-separable convs: ``x + ds2(act(ds1(x)))``."""
+    """Residual block of two depthwise-separable convs, each batch-normalised: ``x + bn2(ds2(act(bn1(ds1(x)))))``.
+
+    The normalisation matters: without it the student learned about 3x slower than the teacher on the quick-start
+    data (+0.7 dB over identity after 250 steps instead of +3.5 dB). At export and inference BatchNorm is a fixed
+    per-channel scale and shift that runtimes fold into the preceding convolution.
+    """
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.ds1 = separable(channels)
+        self.bn1 = nn.BatchNorm2d(channels)
         self.ds2 = separable(channels)
+        self.bn2 = nn.BatchNorm2d(channels)
         self.act = nn.LeakyReLU(0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.ds2(self.act(self.ds1(x)))
+        return x + self.bn2(self.ds2(self.act(self.bn1(self.ds1(x)))))
 
 
 def stack(channels: int, depth: int) -> nn.Sequential:

@@ -183,3 +183,29 @@ def test_loading_weights_of_another_architecture_names_the_keys(tmp_path):
     large = GENERATORS.build("autoretouch", ngf=8, n_blocks=2)
     with pytest.raises(CheckpointError, match="another architecture.*shape mismatches"):
         load_state_strict(large, small.state_dict(), "generator", "ckpt.pt")
+
+
+def test_competition_recipe_runs_its_three_stages_with_the_student(tmp_path):
+    options = tiny_options(tmp_path, "data.synthetic.size=64", "data.crop=48", recipe="competition_3stage",
+                           extra={"model": {"generator": {"name": "student", "args": {
+                               "width": 4, "depth": 1, "levels": 2, "ngf": None, "n_blocks": None, "residual": None}},
+                                            "discriminator": {"name": None}}})
+    for stage in options["stages"]:
+        stage["steps"] = 1
+        stage["data"]["batch_size"] = 2
+        stage["data"]["crop"] = 48 if "crop" in stage["data"] else None
+        stage["data"] = {k: v for k, v in stage["data"].items() if v is not None}
+    trainer = Trainer(options)
+    trainer.fit()
+    log = [r for r in read_log(trainer.run_dir) if "G" in r]
+    assert [r["stage"] for r in log] == ["l1_color", "psnr", "score"]
+    assert {"l1", "color"} <= set(log[0]) and "psnr" in log[1] and "score" in log[2]
+    assert [r["lr"] for r in log] == pytest.approx([5e-4, 5e-5, 2e-5])  # each stage's own rate
+
+
+def test_bf16_autocast_runs_on_cpu_and_fp16_is_a_clear_error(tmp_path):
+    trainer = Trainer(tiny_options(tmp_path / "bf16", "train.amp=bf16", "train.steps=1"))
+    trainer.fit()
+    assert trainer.precision.amp_dtype == torch.bfloat16
+    with pytest.raises(ConfigError, match="fp16 needs CUDA"):
+        Trainer(tiny_options(tmp_path / "fp16", "train.amp=fp16"))

@@ -171,6 +171,7 @@ class Trainer:
         self._resume_state: dict[str, Any] | None = None
         self._stop_requested = False
         self._consecutive_skips = 0
+        self._step_lr = 0.0
         self.validator = self._build_validator()
         self.log = RunLog(self.run_dir, bool(options["train"]["tensorboard"])) if self.dist.is_main else None
         self.gpu = GpuMonitor(device) if self.dist.is_main else None
@@ -526,7 +527,7 @@ class Trainer:
             "step": self.step,
             "stage": stage.name,
             **values,
-            "lr": stage.optimizer_g.param_groups[0]["lr"],
+            "lr": self._step_lr,  # the learning rate the last step used
             "sec_per_step": elapsed / max(1, window.steps),
             "images_per_sec": window.images * self.dist.world_size / max(elapsed, 1e-9),
             **(self.gpu.figures() if self.gpu else {}),
@@ -572,6 +573,7 @@ class Trainer:
                     window = Window()
                     progress.update(task, stage=f"{self.kind} {stage.name} ({index + 1}/{len(self.stage_plan)})")
                     while stage.step < stage.steps:
+                        self._step_lr = stage.optimizer_g.param_groups[0]["lr"]
                         values, images = self._train_step(stage)
                         stage.scheduler_g.step()
                         if stage.scheduler_d is not None:
@@ -582,7 +584,10 @@ class Trainer:
                             window.add(values, images)
                         progress.update(task, completed=self.step)
                         if self.step % log_every == 0 or stage.step == stage.steps:
-                            progress.update(task, info=self._log(stage, window))
+                            info = self._log(stage, window)
+                            progress.update(task, info=info)
+                            if self.dist.is_main and not console.is_terminal:  # no live bar in logs: one line
+                                console.print(f"step {self.step}/{self.total_steps} ({stage.name}) {info}")
                             window = Window()
                         if val_every and self.step % val_every == 0 and stage.step < stage.steps:
                             self._validate_and_report(stage)

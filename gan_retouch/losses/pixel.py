@@ -7,17 +7,15 @@ Images are in [0, 1] (data range 1). The mask-aware terms take ``mask`` (none | 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from pytorch_msssim import ms_ssim, ssim
-from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
+from pytorch_msssim import ssim
 from torchvision.transforms.functional import gaussian_blur
 
 from gan_retouch.errors import ConfigError
 from gan_retouch.losses.base import LossContext, LossTerm
 from gan_retouch.losses.masks import HARD_THRESHOLD, MaskWeighting
+from gan_retouch.metrics import ms_ssim  # per image; fewer scales on small images
 from gan_retouch.registry import LOSSES
 
-MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al. 2003, pytorch-msssim's defaults
 SSIM_WINDOW = 11
 MAX_PSNR_DB = 100.0  # PSNR of a perfect reconstruction is capped here (MSE floored at 1e-10)
 
@@ -136,43 +134,6 @@ class ColorLoss(MaskedPixelTerm):
         return (self.blur(output) - self.blur(target)).abs()
 
 
-def ms_ssim_levels(height: int, width: int, window: int = SSIM_WINDOW) -> int:
-    """How many MS-SSIM scales fit: the coarsest scale must still be larger than the window (5 at most)."""
-    side = min(height, width)
-    levels = 0
-    while levels < len(MS_SSIM_WEIGHTS) and side > (window - 1) * 2**levels:
-        levels += 1
-    if levels == 0:
-        raise ConfigError(f"images of {height}x{width} are too small for MS-SSIM: a side must exceed {window - 1} px")
-    return levels
-
-
-def ms_ssim_value(output: torch.Tensor, target: torch.Tensor, levels: int | None = None) -> torch.Tensor:
-    """MS-SSIM of [0, 1] images (batch mean) with pytorch-msssim's 5 scales when the images allow it (> 160 px).
-
-    Smaller images use the first L scales that fit (or ``levels`` when given), their weights renormalised to
-    sum 1 (one scale = SSIM).
-    """
-    fit = ms_ssim_levels(*output.shape[-2:])
-    levels = fit if levels is None else levels
-    if not 1 <= levels <= fit:
-        raise ConfigError(f"MS-SSIM on {tuple(output.shape[-2:])} images can use 1 to {fit} scales, not {levels}")
-    if levels == len(MS_SSIM_WEIGHTS):
-        return ms_ssim(output, target, data_range=1.0, size_average=True, win_size=SSIM_WINDOW)
-    weights = output.new_tensor(MS_SSIM_WEIGHTS[:levels])
-    weights = weights / weights.sum()
-    window = _fspecial_gauss_1d(SSIM_WINDOW, 1.5).to(output).repeat(output.shape[1], 1, 1, 1)
-    factors = []
-    for level in range(levels):
-        ssim_per_channel, contrast = _ssim(output, target, data_range=1.0, win=window, size_average=False)
-        if level < levels - 1:
-            factors.append(torch.relu(contrast))
-            padding = [s % 2 for s in output.shape[2:]]
-            output, target = F.avg_pool2d(output, 2, padding=padding), F.avg_pool2d(target, 2, padding=padding)
-    factors.append(torch.relu(ssim_per_channel))
-    return torch.prod(torch.stack(factors) ** weights.view(-1, 1, 1), dim=0).mean()
-
-
 @LOSSES.register("ssim")
 class SSIMLoss(LossTerm):
     """1 - SSIM (pytorch-msssim, 11x11 Gaussian window, sigma 1.5, data range 1); whole-image, no mask."""
@@ -186,7 +147,7 @@ class MSSSIMLoss(LossTerm):
     """1 - MS-SSIM (pytorch-msssim; fewer scales, renormalised, on images of 160 px or less); no mask."""
 
     def forward(self, ctx: LossContext) -> torch.Tensor:
-        return 1.0 - ms_ssim_value(ctx.output, ctx.target)
+        return 1.0 - ms_ssim(ctx.output, ctx.target).mean()
 
 
 @LOSSES.register("score")
@@ -204,4 +165,4 @@ class ScoreLoss(LossTerm):
 
     def forward(self, ctx: LossContext) -> torch.Tensor:
         psnr = psnr_per_image(ctx.output, ctx.target).mean()
-        return (1.0 - ms_ssim_value(ctx.output, ctx.target)) - psnr / self.psnr_scale
+        return (1.0 - ms_ssim(ctx.output, ctx.target).mean()) - psnr / self.psnr_scale

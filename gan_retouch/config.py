@@ -27,12 +27,30 @@ STAGE_KEYS = ("name", "steps")
 Options = dict[str, Any]
 
 
+class OptionLoader(yaml.SafeLoader):
+    """YAML with YAML 1.2 booleans: only true/false are booleans, so ``amp: off`` stays the string "off"."""
+
+
+OptionLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+OptionLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse option YAML (recipes, option files, --set values) with YAML 1.2 booleans."""
+    return yaml.load(text, Loader=OptionLoader)  # a SafeLoader subclass: no arbitrary objects
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping, with errors that name the file."""
     if not path.is_file():
         raise ConfigError(f"file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     if data is None:
@@ -227,7 +245,7 @@ def parse_set_items(items: list[str]) -> dict[str, Any]:
         if not key or any(not part for part in key.split(".")):
             raise ConfigError(f"--set has an empty key in {item!r}")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = parse_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
             raise ConfigError(f"--set {item!r}: the value is not a YAML scalar ({exc})") from exc
         node = nested

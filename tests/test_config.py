@@ -55,6 +55,15 @@ def test_set_parses_yaml_scalars_and_converts_ints_to_floats():
     assert options["data"]["augment"]["hflip"] is False
 
 
+def test_on_off_yes_no_stay_strings_only_true_false_are_booleans(tmp_path):
+    options, _ = resolve("train", None, parse_set_items(["train.amp=off", "train.channels_last=false"]))
+    assert options["train"]["amp"] == "off" and options["train"]["channels_last"] is False
+    recipe = write(tmp_path / "r.yaml", {})
+    recipe.write_text("train:\n  amp: off\n  compile: true\n")
+    options, _ = resolve("train", str(recipe))
+    assert options["train"]["amp"] == "off" and options["train"]["compile"] is True
+
+
 def test_recipe_inheritance_by_name_and_relative_path(tmp_path):
     write(tmp_path / "parent.yaml", {"train": {"lr": 1.0e-3, "steps": 10}, "losses": {"l1": {"weight": 1.0}}})
     write(tmp_path / "child.yaml", {"base": "parent", "train": {"steps": 20}, "losses": {"l1": {"weight": 3.0}}})

@@ -209,3 +209,9 @@ def test_bf16_autocast_runs_on_cpu_and_fp16_is_a_clear_error(tmp_path):
     assert trainer.precision.amp_dtype == torch.bfloat16
     with pytest.raises(ConfigError, match="fp16 needs CUDA"):
         Trainer(tiny_options(tmp_path / "fp16", "train.amp=fp16"))
+
+
+def test_leftover_generator_arguments_get_a_hint(tmp_path):
+    options = tiny_options(tmp_path, "model.generator.name=student")
+    with pytest.raises(ConfigError, match=r"no argument 'ngf'.*model.generator.args.NAME=null"):
+        Trainer(options)

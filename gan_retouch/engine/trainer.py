@@ -144,7 +144,13 @@ class Trainer:
             torch.backends.cudnn.benchmark = bool(options["train"]["cudnn_benchmark"])
 
         self.g_entry = dict(options["model"]["generator"])
-        self.generator_plain = GENERATORS.build(self.g_entry["name"], **self.g_entry.get("args", {})).to(device)
+        try:
+            self.generator_plain = GENERATORS.build(self.g_entry["name"], **self.g_entry.get("args", {})).to(device)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{exc}. model.generator.args is {self.g_entry.get('args')}: arguments of another generator may be "
+                "left over from a recipe; remove one with --set model.generator.args.NAME=null"
+            ) from exc
         d_name = options["model"]["discriminator"]["name"]
         self.d_entry = dict(options["model"]["discriminator"]) if d_name else None
         self.discriminator_plain = (

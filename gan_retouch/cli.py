@@ -167,18 +167,19 @@ def _recipe_and_student(args: argparse.Namespace, overrides: dict[str, Any]) -> 
 
 
 def _list_components() -> int:
+    from rich.markup import escape
     from rich.table import Table
 
     import gan_retouch.losses  # noqa: F401  (registers the losses)
     import gan_retouch.nets  # noqa: F401  (registers the networks)
     from gan_retouch.registry import DISCRIMINATORS, GENERATORS, LOSSES
 
-    for registry in (GENERATORS, DISCRIMINATORS, LOSSES):
-        table = Table(title=f"{registry.kind}s", title_justify="left")
+    for title, registry in (("generators", GENERATORS), ("discriminators", DISCRIMINATORS), ("losses", LOSSES)):
+        table = Table(title=title, title_justify="left")
         table.add_column("name", style="cyan")
         table.add_column("what it is")
         for name in registry.names():
-            table.add_row(name, registry.describe(name))
+            table.add_row(name, escape(registry.describe(name)))
         console.print(table)
     return 0
 

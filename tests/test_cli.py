@@ -74,3 +74,12 @@ def test_a_built_wheel_ships_options_and_recipes(tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0].startswith(str(target))  # the installed copy, not the checkout
     assert "quickstart" in lines[1] and lines[2] == "quickstart"
+
+
+def test_list_shows_every_registry_with_unmangled_descriptions(capsys):
+    assert main(["train", "--list"]) == 0
+    out = capsys.readouterr().out
+    for title in ("generators", "discriminators", "losses"):
+        assert title in out
+    assert "autoretouch" in out and "patchgan" in out and "distill_output" in out
+    assert "[[features" in out  # square brackets in a docstring are text, not console markup

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from rich.markup import escape
+
 from gan_retouch import __version__
 from gan_retouch.config import find_recipe, merge_free, option_docs, parse_set_items, resolve
 from gan_retouch.console import console, options_listing, options_table
@@ -167,7 +169,6 @@ def _recipe_and_student(args: argparse.Namespace, overrides: dict[str, Any]) -> 
 
 
 def _list_components() -> int:
-    from rich.markup import escape
     from rich.table import Table
 
     import gan_retouch.losses  # noqa: F401  (registers the losses)
@@ -212,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except GanRetouchError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        return 2
+        console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        return exc.exit_code
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         return 130

@@ -4,6 +4,8 @@
 class GanRetouchError(Exception):
     """A user-facing error: the message says what is wrong and how to fix it."""
 
+    exit_code = 2  # the command's exit status
+
 
 class ConfigError(GanRetouchError):
     """Bad option, recipe or command-line override."""

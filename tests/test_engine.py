@@ -88,8 +88,9 @@ def test_resumed_run_reproduces_the_uninterrupted_weights(tmp_path):
     straight.fit()
 
     interrupted = InterruptAt(tiny_options(tmp_path / "b", *items, extra=extra))
-    with pytest.raises(TrainingStopped, match="interrupted at step 3"):
+    with pytest.raises(TrainingStopped, match="interrupted at step 3") as stopped:
         interrupted.fit()
+    assert stopped.value.exit_code == 130
     assert load_checkpoint(interrupted.run_dir / "latest.pt")["step"] == 3
     resumed = Trainer(tiny_options(tmp_path / "b", *items, "train.resume=auto", extra=extra))
     assert resumed.step == 3

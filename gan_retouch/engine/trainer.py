@@ -52,6 +52,12 @@ class TrainingStopped(GanRetouchError):
     """The run stopped early (Ctrl-C or a non-finite loss); the message says what was saved."""
 
 
+class TrainingInterrupted(TrainingStopped):
+    """Ctrl-C: a checkpoint was saved at a step boundary; exit status 130 like any interrupted command."""
+
+    exit_code = 130
+
+
 class Extension:
     """Hooks that turn the trainer into a distillation run (see ``gan_retouch.distill``); all optional."""
 
@@ -604,7 +610,7 @@ class Trainer:
                         check = self.dist.enabled and self.step % log_every == 0
                         if (check and self._should_stop()) or (not self.dist.enabled and self._stop_requested):
                             path = self.save(stage)
-                            raise TrainingStopped(
+                            raise TrainingInterrupted(
                                 f"interrupted at step {self.step}; saved {path or 'on rank 0'}. "
                                 "Continue with the same command plus --resume."
                             )

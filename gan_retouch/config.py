@@ -99,12 +99,17 @@ def load_recipe(spec: str, relative_to: Path | None = None, _chain: tuple[Path, 
     return merge_free(parent, data)
 
 
-def merge_free(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge two plain mappings (no validation); ``update`` wins, nested mappings merge."""
+def merge_free(base: dict[str, Any], update: dict[str, Any], drop_none: bool = False) -> dict[str, Any]:
+    """Deep-merge two plain mappings (no validation); ``update`` wins, nested mappings merge.
+
+    With ``drop_none`` a ``null`` in ``update`` removes the entry (the rule inside free-form option mappings).
+    """
     merged = copy.deepcopy(base)
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_free(merged[key], value)
+        if value is None and drop_none:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_free(merged[key], value, drop_none)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
@@ -216,23 +221,11 @@ def _apply(schema: dict, values: dict, update: dict, prefix: str, root: dict, so
         elif isinstance(default, dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"{path} must be a mapping, got {value!r} (from {label})")
-            values[key] = _merge_free_form(values[key], value)
+            values[key] = merge_free(values[key], value, drop_none=True)
             sources[path] = label
         else:
             values[key] = _check_type(f"{path} (from {label})", default, value)
             sources[path] = label
-
-
-def _merge_free_form(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(current)
-    for key, value in update.items():
-        if value is None:
-            merged.pop(key, None)
-        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge_free_form(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def parse_set_items(items: list[str]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from gan_retouch import metrics
 from gan_retouch.engine.distributed import DistInfo, all_reduce_sum
+from gan_retouch.errors import ConfigError
 from gan_retouch.evaluate.page import PageRow, write_page
 from gan_retouch.imaging import image_grid, save_image
 from gan_retouch.nets.base import run_generator
@@ -31,8 +32,6 @@ def resolve_lpips(setting: Any) -> tuple[nn.Module | None, str | None]:
     if reason is None:
         return build_lpips("alex").eval(), None
     if setting is True:
-        from gan_retouch.errors import ConfigError
-
         raise ConfigError(f"val.lpips is true but LPIPS cannot run: {reason}")
     return None, reason
 

@@ -310,12 +310,3 @@ def save_options(options: Options, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     header = "# Resolved options of this run: `gan-retouch <command> --recipe <this file>` reproduces it.\n"
     path.write_text(header + yaml.safe_dump(options, sort_keys=False), encoding="utf-8")
-
-
-def choice(value: Any, valid: list[str] | tuple[str, ...], key: str) -> Any:
-    """Check that an option is one of ``valid``; the error names the closest one."""
-    if value not in valid:
-        hint = closest(str(value), [str(v) for v in valid])
-        suggestion = f" Did you mean {hint!r}?" if hint else ""
-        raise ConfigError(f"{key} must be one of {', '.join(map(str, valid))}; got {value!r}.{suggestion}")
-    return value

@@ -20,6 +20,15 @@ def closest(name: str, candidates: list[str]) -> str | None:
     return matches[0] if matches else None
 
 
+def choice(value: Any, valid: list[str] | tuple[str, ...], key: str) -> Any:
+    """Check that an option is one of ``valid``; the error names the closest one."""
+    if value not in valid:
+        hint = closest(str(value), [str(v) for v in valid])
+        suggestion = f" Did you mean {hint!r}?" if hint else ""
+        raise ConfigError(f"{key} must be one of {', '.join(map(str, valid))}; got {value!r}.{suggestion}")
+    return value
+
+
 class Registry:
     """Maps names to constructors (classes or functions) of one kind of component."""
 

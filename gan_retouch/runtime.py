@@ -8,6 +8,15 @@ import torch
 
 from gan_retouch.errors import ConfigError
 
+PRECISION_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}  # the one name -> dtype map
+
+
+def precision_dtype(name: str, key: str) -> torch.dtype:
+    """``fp32`` | ``fp16`` | ``bf16`` -> the torch dtype; anything else is a ConfigError naming ``key``."""
+    if name not in PRECISION_DTYPES:
+        raise ConfigError(f"{key} must be one of {', '.join(PRECISION_DTYPES)}; got {name!r}")
+    return PRECISION_DTYPES[name]
+
 
 def resolve_device(spec: str | None = "auto") -> torch.device:
     """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` -> a torch.device; asking for absent CUDA is an error."""

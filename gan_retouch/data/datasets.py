@@ -11,7 +11,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from gan_retouch.config import choice
+from gan_retouch.registry import choice
 from gan_retouch.data.augment import AugmentOptions, augment_item
 from gan_retouch.data.folders import PairRecord, find_pairs
 from gan_retouch.data.io import read_image, read_mask

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gan_retouch.config import choice
+from gan_retouch.registry import choice
 from gan_retouch.console import console
 from gan_retouch.data.defects import DefectOptions, add_defects
 from gan_retouch.data.io import is_image_file, read_image

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from gan_retouch.config import choice
+from gan_retouch.registry import choice
 from gan_retouch.data.defects import DefectOptions, add_defects
 from gan_retouch.data.noise import generator_for
 from gan_retouch.data.portrait import render_portrait

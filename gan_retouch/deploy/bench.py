@@ -22,7 +22,7 @@ import torch
 from rich.table import Table
 from torch import nn
 
-from gan_retouch.config import choice
+from gan_retouch.registry import choice
 from gan_retouch.console import console
 from gan_retouch.errors import ConfigError
 from gan_retouch.nets.base import run_generator

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from rich.table import Table
 from torch import nn
 
-from gan_retouch.config import choice
+from gan_retouch.registry import choice
 from gan_retouch.console import console
 from gan_retouch.errors import ConfigError, GanRetouchError
 from gan_retouch.nets.base import run_generator, unwrap

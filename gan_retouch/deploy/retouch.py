@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from gan_retouch.config import choice
+from gan_retouch.registry import choice
 from gan_retouch.console import console
 from gan_retouch.deploy.tiling import check_tiling, infer
 from gan_retouch.engine.checkpoint import load_generator

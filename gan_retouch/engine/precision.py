@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from gan_retouch.config import choice
+from gan_retouch.registry import choice
 from gan_retouch.errors import ConfigError
 
 

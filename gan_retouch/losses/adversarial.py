@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gan_retouch.config import choice
+from gan_retouch.registry import choice
 from gan_retouch.losses.base import DiscriminatorOutput, LossContext, LossTerm
 from gan_retouch.registry import LOSSES
 

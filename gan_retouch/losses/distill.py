@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gan_retouch.config import choice
+from gan_retouch.registry import choice
 from gan_retouch.errors import ConfigError
 from gan_retouch.losses.base import LossContext, LossTerm
 from gan_retouch.registry import LOSSES

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torchvision import models
 
-from gan_retouch.config import choice
+from gan_retouch.registry import choice
 from gan_retouch.errors import ConfigError
 
 TORCHVISION_WEIGHTS = {

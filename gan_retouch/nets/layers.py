@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from gan_retouch.config import choice
+from gan_retouch.registry import choice
 from gan_retouch.errors import ConfigError
 
 NORMS = ("batch", "instance", "none")

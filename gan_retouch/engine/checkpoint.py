@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -11,29 +10,15 @@ import torch
 from torch import nn
 
 from gan_retouch.errors import CheckpointError
+from gan_retouch.fileio import atomic_write
 
 FORMAT = "gan-retouch/1"
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """Write ``state`` to ``path`` atomically: a temp file in the same folder, fsync, then rename.
-
-    A crash at any point leaves either the previous file or the new one, never a truncated one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"format": FORMAT, **state}
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(state, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``state`` to ``path`` atomically (``fileio.atomic_write``): the previous file or the new one, never a
+    truncated one. Only tensors and plain data go in, so ``load_checkpoint`` can read it without unpickling code."""
+    return atomic_write(path, lambda stream: torch.save({"format": FORMAT, **state}, stream))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -47,9 +32,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
+        # Never unpickle: a checkpoint from someone else could run code. Only tensors and plain data load.
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"refused to load {path}: it holds Python objects other than tensors and plain data (loading them could "
+            "run code). gan-retouch checkpoints never do; get the file from its author again or retrain."
+        ) from exc
     except Exception as exc:  # torch raises many types for truncated or foreign files
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot read checkpoint {path}: {reason} (truncated or not a PyTorch file)") from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a gan-retouch checkpoint (no '{FORMAT}' format tag)")
     state["path"] = str(path)

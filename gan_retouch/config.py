@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from gan_retouch.errors import ConfigError
+from gan_retouch.option_docs import Range, comments_with_bases, ranges_of
 from gan_retouch.registry import closest
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -126,26 +127,13 @@ def option_defaults(command: str) -> Options:
 
 
 def option_docs(command: str) -> dict[str, str]:
-    """Dotted option key -> the one-line comment beside it in the option files."""
-    docs: dict[str, str] = {}
-    path = OPTIONS_DIR / f"{command}.yaml"
-    stack: list[tuple[int, str]] = []
-    base = None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        match = re.match(r"^(\s*)([A-Za-z_]\w*):(.*)$", line)
-        if not match:
-            continue
-        indent, key, rest = len(match.group(1)), match.group(2), match.group(3)
-        if indent == 0 and key == "base":
-            base = rest.strip()
-            continue
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        dotted = ".".join([k for _, k in stack] + [key])
-        stack.append((indent, key))
-        if " # " in rest:
-            docs[dotted] = rest.split(" # ", 1)[1].strip()
-    return {**option_docs(base), **docs} if base else docs
+    """Dotted option key -> the one-line comment beside it in the option files (range first, when declared)."""
+    return comments_with_bases(OPTIONS_DIR, command)
+
+
+def option_ranges(command: str) -> dict[str, Range]:
+    """Dotted option key -> the valid range its comment declares."""
+    return ranges_of(option_docs(command))
 
 
 def flatten(options: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -206,7 +194,10 @@ def _check_type(path: str, default: Any, value: Any) -> Any:
     )
 
 
-def _apply(schema: dict, values: dict, update: dict, prefix: str, root: dict, sources: dict, label: str) -> None:
+def _apply(
+    schema: dict, values: dict, update: dict, prefix: str, root: dict, sources: dict, label: str,
+    ranges: dict[str, Range],
+) -> None:
     for key, value in update.items():
         path = f"{prefix}{key}"
         if key not in schema:
@@ -217,14 +208,20 @@ def _apply(schema: dict, values: dict, update: dict, prefix: str, root: dict, so
         if isinstance(default, dict) and default:
             if not isinstance(value, dict):
                 raise ConfigError(f"{path} is a group of options; give a mapping, got {value!r} (from {label})")
-            _apply(default, values[key], value, f"{path}.", root, sources, label)
+            _apply(default, values[key], value, f"{path}.", root, sources, label, ranges)
         elif isinstance(default, dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"{path} must be a mapping, got {value!r} (from {label})")
             values[key] = merge_free(values[key], value, drop_none=True)
             sources[path] = label
         else:
-            values[key] = _check_type(f"{path} (from {label})", default, value)
+            valid = ranges.get(path)
+            if value is None and valid is not None and valid.nullable:
+                values[key] = None
+            else:
+                values[key] = _check_type(f"{path} (from {label})", default, value)
+                if valid is not None:
+                    valid.check(f"{path} (from {label})", values[key])
             sources[path] = label
 
 
@@ -251,7 +248,7 @@ def parse_set_items(items: list[str]) -> dict[str, Any]:
     return nested
 
 
-def validate_stages(options: Options, schema: Options) -> None:
+def validate_stages(options: Options, schema: Options, ranges: dict[str, Range]) -> None:
     """Check every stage: a name, a positive step count, and overrides that are valid options."""
     for index, stage in enumerate(options.get("stages") or []):
         label = f"stages[{index}]"
@@ -264,7 +261,7 @@ def validate_stages(options: Options, schema: Options) -> None:
         for key in ("stages", "name", "device", "seed", "checkpoints_root", "results_root", "model"):
             if key in overrides:
                 raise ConfigError(f"{label} cannot override {key!r}: it is fixed for the whole run")
-        _apply(schema, copy.deepcopy(options), overrides, "", schema, {}, label)
+        _apply(schema, copy.deepcopy(options), overrides, "", schema, {}, label, ranges)
 
 
 def stage_options(options: Options, index: int) -> Options:
@@ -288,20 +285,21 @@ def resolve(
 ) -> tuple[Options, dict[str, str]]:
     """Defaults -> recipe -> overrides, validated. Returns the options and where each value came from."""
     schema = option_defaults(command)
+    ranges = option_ranges(command)
     options = copy.deepcopy(schema)
     sources: dict[str, str] = {}
     if recipe:
         recipe_values = load_recipe(recipe)
         recipe_name = Path(recipe).stem
-        _apply(schema, options, recipe_values, "", schema, sources, f"recipe {recipe_name}")
+        _apply(schema, options, recipe_values, "", schema, sources, f"recipe {recipe_name}", ranges)
         if options.get("name") is None and "name" in schema:
             options["name"] = recipe_name
     if overrides:
-        _apply(schema, options, overrides, "", schema, sources, "--set")
+        _apply(schema, options, overrides, "", schema, sources, "--set", ranges)
     if "name" in schema and options.get("name") is None:
         options["name"] = command
     if "stages" in schema:
-        validate_stages(options, schema)
+        validate_stages(options, schema, ranges)
     return options, sources
 
 

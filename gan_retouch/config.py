@@ -194,6 +194,13 @@ def _check_type(path: str, default: Any, value: Any) -> Any:
     )
 
 
+def _as_number(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def _apply(
     schema: dict, values: dict, update: dict, prefix: str, root: dict, sources: dict, label: str,
     ranges: dict[str, Range],
@@ -219,6 +226,8 @@ def _apply(
             if value is None and valid is not None and valid.nullable:
                 values[key] = None
             else:
+                if default is None and valid is not None and isinstance(value, str):
+                    value = _as_number(value)  # "1e-4" is a string in YAML 1.1
                 values[key] = _check_type(f"{path} (from {label})", default, value)
                 if valid is not None:
                     valid.check(f"{path} (from {label})", values[key])

@@ -142,3 +142,57 @@ def test_stages_are_validated_and_their_losses_replace_the_runs(tmp_path):
     no_steps = write(tmp_path / "nosteps.yaml", {"stages": [{"name": "x"}]})
     with pytest.raises(ConfigError, match="steps must be a positive integer"):
         resolve("train", str(no_steps))
+
+
+def _numeric(value) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    return isinstance(value, list) and bool(value) and all(_numeric(item) for item in value)
+
+
+def test_every_numeric_option_declares_a_range_that_holds_its_default():
+    from gan_retouch.config import flatten, option_ranges
+
+    for command in COMMANDS:
+        ranges = option_ranges(command)
+        defaults = flatten(option_defaults(command))
+        undeclared = [key for key, value in defaults.items() if _numeric(value) and key not in ranges]
+        assert undeclared == [], f"{command}: numeric options without a declared range: {undeclared}"
+        for key, valid in ranges.items():
+            valid.check(f"{command} {key}", defaults[key])  # the default itself is valid
+
+
+@pytest.mark.parametrize("item, message", [
+    ("train.lr=-1", r"train.lr .*= -1.* out of range; valid: \(0, inf\)"),
+    ("train.log_every=0", r"train.log_every .* out of range; valid: \[1, inf\)"),
+    ("train.ema=2", r"train.ema .* out of range; valid: \[0, 1\)"),
+    ("train.steps=0", r"train.steps .* out of range"),
+    ("train.steps=-5", r"train.steps .* out of range"),
+    ("train.betas=[0.5, 1.5]", r"train.betas .*1.5 is out of range"),
+    ("data.batch_size=null", r"data.batch_size .*cannot be null"),
+    ("train.lr_d=abc", r"train.lr_d .*must be a number"),
+])
+def test_out_of_range_values_are_clear_errors(item, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve("train", "quickstart", parse_set_items([item]))
+
+
+def test_null_where_the_range_allows_it():
+    options, _ = resolve("train", "quickstart", parse_set_items(["data.val_count=null", "train.lr_d=1e-4"]))
+    assert options["data"]["val_count"] is None and options["train"]["lr_d"] == pytest.approx(1e-4)
+
+
+def test_stage_overrides_are_range_checked(tmp_path):
+    recipe = write(tmp_path / "s.yaml", {"stages": [{"name": "a", "steps": 2, "train": {"lr": -1.0}}]})
+    with pytest.raises(ConfigError, match=r"stages\[0\].*train.lr|train.lr .*stages\[0\]"):
+        resolve("train", str(recipe))
+
+
+def test_range_notation_parses_open_closed_and_null():
+    from gan_retouch.option_docs import parse_range
+
+    valid = parse_range("(0, 1] | null  meaning")
+    assert valid is not None and valid.nullable and valid.contains(1.0) and not valid.contains(0.0)
+    assert parse_range("plain meaning (0 = off)") is None

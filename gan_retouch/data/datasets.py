@@ -11,13 +11,13 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from gan_retouch.registry import choice
 from gan_retouch.data.augment import AugmentOptions, augment_item
 from gan_retouch.data.folders import PairRecord, find_pairs
 from gan_retouch.data.io import read_image, read_mask
 from gan_retouch.data.noise import generator_for
 from gan_retouch.data.synthetic import SPLITS, synthesize_pair
 from gan_retouch.errors import DataError
+from gan_retouch.registry import choice
 
 SOURCES = ("synthetic", "folder", "aligned")
 SYNTHETIC_STREAM_LENGTH = 2**30  # length of the infinite synthetic stream (the engine's sampler treats it as one)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gan_retouch.registry import choice
 from gan_retouch.console import console
 from gan_retouch.data.defects import DefectOptions, add_defects
 from gan_retouch.data.io import is_image_file, read_image
@@ -18,6 +17,7 @@ from gan_retouch.data.skin import detect_skin
 from gan_retouch.data.synthetic import SPLITS, synthesize_pair
 from gan_retouch.errors import ConfigError, DataError
 from gan_retouch.imaging import save_image
+from gan_retouch.registry import choice
 
 FOLDERS = {"input": "source", "target": "target", "mask": "mask", "skin": "skin"}
 

@@ -6,11 +6,11 @@ from typing import Any
 
 import torch
 
-from gan_retouch.registry import choice
 from gan_retouch.data.defects import DefectOptions, add_defects
 from gan_retouch.data.noise import generator_for
 from gan_retouch.data.portrait import render_portrait
 from gan_retouch.errors import ConfigError
+from gan_retouch.registry import choice
 
 SPLITS = ("train", "val", "test")
 MIN_SIZE = 32

@@ -22,11 +22,11 @@ import torch
 from rich.table import Table
 from torch import nn
 
-from gan_retouch.registry import choice
 from gan_retouch.console import console
 from gan_retouch.errors import ConfigError
 from gan_retouch.nets.base import run_generator
 from gan_retouch.nets.profile import count_macs, count_parameters, model_size_mb
+from gan_retouch.registry import choice
 from gan_retouch.runtime import resolve_device, seed_everything
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

@@ -26,10 +26,10 @@ import torch.nn.functional as F
 from rich.table import Table
 from torch import nn
 
-from gan_retouch.registry import choice
 from gan_retouch.console import console
 from gan_retouch.errors import ConfigError, GanRetouchError
 from gan_retouch.nets.base import run_generator, unwrap
+from gan_retouch.registry import choice
 from gan_retouch.runtime import resolve_device
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts"}

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from gan_retouch.registry import choice
 from gan_retouch.errors import ConfigError
+from gan_retouch.registry import choice
 
 
 @dataclass(frozen=True)

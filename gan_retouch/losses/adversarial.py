@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gan_retouch.registry import choice
 from gan_retouch.losses.base import DiscriminatorOutput, LossContext, LossTerm
-from gan_retouch.registry import LOSSES
+from gan_retouch.registry import LOSSES, choice
 
 GAN_MODES = ("vanilla", "lsgan", "hinge")
 

@@ -18,10 +18,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gan_retouch.registry import choice
 from gan_retouch.errors import ConfigError
 from gan_retouch.losses.base import LossContext, LossTerm
-from gan_retouch.registry import LOSSES
+from gan_retouch.registry import LOSSES, choice
 
 PERCEPTUAL_PREFIX = "perceptual:"
 DISTANCES = ("l1", "mse", "charbonnier")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gan_retouch.registry import choice
 from gan_retouch.errors import ConfigError
 from gan_retouch.losses.base import LossContext, LossTerm
-from gan_retouch.registry import LOSSES
+from gan_retouch.registry import LOSSES, choice
 
 MASK_SOURCES = ("none", "given", "hard")
 HARD_THRESHOLD = 30 / 255  # the brief's "blemish" pixels: input and target differ by more than this

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 from torchvision import models
 
-from gan_retouch.registry import choice
 from gan_retouch.errors import ConfigError
+from gan_retouch.registry import choice
 
 TORCHVISION_WEIGHTS = {
     "vgg19": models.VGG19_Weights.IMAGENET1K_V1,

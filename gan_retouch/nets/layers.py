@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from torch import nn
 
-from gan_retouch.registry import choice
 from gan_retouch.errors import ConfigError
+from gan_retouch.registry import choice
 
 NORMS = ("batch", "instance", "none")
 UPSAMPLES = ("nearest", "bilinear", "transpose", "pixelshuffle")

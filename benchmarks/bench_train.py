@@ -20,7 +20,7 @@ import torch
 from gan_retouch.config import parse_set_items, resolve
 from gan_retouch.data import build_dataset, build_loader
 from gan_retouch.engine.sampler import StreamSampler
-from gan_retouch.engine.trainer import Trainer
+from gan_retouch.train import build_training
 from gan_retouch.losses.base import LossContext, WeightedLosses
 from gan_retouch.registry import DISCRIMINATORS, GENERATORS
 
@@ -38,7 +38,7 @@ def options_for(args: argparse.Namespace, root: Path) -> dict:
 
 
 def engine_seconds_per_step(options: dict) -> float:
-    trainer = Trainer(options)
+    trainer = build_training(options)
     trainer.fit()
     records = [json.loads(line) for line in (trainer.run_dir / "log.jsonl").read_text().splitlines()]
     timed = [r["sec_per_step"] for r in records if "sec_per_step" in r][1:]  # drop the warm-up window

@@ -15,8 +15,9 @@ from typing import Any
 from rich.markup import escape
 
 from gan_retouch import __version__
+from gan_retouch.cli_help import options_help, options_listing
 from gan_retouch.config import find_recipe, merge_free, option_docs, parse_set_items, resolve
-from gan_retouch.console import console, options_listing, options_table
+from gan_retouch.console import console
 from gan_retouch.errors import ConfigError, GanRetouchError
 
 # subcommand -> (flags, option key, argparse keyword arguments); the option files document each key.
@@ -85,7 +86,7 @@ RECIPE_COMMANDS = ("train", "distill", "test")
 
 # subcommand -> (module, function) that does the work; imported only when the command runs.
 ENTRY_POINTS = {
-    "train": ("gan_retouch.engine.train", "run_training"),
+    "train": ("gan_retouch.train", "run_training"),
     "distill": ("gan_retouch.distill", "run_distillation"),
     "test": ("gan_retouch.evaluate.runner", "run_test"),
     "retouch": ("gan_retouch.deploy.retouch", "run_retouch"),
@@ -119,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--device", help="auto | cpu | cuda | cuda:N (device)")
         sub.add_argument("--seed", type=int, help="random seed (seed)")
         for flag_names, key, kwargs in flags:
+            if kwargs.get("action") not in ("store_const", "append"):
+                kwargs = {"metavar": key.rsplit(".", 1)[-1].upper(), **kwargs}
             sub.add_argument(*flag_names, dest=key.replace(".", "__"), **kwargs)
         sub.set_defaults(handler=_run_command, parser=sub)
     return parser
@@ -192,7 +195,7 @@ def _run_command(args: argparse.Namespace) -> int:
         args.parser.print_help()
         options, sources = resolve(args.command, recipe, overrides)
         title = f"options of `gan-retouch {args.command}`" + (f" with recipe {recipe}" if recipe else "")
-        console.print(options_table(options, sources, option_docs(args.command), title))
+        console.print(options_help(options, sources, option_docs(args.command), title), soft_wrap=True)
         return 0
     if getattr(args, "list", False):
         return _list_components()

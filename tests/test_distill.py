@@ -7,7 +7,9 @@ import torch
 
 import gan_retouch.nets.autoretouch  # noqa: F401  (registers the teacher)
 from gan_retouch.config import resolve
-from gan_retouch.distill import DistillExtension, apply_budget, load_teacher, run_distillation
+from gan_retouch.distill.command import apply_budget, run_distillation
+from gan_retouch.distill.model import TeacherFeatures
+from gan_retouch.distill.teacher import load_teacher
 from gan_retouch.engine.checkpoint import load_checkpoint, save_checkpoint
 from gan_retouch.errors import CheckpointError, ConfigError
 from gan_retouch.losses.base import LossContext
@@ -24,14 +26,13 @@ LAYERS = {"decoders.1": "blocks", "decoders.0": "up"}
 def tiny_pair(perceptual=()):
     teacher = GENERATORS.build("autoretouch", **TEACHER_ARGS)
     student = Student(**STUDENT_ARGS)
-    extension = DistillExtension(teacher, LAYERS, list(perceptual))
-    extension.attach(student, torch.device("cpu"))
-    return teacher, student, extension
+    features = TeacherFeatures(teacher, student, torch.device("cpu"), LAYERS, list(perceptual))
+    return teacher, student, features
 
 
 def step_context(student, extension, images):
     ctx = LossContext(input=images, output=student(images), target=images)
-    extension.fill_context(ctx, {"input": images, "target": images})
+    extension.fill(ctx, {"input": images, "target": images})
     return ctx
 
 
@@ -49,11 +50,11 @@ def test_adapters_map_student_features_onto_teacher_shapes():
 
 def test_unknown_module_names_list_the_available_ones():
     teacher = GENERATORS.build("autoretouch", **TEACHER_ARGS)
+    student, cpu = Student(**STUDENT_ARGS), torch.device("cpu")
     with pytest.raises(ConfigError, match="teacher has no module 'trunk'.*blocks"):
-        DistillExtension(teacher, {"decoders.0": "trunk"})
-    extension = DistillExtension(teacher, {"decoder.0": "blocks"})
+        TeacherFeatures(teacher, student, cpu, {"decoders.0": "trunk"})
     with pytest.raises(ConfigError, match="student has no module 'decoder.0'.*decoders.0"):
-        extension.attach(Student(**STUDENT_ARGS), torch.device("cpu"))
+        TeacherFeatures(teacher, student, cpu, {"decoder.0": "blocks"})
 
 
 def test_short_distillation_run_lowers_the_losses():

@@ -8,7 +8,8 @@ from engine_utils import tiny_options
 
 from gan_retouch.engine import checkpoint as checkpoint_module
 from gan_retouch.engine.checkpoint import load_checkpoint, save_checkpoint
-from gan_retouch.engine.trainer import Trainer, TrainingStopped
+from gan_retouch.engine.loop import TrainingLoop, TrainingStopped
+from gan_retouch.train import build_training as Trainer
 from gan_retouch.errors import CheckpointError, ConfigError
 
 
@@ -20,11 +21,11 @@ def read_log(run_dir):
 def test_one_gan_step_updates_generator_and_discriminator(tmp_path, mode):
     options = tiny_options(tmp_path, "train.steps=1", extra={"losses": {"gan": {"mode": mode, "weight": 1.0}}})
     trainer = Trainer(options)
-    g_before = {k: v.clone() for k, v in trainer.generator_plain.state_dict().items()}
-    d_before = {k: v.clone() for k, v in trainer.discriminator_plain.state_dict().items()}
+    g_before = {k: v.clone() for k, v in trainer.model.generator.state_dict().items()}
+    d_before = {k: v.clone() for k, v in trainer.model.discriminator.state_dict().items()}
     metrics = trainer.fit()
-    g_changed = any(not torch.equal(g_before[k], v) for k, v in trainer.generator_plain.state_dict().items())
-    d_changed = any(not torch.equal(d_before[k], v) for k, v in trainer.discriminator_plain.state_dict().items())
+    g_changed = any(not torch.equal(g_before[k], v) for k, v in trainer.model.generator.state_dict().items())
+    d_changed = any(not torch.equal(d_before[k], v) for k, v in trainer.model.discriminator.state_dict().items())
     assert g_changed and d_changed
     record = read_log(trainer.run_dir)[0]
     assert {"G", "D", "gan", "l1", "lr", "sec_per_step", "images_per_sec"} <= set(record)
@@ -42,7 +43,7 @@ def test_reconstruction_mode_needs_no_discriminator(tmp_path):
                            extra={"losses": {"gan": None}})
     trainer = Trainer(options)
     trainer.fit()
-    assert trainer.discriminator_plain is None
+    assert trainer.model.discriminator is None
     assert "D" not in read_log(trainer.run_dir)[0]
 
 
@@ -67,15 +68,18 @@ def test_stages_switch_losses_and_learning_rate(tmp_path):
     assert "l1" in log[0] and "psnr" in log[-1] and "l1" not in log[-1]
 
 
-class InterruptAt(Trainer):
-    """A trainer whose Ctrl-C arrives during step ``stop_at``."""
+def InterruptAt(options, stop_at: int = 3) -> TrainingLoop:
+    """A loop whose Ctrl-C arrives during step ``stop_at``."""
+    loop = Trainer(options)
+    step = loop.model.train_step
 
-    stop_at = 3
+    def interrupted_step(batches):
+        if loop.step + 1 == stop_at:
+            loop.stop_requested = True
+        return step(batches)
 
-    def _train_step(self, stage):
-        if self.step + 1 == self.stop_at:
-            self._stop_requested = True
-        return super()._train_step(stage)
+    loop.model.train_step = interrupted_step
+    return loop
 
 
 def test_resumed_run_reproduces_the_uninterrupted_weights(tmp_path):
@@ -95,12 +99,12 @@ def test_resumed_run_reproduces_the_uninterrupted_weights(tmp_path):
     resumed = Trainer(tiny_options(tmp_path / "b", *items, "train.resume=auto", extra=extra))
     assert resumed.step == 3
     resumed.fit()
-    for name in ("generator_plain", "discriminator_plain"):
-        a, b = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
+    for name in ("generator", "discriminator"):
+        a, b = getattr(straight.model, name).state_dict(), getattr(resumed.model, name).state_dict()
         for key in a:
             torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=f"{name}.{key}")
-    for key, value in straight.ema.state_dict().items():
-        torch.testing.assert_close(value, resumed.ema.state_dict()[key], rtol=1e-5, atol=1e-6)
+    for key, value in straight.model.ema.state_dict().items():
+        torch.testing.assert_close(value, resumed.model.ema.state_dict()[key], rtol=1e-5, atol=1e-6)
 
 
 def test_existing_run_is_never_overwritten_without_resume(tmp_path):
@@ -134,19 +138,24 @@ def test_truncated_or_foreign_checkpoints_are_clear_errors(tmp_path):
         load_checkpoint(tmp_path / "foreign.pt")
 
 
-class NanAtStep(Trainer):
-    nan_step = 2
+def NanAtStep(options, nan_step: int = 2) -> TrainingLoop:
+    """A loop whose first loss term turns NaN during step ``nan_step``."""
+    loop = Trainer(options)
+    step = loop.model.train_step
 
-    def _train_step(self, stage):
-        if self.step + 1 == self.nan_step:
-            term = next(iter(stage.losses.terms.values()))
-            original = term.forward
-            term.forward = lambda ctx: original(ctx) * float("nan")
-            try:
-                return super()._train_step(stage)
-            finally:
-                term.forward = original
-        return super()._train_step(stage)
+    def poisoned_step(batches):
+        if loop.step + 1 != nan_step:
+            return step(batches)
+        term = next(iter(loop.model.optimization.losses.terms.values()))
+        original = term.forward
+        term.forward = lambda ctx: original(ctx) * float("nan")
+        try:
+            return step(batches)
+        finally:
+            term.forward = original
+
+    loop.model.train_step = poisoned_step
+    return loop
 
 
 def test_nan_guard_stops_with_step_term_and_last_checkpoint(tmp_path):
@@ -155,7 +164,7 @@ def test_nan_guard_stops_with_step_term_and_last_checkpoint(tmp_path):
     with pytest.raises(TrainingStopped, match=r"non-finite loss at step 2 .*l1.*latest.pt"):
         trainer.fit()
     weights = load_checkpoint(trainer.run_dir / "latest.pt")["generator"]["state_dict"]
-    for key, value in trainer.generator_plain.state_dict().items():
+    for key, value in trainer.model.generator.state_dict().items():
         assert torch.equal(value, weights[key])  # the bad step changed nothing
         assert torch.isfinite(value.float()).all()
 
@@ -165,7 +174,7 @@ def test_nan_guard_can_skip_the_step(tmp_path):
                                      "model.discriminator.name=null", extra={"losses": {"gan": None}}))
     trainer.fit()
     assert trainer.step == 3
-    assert all(torch.isfinite(v.float()).all() for v in trainer.generator_plain.state_dict().values())
+    assert all(torch.isfinite(v.float()).all() for v in trainer.model.generator.state_dict().values())
 
 
 def test_resuming_with_another_architecture_names_the_mismatch(tmp_path):
@@ -207,7 +216,7 @@ def test_competition_recipe_runs_its_three_stages_with_the_student(tmp_path):
 def test_bf16_autocast_runs_on_cpu_and_fp16_is_a_clear_error(tmp_path):
     trainer = Trainer(tiny_options(tmp_path / "bf16", "train.amp=bf16", "train.steps=1"))
     trainer.fit()
-    assert trainer.precision.amp_dtype == torch.bfloat16
+    assert trainer.model.precision.amp_dtype == torch.bfloat16
     with pytest.raises(ConfigError, match="fp16 needs CUDA"):
         Trainer(tiny_options(tmp_path / "fp16", "train.amp=fp16"))
 

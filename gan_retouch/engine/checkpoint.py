@@ -35,6 +35,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         # Never unpickle: a checkpoint from someone else could run code. Only tensors and plain data load.
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "unsupported global" not in str(exc).lower():  # garbage bytes, not a forbidden object
+            raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch file (or a damaged one)") from exc
         raise CheckpointError(
             f"refused to load {path}: it holds Python objects other than tensors and plain data (loading them could "
             "run code). gan-retouch checkpoints never do; get the file from its author again or retrain."

@@ -1,14 +1,72 @@
-"""What a run reports: log.jsonl records, GPU memory/utilisation via NVML, optional TensorBoard."""
+"""What a run reports: log.jsonl records, running means between records, GPU figures, progress and tables."""
 
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
+from gan_retouch.console import console
+from gan_retouch.engine import distributed
+from gan_retouch.engine.distributed import DistInfo
 from gan_retouch.errors import ConfigError
+
+
+@dataclass
+class LogWindow:
+    """Running sums of the loss values between two log records, averaged over DDP ranks when read."""
+
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)
+    steps: int = 0
+    images: int = 0
+    lr: float = 0.0  # the learning rate the last step used
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, values: dict[str, torch.Tensor], images: int, lr: float) -> None:
+        for key, value in values.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value.detach().float()
+        self.steps += 1
+        self.images += images
+        self.lr = lr
+
+    def means(self, dist: DistInfo) -> dict[str, float]:
+        """Mean of each value over the window's steps and over every rank (a collective under DDP)."""
+        keys = list(self.sums)
+        if not keys:
+            return {}
+        stacked = torch.stack([self.sums[k] / max(1, self.steps) for k in keys])
+        stacked = distributed.all_reduce_mean(stacked, dist)
+        return {key: float(stacked[i]) for i, key in enumerate(keys)}
+
+    def speed(self, world_size: int) -> dict[str, float]:
+        elapsed = time.perf_counter() - self.started
+        return {"sec_per_step": elapsed / max(1, self.steps),
+                "images_per_sec": self.images * world_size / max(elapsed, 1e-9)}
+
+
+def progress_bar(enabled: bool) -> Progress:
+    """The live progress bar of a run (stage, steps, time left, latest losses)."""
+    return Progress(
+        TextColumn("[bold]{task.fields[stage]}[/]"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console, disable=not enabled,
+    )
+
+
+def validation_table(step: int, scores: dict[str, float], identity: dict[str, float]) -> Table:
+    """Model vs identity baseline at one validation."""
+    table = Table(title=f"validation at step {step}", title_justify="left")
+    table.add_column("")
+    for name in scores:
+        table.add_column(name, justify="right")
+    table.add_row("model", *(f"{v:.4f}" for v in scores.values()))
+    table.add_row("identity", *(f"{identity.get(k, float('nan')):.4f}" for k in scores))
+    return table
 
 
 class GpuMonitor:

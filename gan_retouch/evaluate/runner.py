@@ -31,6 +31,7 @@ from gan_retouch.deploy.tiling import check_tiling, infer
 from gan_retouch.engine.checkpoint import load_generator
 from gan_retouch.errors import ConfigError
 from gan_retouch.evaluate.page import PageRow, format_value, metric_info, write_page
+from gan_retouch.evaluate.validation import resolve_lpips
 from gan_retouch.imaging import save_image
 from gan_retouch.metrics import compute_metrics
 from gan_retouch.runtime import resolve_device
@@ -108,22 +109,6 @@ def scoring_data_options(options: dict[str, Any], first: Model) -> tuple[dict[st
     if options["data"] == option_defaults("test")["data"] and isinstance(saved, dict):
         return saved, f"the data options saved in {first.path}"
     return options["data"], "the test options"
-
-
-def lpips_for(mode: Any, device: torch.device) -> tuple[nn.Module | None, str | None]:
-    """The LPIPS network (or None) and a note saying why the LPIPS column is absent."""
-    if mode is False or mode == "false":
-        return None, "LPIPS not computed: test.lpips is false."
-    if mode not in (True, "auto", "true"):
-        raise ConfigError(f"test.lpips must be auto, true or false; got {mode!r}")
-    from gan_retouch.losses.pretrained import build_lpips, weights_unavailable_reason
-
-    reason = weights_unavailable_reason("alexnet")
-    if reason is not None:
-        if mode is True or mode == "true":
-            raise ConfigError(f"test.lpips is true, but {reason}")
-        return None, f"LPIPS not computed: {reason}"
-    return build_lpips(net="alex").to(device).eval(), None
 
 
 def heatmap(output: torch.Tensor, target: torch.Tensor, gain: float) -> torch.Tensor:
@@ -243,7 +228,8 @@ def run_test(options: dict[str, Any]) -> int:
     count = len(dataset) if settings["count"] is None else min(len(dataset), settings["count"])
     if count <= 0:
         raise ConfigError(f"the {settings['split']} split has no images to score (test.count={settings['count']})")
-    lpips_model, lpips_note = lpips_for(settings["lpips"], device)
+    lpips_model, lpips_note = resolve_lpips(settings["lpips"], "test.lpips")
+    lpips_model = lpips_model.to(device) if lpips_model is not None else None
     name = options["name"]
     if name == "test":  # the default: name results after the first checkpoint's run
         name = slug(str((models[0].info.get("options") or {}).get("name") or "test"))

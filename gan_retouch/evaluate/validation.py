@@ -1,4 +1,5 @@
-"""Validation on a fixed set: mean PSNR / SSIM / MS-SSIM (and LPIPS when its weights are here), sample grids."""
+"""Validation during training: mean PSNR / SSIM / MS-SSIM (and LPIPS when its weights are here) on fixed pairs,
+the identity baseline, and the sample grid + HTML page of the run (the same page ``gan-retouch test`` writes)."""
 
 from __future__ import annotations
 
@@ -11,46 +12,62 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from gan_retouch import metrics
+from gan_retouch.data import build_dataset
 from gan_retouch.engine.distributed import DistInfo, all_reduce_sum
 from gan_retouch.errors import ConfigError
 from gan_retouch.evaluate.page import PageRow, write_page
 from gan_retouch.imaging import image_grid, save_image
 from gan_retouch.nets.base import run_generator
 
-Model = nn.Module | Callable[[torch.Tensor], torch.Tensor]
+ImageFunction = nn.Module | Callable[[torch.Tensor], torch.Tensor]  # a generator, or any image -> image callable
 METRICS = ("psnr", "ssim", "ms_ssim")
-LOWER_IS_BETTER = {"lpips"}
 
 
-def resolve_lpips(setting: Any) -> tuple[nn.Module | None, str | None]:
-    """The LPIPS network for ``val.lpips`` (auto | true | false), or None and the reason it is left out."""
+def resolve_lpips(setting: Any, key: str) -> tuple[nn.Module | None, str | None]:
+    """The LPIPS network for an ``auto | true | false`` option, or None and the reason it is left out."""
+    if setting not in (True, False, "auto"):
+        raise ConfigError(f"{key} must be auto, true or false; got {setting!r}")
     if setting is False:
-        return None, "val.lpips is false"
+        return None, f"LPIPS not computed: {key} is false."
     from gan_retouch.losses.pretrained import build_lpips, weights_unavailable_reason
 
     reason = weights_unavailable_reason("alexnet")
     if reason is None:
         return build_lpips("alex").eval(), None
     if setting is True:
-        raise ConfigError(f"val.lpips is true but LPIPS cannot run: {reason}")
-    return None, reason
+        raise ConfigError(f"{key} is true, but LPIPS cannot run: {reason}")
+    return None, f"LPIPS not computed: {reason}"
 
 
 class Validator:
     """Scores any generator (or callable) on the same validation pairs, sharded over DDP ranks."""
 
-    def __init__(
-        self, dataset: Dataset, device: torch.device, dist: DistInfo, batch_size: int, lpips: nn.Module | None = None
-    ) -> None:
+    def __init__(self, dataset: Dataset, device: torch.device, dist: DistInfo, batch_size: int,
+                 lpips: nn.Module | None = None, samples: int = 4, title: str = "validation") -> None:
         self.dataset = dataset
         self.device = device
         self.dist = dist
         shard = Subset(dataset, list(range(dist.rank, len(dataset), dist.world_size)))
         self.loader = DataLoader(shard, batch_size=batch_size, shuffle=False)
         self.lpips = lpips.to(device) if lpips is not None else None
+        self.samples = samples
+        self.title = title
         self._identity: dict[str, float] | None = None
 
-    def _outputs(self, model: Model, batch: dict[str, Any]) -> torch.Tensor:
+    @classmethod
+    def from_options(cls, options: dict[str, Any], device: torch.device, dist: DistInfo) -> Validator:
+        """The validation split of ``options["data"]`` (``data.val_count`` pairs, null = all), LPIPS per ``val.lpips``."""
+        data = options["data"]
+        dataset = build_dataset(data, "val", int(options["seed"]))
+        count = data.get("val_count")
+        if count is not None and count < len(dataset):
+            dataset = Subset(dataset, list(range(int(count))))
+        lpips_model, _ = resolve_lpips(options["val"]["lpips"], "val.lpips")
+        batch_size = 4 if data["source"] == "synthetic" else 1
+        return cls(dataset, device, dist, batch_size, lpips_model, int(options["val"]["samples"]),
+                   str(options["name"]))
+
+    def _outputs(self, model: ImageFunction, batch: dict[str, Any]) -> torch.Tensor:
         x = batch["input"].to(self.device)
         if isinstance(model, nn.Module):
             mask = batch["mask"].to(self.device) if "mask" in batch else None
@@ -58,7 +75,7 @@ class Validator:
         return model(x)
 
     @torch.no_grad()
-    def evaluate(self, model: Model) -> dict[str, float]:
+    def evaluate(self, model: ImageFunction) -> dict[str, float]:
         """Mean metrics of ``model`` over the validation set (averaged over every pair on every rank)."""
         was_training = isinstance(model, nn.Module) and model.training
         if isinstance(model, nn.Module):
@@ -87,18 +104,16 @@ class Validator:
         return self._identity
 
     @torch.no_grad()
-    def save_samples(self, model: Model, count: int, grid_path: Path, web_dir: Path, title: str,
-                     summary: dict[str, dict[str, float]]) -> Path:
-        """A PNG grid (one row per validation pair: input | output | target) and the run's HTML page.
-
-        The page (``web_dir/index.html``, the same page as ``gan-retouch test`` writes) shows the latest samples
-        with their per-image PSNR / SSIM next to the identity baseline, like pix2pix's web/index.html.
-        """
+    def write_samples(self, model: ImageFunction, step: int, run_dir: Path,
+                      summary: dict[str, dict[str, float]]) -> Path:
+        """``samples/step_N.png`` (one row per pair: input | output | target) and the run's ``web/index.html``,
+        with per-image PSNR / SSIM next to the identity baseline, like pix2pix's web/index.html."""
+        web_dir = Path(run_dir) / "web"
         rows, page_rows = [], []
         was_training = isinstance(model, nn.Module) and model.training
         if isinstance(model, nn.Module):
             model.eval()
-        for index in range(min(count, len(self.dataset))):
+        for index in range(min(self.samples, len(self.dataset))):
             item = self.dataset[index]
             batch = {k: v.unsqueeze(0) for k, v in item.items() if isinstance(v, torch.Tensor)}
             output = self._outputs(model, batch)[0].float().clamp(0, 1).cpu()
@@ -118,13 +133,7 @@ class Validator:
                                      outputs={"model": paths["output"]}, metrics=scores))
         if was_training:
             model.train()
+        grid_path = Path(run_dir) / "samples" / f"step_{step:07d}.png"
         save_image(image_grid(rows), grid_path)
-        write_page(web_dir, page_rows, summary=summary, title=title)
+        write_page(web_dir, page_rows, summary=summary, title=f"{self.title}: validation at step {step}")
         return grid_path
-
-
-def is_better(metric: str, value: float, best: float | None) -> bool:
-    """Whether ``value`` improves on ``best`` for this metric (lower is better for LPIPS)."""
-    if best is None:
-        return True
-    return value < best if metric in LOWER_IS_BETTER else value > best

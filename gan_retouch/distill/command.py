@@ -1,0 +1,77 @@
+"""`gan-retouch distill`: train the student (``model.generator``) under a frozen teacher, then compare them.
+
+The loop is the engine's; ``DistillModel`` adds the teacher and the feature adapters. At the end the report
+compares teacher, student and identity on the validation set (``distill_report.json`` in the run folder).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gan_retouch.config import stage_options
+from gan_retouch.console import console
+from gan_retouch.distill.model import DistillModel
+from gan_retouch.distill.report import write_report
+from gan_retouch.distill.teacher import load_teacher
+from gan_retouch.engine.loop import TrainingLoop
+from gan_retouch.errors import ConfigError
+from gan_retouch.evaluate.validation import Validator
+from gan_retouch.nets.student_budget import describe_budget, fits, largest_fitting
+
+
+def apply_budget(options: dict[str, Any]) -> dict[str, Any] | None:
+    """Report whether the student fits ``distill.budget_*``; with ``fit_budget`` pick the largest that does.
+
+    Returns the student's figures (None without a budget); may replace ``model.generator.args``.
+    """
+    distill = options["distill"]
+    budget_mb, budget_gmacs = distill["budget_mb"], distill["budget_gmacs"]
+    if budget_mb is None and budget_gmacs is None and not distill["fit_budget"]:
+        return None
+    generator = options["model"]["generator"]
+    if generator["name"] != "student":
+        raise ConfigError(f"distill budgets apply to the 'student' generator, not {generator['name']!r}; "
+                          "use `gan-retouch bench --budget-mb` for other networks")
+    size = int(distill["latency_size"])
+    if distill["fit_budget"]:
+        grid_args = ("width", "depth", "levels")
+        base = {k: v for k, v in generator.get("args", {}).items() if k not in grid_args}
+        generator["args"] = largest_fitting(budget_mb, budget_gmacs, size, base_args=base)
+    ok, figures = fits(generator.get("args", {}), budget_mb, budget_gmacs, size)
+    verdict = "[green]fits[/]" if ok else "[red]does not fit[/]"
+    console.print(
+        f"student {generator.get('args', {})}: {figures['mb_fp32']:.2f} MB fp32 ({figures['mb_fp16']:.2f} fp16), "
+        f"{figures['gmacs']:.1f} GMACs at {size}x{size}: {verdict} {describe_budget(budget_mb, budget_gmacs, size)}"
+    )
+    return figures
+
+
+def check_perceptual_option(options: dict[str, Any]) -> None:
+    """A teacher_perceptual term without ``distill.perceptual_layers`` is an error before training starts."""
+    specs = [options["losses"]] + [stage_options(options, i)["losses"] for i in range(len(options["stages"] or []))]
+    uses = any(
+        (entry.get("type", label) if isinstance(entry, dict) else label) == "teacher_perceptual"
+        for spec in specs for label, entry in spec.items()
+    )
+    if uses and not options["distill"]["perceptual_layers"]:
+        raise ConfigError("the loss term teacher_perceptual needs distill.perceptual_layers (teacher module "
+                          "names, e.g. [blocks]); set it or remove the term")
+
+
+def run_distillation(options: dict[str, Any]) -> int:
+    """Distill ``distill.teacher`` into ``model.generator`` and print the comparison table."""
+    teacher, info = load_teacher(options["distill"]["teacher"])
+    check_perceptual_option(options)
+    apply_budget(options)
+
+    def model_factory(options, device, dist, precision) -> DistillModel:
+        return DistillModel(options, device, dist, precision, teacher=teacher, teacher_info=info)
+
+    loop = TrainingLoop(options, model_factory, Validator.from_options)
+    final = loop.fit()
+    if loop.dist.is_main:
+        features = loop.model.features
+        teacher_scores = loop.validation.evaluate(lambda x: features.run_teacher(x))
+        write_report(loop.run_dir, options, teacher_scores, final, features.teacher,
+                     loop.model.eval_generator(), info.get("path"))
+    return 0

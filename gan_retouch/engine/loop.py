@@ -1,0 +1,254 @@
+"""The training loop: stages in order, and the schedule of logging, validation and saving around model steps.
+
+``TrainingLoop`` owns time (steps, stages, Ctrl-C, progress, the summary); the ``RetouchModel`` it drives owns
+the networks and their optimization. Validation is handed in by the command (``gan_retouch.evaluate``), so the
+engine knows only the small ``Validation`` protocol below.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from gan_retouch.config import Options
+from gan_retouch.console import console
+from gan_retouch.engine import distributed
+from gan_retouch.engine.checkpoint import save_checkpoint
+from gan_retouch.engine.distributed import DistInfo
+from gan_retouch.engine.model import NonFiniteStep, RetouchModel
+from gan_retouch.engine.monitor import GpuMonitor, LogWindow, RunLog, progress_bar, validation_table
+from gan_retouch.engine.precision import resolve_precision
+from gan_retouch.engine.run_folder import RunFolder
+from gan_retouch.engine.stage import StagePlan, batch_stream, plan_stages
+from gan_retouch.errors import ConfigError, GanRetouchError
+from gan_retouch.runtime import resolve_device, seed_everything
+
+MAX_CONSECUTIVE_SKIPS = 20  # nan_policy=skip gives up after this many non-finite steps in a row
+LOWER_IS_BETTER = {"lpips"}
+
+
+class TrainingStopped(GanRetouchError):
+    """The run stopped early (Ctrl-C or a non-finite loss); the message says what was saved."""
+
+
+class TrainingInterrupted(TrainingStopped):
+    """Ctrl-C: a checkpoint was saved at a step boundary; exit status 130 like any interrupted command."""
+
+    exit_code = 130
+
+
+class Validation(Protocol):
+    """What the loop needs from validation (``gan_retouch.evaluate.validation.Validator`` provides it)."""
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]: ...
+
+    def identity(self) -> dict[str, float]: ...
+
+    def write_samples(self, model: nn.Module, step: int, run_dir: Any, summary: dict[str, dict[str, float]]) -> None:
+        ...
+
+
+ModelFactory = Callable[[Options, torch.device, DistInfo, Any], RetouchModel]
+ValidationFactory = Callable[[Options, torch.device, DistInfo], Validation]
+
+
+def is_better(metric: str, value: float, best: float | None) -> bool:
+    """Whether ``value`` improves on ``best`` for this metric (lower is better for LPIPS)."""
+    if best is None:
+        return True
+    return value < best if metric in LOWER_IS_BETTER else value > best
+
+
+class TrainingLoop:
+    """Runs the remaining stages of a run; every failure of the options or folder surfaces before step 1."""
+
+    def __init__(self, options: Options, model_factory: ModelFactory, validation_factory: ValidationFactory) -> None:
+        self.options = options
+        self.dist = distributed.init_distributed(str(options["device"]))
+        device = resolve_device(options["device"])
+        if self.dist.enabled and device.type == "cuda":
+            device = torch.device(f"cuda:{self.dist.local_rank}")
+            torch.cuda.set_device(device)
+        self.device = device
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = bool(options["train"]["cudnn_benchmark"])
+        seed_everything(int(options["seed"]))  # identical initial weights on every rank
+        self.model = model_factory(options, device, self.dist, resolve_precision(options["train"], device))
+        self.plans = plan_stages(options)
+        self.total_steps = sum(plan.steps for plan in self.plans)
+        self.validation = validation_factory(options, device, self.dist)
+        self.run = RunFolder(options, self.dist.is_main)
+        self.run_dir = self.run.path
+        self.step = self.stage_index = self.stage_step = 0
+        self.best: dict[str, Any] = {"metric": options["val"]["metric"], "value": None, "step": None}
+        self.stop_requested = False
+        self._skips = 0
+        state = self.run.open()
+        if state is not None:
+            self.step, self.stage_index, self.stage_step = int(state["step"]), int(state["stage"]), int(
+                state["stage_step"])
+            self.best = state.get("best", self.best)
+            self.model.start_stage(self.plans[self.stage_index])
+            self.model.load_state_dict(state)
+        self.log = RunLog(self.run_dir, bool(options["train"]["tensorboard"])) if self.dist.is_main else None
+        self.gpu = GpuMonitor(device) if self.dist.is_main else None
+
+    # ----------------------------------------------------------------- saving and validation
+    def save(self, plan: StagePlan, name: str = "latest.pt") -> None:
+        """An atomic checkpoint of the model and the loop's position (rank 0 only)."""
+        if self.dist.is_main:
+            save_checkpoint({**self.model.state_dict(), "options": self.options, "step": self.step,
+                             "stage": plan.index, "stage_step": self.stage_step, "best": self.best},
+                            self.run_dir / name)
+
+    def validate(self, plan: StagePlan) -> dict[str, float]:
+        """Validation metrics of the evaluation generator; samples, page, log record and best.pt on rank 0."""
+        model = self.model
+        distributed.sync_buffers([model.generator, model.discriminator, model.eval_generator()], self.dist)
+        scores = self.validation.evaluate(model.eval_generator())
+        identity = self.validation.identity()
+        if not self.dist.is_main:
+            return scores
+        self.validation.write_samples(model.eval_generator(), self.step, self.run_dir,
+                                      {"identity": identity, "model": scores})
+        metric = self.options["val"]["metric"]
+        if metric not in scores:
+            raise ConfigError(f"val.metric {metric!r} is not measured here; measured: {', '.join(scores)}")
+        self.log.write({"step": self.step, "stage": plan.name, **{f"val_{k}": v for k, v in scores.items()},
+                        **{f"identity_{k}": v for k, v in identity.items()}})
+        console.print(validation_table(self.step, scores, identity))
+        if is_better(metric, scores[metric], self.best["value"]):
+            self.best = {"metric": metric, "value": scores[metric], "step": self.step}
+            self.save(plan, "best.pt")
+        return scores
+
+    # ----------------------------------------------------------------- steps
+    def _step(self, plan: StagePlan, batches: Any) -> tuple[dict[str, torch.Tensor], int]:
+        """One model step with the NaN policy applied: its loss values and images, ({}, 0) when skipped."""
+        drawn = [next(batches) for _ in range(self.model.d_steps)]
+        try:
+            values = self.model.train_step(drawn)
+        except NonFiniteStep as bad:
+            self._skips += 1
+            if self.options["train"]["nan_policy"] == "skip" and self._skips <= MAX_CONSECUTIVE_SKIPS:
+                console.print(f"[yellow]step {self.step + 1}: non-finite {bad}; step skipped[/]")
+                return {}, 0
+            latest = self.run_dir / "latest.pt"
+            raise TrainingStopped(
+                f"non-finite loss at step {self.step + 1} (stage {plan.name}) in term(s) {bad}; no weights were "
+                f"updated with it and nothing was saved. Last good checkpoint: "
+                f"{latest if latest.exists() else 'none saved yet'}. Lower train.lr, enable train.grad_clip, "
+                "or set train.nan_policy=skip."
+            ) from None
+        self._skips = 0
+        return values, int(drawn[-1]["input"].shape[0])
+
+    def _log(self, plan: StagePlan, window: LogWindow) -> str:
+        values = window.means(self.dist)
+        if not self.dist.is_main:
+            return ""
+        record = {"step": self.step, "stage": plan.name, **values, "lr": window.lr,
+                  **window.speed(self.dist.world_size), **(self.gpu.figures() if self.gpu else {})}
+        self.log.write(record)
+        shown = ["G", "D"] + [k for k in values if k not in ("G", "D")][:2]
+        info = "  ".join(f"{k} {values[k]:.4g}" for k in shown if k in values)
+        return f"{info}  {record['images_per_sec']:.1f} img/s"
+
+    def _run_stage(self, plan: StagePlan, progress: Any, task: Any) -> None:
+        train, val_every = plan.options["train"], int(self.options["val"]["every"])
+        log_every, save_every, keep_every = (int(train[k]) for k in ("log_every", "save_every", "keep_every"))
+        batches = batch_stream(plan, int(self.options["seed"]), self.stage_step, self.dist, self.device)
+        window = LogWindow()
+        while self.stage_step < plan.steps:
+            lr = self.model.optimization.lr
+            values, images = self._step(plan, batches)
+            self.model.optimization.step_schedules()
+            self.step += 1
+            self.stage_step += 1
+            if images:
+                window.add(values, images, lr)
+            progress.update(task, completed=self.step)
+            last = self.stage_step == plan.steps
+            if self.step % log_every == 0 or last:
+                info = self._log(plan, window)
+                progress.update(task, info=info)
+                if self.dist.is_main and not console.is_terminal:  # no live bar in logs: one line instead
+                    console.print(f"step {self.step}/{self.total_steps} ({plan.name}) {info}")
+                window = LogWindow()
+            if val_every and self.step % val_every == 0 and not last:
+                self.validate(plan)
+            if save_every and self.step % save_every == 0:
+                self.save(plan)
+            if keep_every and self.step % keep_every == 0:
+                self.save(plan, f"step_{self.step}.pt")
+            self._stop_if_requested(plan, log_every)
+        self.save(plan)
+
+    def _stop_if_requested(self, plan: StagePlan, log_every: int) -> None:
+        if self.dist.enabled:  # every rank must agree, so ranks compare flags at log steps only
+            if self.step % log_every:
+                return
+            flag = torch.tensor([1.0 if self.stop_requested else 0.0], device=self.device)
+            requested = distributed.all_reduce_sum(flag, self.dist).item() > 0
+        else:
+            requested = self.stop_requested
+        if requested:
+            self.save(plan)
+            where = self.run_dir / "latest.pt" if self.dist.is_main else "on rank 0"
+            raise TrainingInterrupted(f"interrupted at step {self.step}; saved {where}. "
+                                      "Continue with the same command plus --resume.")
+
+    # ----------------------------------------------------------------- the run
+    def fit(self) -> dict[str, float]:
+        """Run every remaining stage, validate, save, and return the final validation metrics."""
+        if self.step >= self.total_steps:
+            raise ConfigError(f"{self.run_dir} is already complete ({self.step} steps); nothing to train")
+        previous_handler = self._install_interrupt_handler()
+        try:
+            with progress_bar(self.dist.is_main) as progress:
+                task = progress.add_task("train", total=self.total_steps, completed=self.step, stage="", info="")
+                for plan in self.plans[self.stage_index:]:
+                    if plan.index != self.stage_index or self.model.optimization is None:
+                        self.stage_index, self.stage_step = plan.index, 0
+                        self.model.start_stage(plan)
+                    label = f"{self.model.kind} {plan.name} ({plan.index + 1}/{len(self.plans)})"
+                    progress.update(task, stage=label)
+                    self._run_stage(plan, progress, task)
+            final = self._finish(self.plans[-1])
+            return final
+        finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
+            if self.log is not None:
+                self.log.close()
+            self.run.close()
+
+    def _finish(self, plan: StagePlan) -> dict[str, float]:
+        scores = self.validate(plan)
+        final = {**scores, **{f"identity_{k}": v for k, v in self.validation.identity().items()}}
+        if self.dist.is_main:
+            gain = final["psnr"] - final["identity_psnr"]
+            console.print(
+                f"[bold]done[/]: {self.step} steps. Validation PSNR {final['psnr']:.2f} dB vs identity "
+                f"{final['identity_psnr']:.2f} dB ([{'green' if gain > 0 else 'red'}]{gain:+.2f} dB[/]); SSIM "
+                f"{final['ssim']:.4f} vs {final['identity_ssim']:.4f}. Run folder: {self.run_dir}"
+            )
+            (self.run_dir / "metrics.json").write_text(json.dumps({"step": self.step, **final}, indent=2))
+        return final
+
+    def _install_interrupt_handler(self):
+        def request_stop(signum, frame):
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+            console.print("[yellow]Ctrl-C: saving a checkpoint at the end of this step (Ctrl-C again to abort)[/]")
+
+        try:
+            return signal.signal(signal.SIGINT, request_stop)
+        except ValueError:  # not the main thread
+            return None

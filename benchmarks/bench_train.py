@@ -20,9 +20,9 @@ import torch
 from gan_retouch.config import parse_set_items, resolve
 from gan_retouch.data import build_dataset, build_loader
 from gan_retouch.engine.sampler import StreamSampler
-from gan_retouch.train import build_training
 from gan_retouch.losses.base import LossContext, WeightedLosses
 from gan_retouch.registry import DISCRIMINATORS, GENERATORS
+from gan_retouch.train import build_training
 
 
 def options_for(args: argparse.Namespace, root: Path) -> dict:

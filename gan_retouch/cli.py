@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from gan_retouch import __version__
 from gan_retouch.cli_help import options_help, options_listing
-from gan_retouch.config import find_recipe, merge_free, option_docs, parse_set_items, resolve
+from gan_retouch.config import deep_merge, find_recipe, option_docs, parse_set_items, resolve
 from gan_retouch.console import console
 from gan_retouch.errors import ConfigError, GanRetouchError
 
@@ -147,7 +147,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
-    return merge_free(nested, parse_set_items(args.set))
+    return deep_merge(nested, parse_set_items(args.set))
 
 
 def _recipe_and_student(args: argparse.Namespace, overrides: dict[str, Any]) -> str | None:

@@ -97,10 +97,10 @@ def load_recipe(spec: str, relative_to: Path | None = None, _chain: tuple[Path, 
     if base is None:
         return data
     parent = load_recipe(str(base), path.parent, (*_chain, path))
-    return merge_free(parent, data)
+    return deep_merge(parent, data)
 
 
-def merge_free(base: dict[str, Any], update: dict[str, Any], drop_none: bool = False) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], update: dict[str, Any], drop_none: bool = False) -> dict[str, Any]:
     """Deep-merge two plain mappings (no validation); ``update`` wins, nested mappings merge.
 
     With ``drop_none`` a ``null`` in ``update`` removes the entry (the rule inside free-form option mappings).
@@ -110,7 +110,7 @@ def merge_free(base: dict[str, Any], update: dict[str, Any], drop_none: bool = F
         if value is None and drop_none:
             merged.pop(key, None)
         elif isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_free(merged[key], value, drop_none)
+            merged[key] = deep_merge(merged[key], value, drop_none)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
@@ -123,7 +123,7 @@ def option_defaults(command: str) -> Options:
         raise ConfigError(f"no option file for command {command!r} in {OPTIONS_DIR}")
     data = load_yaml(path)
     base = data.pop("base", None)
-    return merge_free(option_defaults(base), data) if base else data
+    return deep_merge(option_defaults(base), data) if base else data
 
 
 def option_docs(command: str) -> dict[str, str]:
@@ -219,7 +219,7 @@ def _apply(
         elif isinstance(default, dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"{path} must be a mapping, got {value!r} (from {label})")
-            values[key] = merge_free(values[key], value, drop_none=True)
+            values[key] = deep_merge(values[key], value, drop_none=True)
             sources[path] = label
         else:
             valid = ranges.get(path)
@@ -283,7 +283,7 @@ def stage_options(options: Options, index: int) -> Options:
         if key == "losses":
             resolved["losses"] = copy.deepcopy(value)
         elif isinstance(value, dict):
-            resolved[key] = merge_free(resolved[key], value)
+            resolved[key] = deep_merge(resolved[key], value)
         else:
             resolved[key] = copy.deepcopy(value)
     return resolved

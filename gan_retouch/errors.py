@@ -17,7 +17,3 @@ class DataError(GanRetouchError):
 
 class CheckpointError(GanRetouchError):
     """Unreadable checkpoint, or one made for another architecture or purpose."""
-
-
-class NotImplementedYet(GanRetouchError):
-    """A command whose capability has not landed yet."""

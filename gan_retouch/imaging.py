@@ -37,13 +37,6 @@ def tensor_to_pil(x: torch.Tensor) -> Image.Image:
     return Image.fromarray(array.permute(1, 2, 0).contiguous().numpy(), mode="RGB")
 
 
-def pil_to_tensor(image: Image.Image) -> torch.Tensor:
-    """An 8-bit RGB or L PIL image -> a float ``[C,H,W]`` tensor in [0, 1]."""
-    data = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
-    channels = len(image.getbands())
-    return data.view(image.height, image.width, channels).permute(2, 0, 1).float().div(255.0)
-
-
 def save_image(x: torch.Tensor, path: str | Path) -> None:
     """Write a tensor in [0, 1] as an 8-bit image; the extension picks the format."""
     path = Path(path)

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Any
 
-from gan_retouch.config import merge_free, parse_set_items, resolve
+from gan_retouch.config import deep_merge, parse_set_items, resolve
 
 
 def tiny_options(root: Path, *items: str, recipe: str = "quickstart", extra: dict[str, Any] | None = None) -> dict:
@@ -23,10 +23,10 @@ def tiny_options(root: Path, *items: str, recipe: str = "quickstart", extra: dic
         "val.samples=1",
         "val.lpips=false",
     ]
-    overrides = merge_free({"model": {
+    overrides = deep_merge({"model": {
         "generator": {"name": "autoretouch", "args": {"ngf": 4, "n_blocks": 1, "residual": True}},
         "discriminator": {"name": "patchgan", "args": {"ndf": 4, "n_layers": 1}},
     }}, parse_set_items(base + list(items)))
     if extra:
-        overrides = merge_free(overrides, extra)
+        overrides = deep_merge(overrides, extra)
     return resolve("train", recipe, overrides)[0]

@@ -9,8 +9,8 @@ from engine_utils import tiny_options
 from gan_retouch.engine import checkpoint as checkpoint_module
 from gan_retouch.engine.checkpoint import load_checkpoint, save_checkpoint
 from gan_retouch.engine.loop import TrainingLoop, TrainingStopped
-from gan_retouch.train import build_training as Trainer
 from gan_retouch.errors import CheckpointError, ConfigError
+from gan_retouch.train import build_training as Trainer
 
 
 def read_log(run_dir):

@@ -35,7 +35,7 @@ def write_report(run_dir: Path, options: dict[str, Any], teacher_scores: dict[st
     report = {"size": size, "latency_runs": runs, "teacher": teacher_path, "rows": rows}
     path = Path(run_dir) / REPORT_NAME
     path.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    console.print(report_table(report))
+    console.print(distill_table(report))
     console.print(f"saved {path}")
     return path
 
@@ -71,7 +71,7 @@ def cpu_latency_ms(model: nn.Module, size: int, runs: int) -> float:
     return statistics.median(times)
 
 
-def report_table(report: dict[str, Any]) -> Table:
+def distill_table(report: dict[str, Any]) -> Table:
     """The rich table of a distillation report."""
     size = report["size"]
     table = Table(title=f"teacher vs student vs identity (validation set; size figures at {size}x{size})")

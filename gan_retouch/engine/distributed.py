@@ -58,12 +58,8 @@ def all_reduce_sum(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return values
 
 
-def barrier(info: DistInfo) -> None:
-    if info.enabled:
-        dist.barrier()
-
-
 def shutdown(info: DistInfo) -> None:
+    """Leave the process group at the end of a run (torchrun's processes then exit cleanly)."""
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
 

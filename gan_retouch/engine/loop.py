@@ -227,6 +227,7 @@ class TrainingLoop:
             if self.log is not None:
                 self.log.close()
             self.run.close()
+            distributed.shutdown(self.dist)
 
     def _finish(self, plan: StagePlan) -> dict[str, float]:
         scores = self.validate(plan)

@@ -8,6 +8,7 @@ validations and saves happen. Distillation subclasses it (``gan_retouch.distill`
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -206,10 +207,13 @@ class RetouchModel:
                                   f"`gan-retouch {self.kind}` run: resume it with the command that wrote it")
         saved = state.get("generator") or {}
         if saved.get("name") != self.g_entry["name"] or saved.get("args", {}) != self.g_entry.get("args", {}):
+            saved_options = Path(source).parent / "options.yaml"
+            how = (f"--recipe {saved_options}" if saved_options.is_file()
+                   else f"--set model.generator.args... matching {describe_network(saved)}")
             raise CheckpointError(
                 f"{source} holds generator {describe_network(saved)}, but the options ask for "
-                f"{describe_network(self.g_entry)}: resume with the options the run was started with "
-                "(its options.yaml: --recipe RUN_DIR/options.yaml) or start a new run"
+                f"{describe_network(self.g_entry)}: resume with the options the run was started with ({how}) "
+                "or start a new run"
             )
         load_state_strict(self.generator, saved["state_dict"], "generator", source)
         if self.discriminator is not None:

@@ -9,6 +9,7 @@ import torch
 
 from gan_retouch.errors import ConfigError
 from gan_retouch.registry import choice
+from gan_retouch.runtime import PRECISION_DTYPES
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def resolve_precision(train: dict[str, Any], device: torch.device) -> Precision:
         amp = "bf16" if on_cuda and torch.cuda.is_bf16_supported() else ("fp16" if on_cuda else "off")
     if amp == "fp16" and not on_cuda:
         raise ConfigError("train.amp=fp16 needs CUDA (fp16 with a grad scaler); on the CPU use train.amp=bf16 or off")
-    dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    dtype = None if amp == "off" else PRECISION_DTYPES[amp]
     return Precision(
         amp_dtype=dtype,
         use_scaler=amp == "fp16",

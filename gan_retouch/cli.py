@@ -40,7 +40,7 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
         (("--checkpoint",), "test.checkpoints", {"action": "append", "metavar": "CKPT",
                                                  "help": "checkpoint to score; repeat to compare (test.checkpoints)"}),
         (("--data",), "data.root", {"metavar": "DIR", "help": "paired test folder (data.root; sets data.source=folder)"}),
-        (("--split",), "test.split", {"help": "split to score: test | val | train (test.split)"}),
+        (("--split",), "test.split", {"help": "pairs to score: auto | all | test | val | train (test.split)"}),
         (("--tile",), "test.tile", {"type": int, "help": "tile size for large images, 0 = off (test.tile)"}),
     ],
     "retouch": [

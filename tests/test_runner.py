@@ -110,3 +110,40 @@ def test_tags_folders_and_heatmap(tmp_path: Path) -> None:
     assert heatmap(same, same, 8.0).abs().max() == 0  # equal -> black
     assert torch.allclose(heatmap(torch.ones(3, 2, 2), torch.zeros(3, 2, 2), 8.0), torch.tensor(1.0).new_tensor(
         [252 / 255, 1.0, 164 / 255]).view(3, 1, 1).expand(3, 2, 2))
+
+
+def write_flat_pairs(root: Path, count: int, size: int = 32) -> Path:
+    """``count`` pairs in source/ + target/ without split subfolders (what a user points --data at)."""
+    from gan_retouch.imaging import save_image
+
+    for folder in ("source", "target"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(0)
+    for index in range(count):
+        target = torch.rand(3, size, size, generator=generator)
+        save_image(target, root / "target" / f"p{index:02d}.png")
+        save_image((target + 0.05).clamp(0, 1), root / "source" / f"p{index:02d}.png")
+    return root
+
+
+def test_data_folder_is_scored_whole_and_says_how_many(tmp_path: Path, checkpoints: tuple[Path, Path],
+                                                       capsys: pytest.CaptureFixture) -> None:
+    for count in (2, 7):
+        data = write_flat_pairs(tmp_path / f"pairs{count}", count)
+        args = ["test", "--checkpoint", str(checkpoints[0]), "--device", "cpu", "--data", str(data),
+                "--set", f"results_root={tmp_path / 'res'}", f"name=flat{count}", "test.lpips=false"]
+        assert main(args) == 0
+        assert f"on {count} all pairs" in printed(capsys)
+        facts = json.loads((tmp_path / "res" / f"flat{count}" / "all_tiny-best" / "metrics.json").read_text())
+        assert facts["count"] == count and facts["split"] == "all"
+
+
+def test_unwritable_results_root_is_reported_before_scoring(tmp_path: Path, checkpoints: tuple[Path, Path],
+                                                            capsys: pytest.CaptureFixture) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    args = ["test", "--checkpoint", str(checkpoints[0]), "--device", "cpu", "--set", f"results_root={blocker}",
+            "test.lpips=false", "data.synthetic.size=32", "data.synthetic.test_count=1"]
+    assert main(args) == 2
+    out = printed(capsys)
+    assert "cannot create results folder" in out and "a-file" in out and "scoring" not in out

@@ -27,11 +27,13 @@ from torch import nn
 
 from gan_retouch.config import option_defaults
 from gan_retouch.console import console
+from gan_retouch.data.folders import SPLIT_NAMES
 from gan_retouch.deploy.tiling import check_tiling, infer
 from gan_retouch.engine.checkpoint import load_generator
 from gan_retouch.errors import ConfigError
 from gan_retouch.evaluate.page import PageRow, format_value, metric_info, write_page
 from gan_retouch.evaluate.validation import resolve_lpips
+from gan_retouch.fileio import ensure_writable_dir
 from gan_retouch.imaging import save_image
 from gan_retouch.metrics import compute_metrics
 from gan_retouch.runtime import resolve_device
@@ -215,6 +217,17 @@ def score_split(dataset: Any, models: list[Model], count: int, settings: dict[st
     return rows, per_image
 
 
+def scoring_split(asked: str, data: dict[str, Any], data_source: str) -> str:
+    """The split to score: ``auto`` means every pair of a folder the user pointed at (its ``test/`` when it has
+    split subfolders), and the test split of synthetic data or of the data a checkpoint was trained on."""
+    if asked != "auto":
+        return asked
+    if data["source"] == "synthetic" or data_source != "the test options":
+        return "test"
+    root = Path(str(data["root"]))
+    return "test" if any((root / name).is_dir() for name in SPLIT_NAMES) else "all"
+
+
 def run_test(options: dict[str, Any]) -> int:
     """Score ``test.checkpoints`` on ``test.split`` and write ``results/<name>/<split>_<tag>/``."""
     settings = options["test"]
@@ -222,21 +235,23 @@ def run_test(options: dict[str, Any]) -> int:
     device = resolve_device(options["device"])
     models = load_models(list(settings["checkpoints"]), settings["use_ema"], device)
     data, data_source = scoring_data_options(options, models[0])
+    split = scoring_split(settings["split"], data, data_source)
     from gan_retouch.data import build_dataset
 
-    dataset = build_dataset(data, settings["split"], options["seed"])
+    dataset = build_dataset(data, split, options["seed"])
     count = len(dataset) if settings["count"] is None else min(len(dataset), settings["count"])
     if count <= 0:
-        raise ConfigError(f"the {settings['split']} split has no images to score (test.count={settings['count']})")
+        raise ConfigError(f"the {split} split has no images to score (test.count={settings['count']})")
     lpips_model, lpips_note = resolve_lpips(settings["lpips"], "test.lpips")
     lpips_model = lpips_model.to(device) if lpips_model is not None else None
     name = options["name"]
     if name == "test":  # the default: name results after the first checkpoint's run
         name = slug(str((models[0].info.get("options") or {}).get("name") or "test"))
-    final = unused_folder(Path(options["results_root"]) / name / f"{settings['split']}_{results_tag([m.tag for m in models])}")
+    results = ensure_writable_dir(Path(options["results_root"]) / name, "results folder")
+    final = unused_folder(results / f"{split}_{results_tag([m.tag for m in models])}")
     partial = final.with_name(f".{final.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)  # only ever our own leftover (the name holds our pid)
-    console.print(f"scoring {', '.join(m.label for m in models)} on {count} {settings['split']} images "
+    console.print(f"scoring {', '.join(m.label for m in models)} on {count} {split} pairs "
                   f"({data['source']} data from {data_source}) on {device}")
     rows, per_image = score_split(dataset, models, count, settings, device, lpips_model, partial)
     labels = [IDENTITY, *(m.label for m in models)]
@@ -245,7 +260,7 @@ def run_test(options: dict[str, Any]) -> int:
     if not any("psnr_mask" in values for values in summary.values()):
         notes.append("PSNR inside/outside the defect mask not computed: this data has no defect masks (data.mask_dir).")
     facts = {
-        "split": settings["split"],
+        "split": split,
         "count": count,
         "data": data,
         "device": str(device),
@@ -258,16 +273,16 @@ def run_test(options: dict[str, Any]) -> int:
     write_tables(partial, [row.name for row in rows], per_image, summary, facts)
     details = {
         "checkpoints": ", ".join(f"{m.label} = {m.path} (step {m.info.get('step')})" for m in models),
-        "split": f"{settings['split']} ({count} images)",
+        "split": f"{split} ({count} images)",
         "data": data["root"] or data["source"],
         "diff heatmaps": f"|output - target| x {settings['diff_gain']:g}",
         "PSNR": "RGB mean, MAX 1" + ("; PSNR-Y on BasicSR's Y channel, no border crop" if settings["y_channel"] else ""),
         "written": facts["written"],
     }
-    write_page(partial, rows, summary, title=f"{name}: {settings['split']} split", details=details, notes=notes,
+    write_page(partial, rows, summary, title=f"{name}: {split} split", details=details, notes=notes,
                page_size=settings["page_size"])
     os.replace(partial, final)
-    console.print(summary_table(summary, f"{settings['split']} split, mean over {count} images"))
+    console.print(summary_table(summary, f"{split} split, mean over {count} images"))
     for note in notes:
         console.print(f"[yellow]note:[/] {note}")
     console.print(f"results: [bold]{final / 'index.html'}[/]")

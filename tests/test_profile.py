@@ -5,7 +5,15 @@ import torch
 from torch import nn
 
 from gan_retouch.errors import ConfigError
-from gan_retouch.nets.profile import count_macs, count_parameters, model_size_mb
+from gan_retouch.nets.profile import (
+    count_macs,
+    count_parameters,
+    inference_copy,
+    measure_latency,
+    model_figures,
+    model_latency,
+    model_size_mb,
+)
 
 
 def test_conv_macs_hand_computed() -> None:
@@ -92,3 +100,59 @@ def test_generator_macs_include_its_padding_to_the_stride() -> None:
 
     # 30x30 is padded to 32x32 inside forward
     assert count_macs(Tiny(), (1, 3, 30, 30)) == 32 * 32 * 3 * 3 * 3 * 3
+
+
+def test_functional_convolutions_are_counted() -> None:
+    """The hand-written hook counter missed convs called through torch.nn.functional; FlopCounterMode does not."""
+
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.zeros(4, 3, 3, 3))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.conv2d(x, self.weight, padding=1)
+
+    assert count_macs(Functional(), (1, 3, 8, 8)) == 8 * 8 * 4 * 3 * 3 * 3
+
+
+def test_mask_guided_generator_is_counted_with_a_mask() -> None:
+    import gan_retouch.nets  # noqa: F401  (registers the generators)
+    from gan_retouch.registry import GENERATORS
+
+    gated = GENERATORS.build("gated")
+    assert gated.takes_mask and count_macs(gated, (1, 3, 64, 64)) > 0
+
+
+def test_model_figures_and_latency() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.Conv2d(8, 3, 1))
+    figures = model_figures(model, size=16)
+    assert figures["params"] == count_parameters(model) and figures["size"] == 16
+    assert figures["gmacs"] * 1e9 == pytest.approx(16 * 16 * (8 * 27 + 3 * 8))
+    assert figures["mb_fp16"] < figures["mb_fp32"]
+    calls = []
+    latency = measure_latency(lambda: calls.append(1), min_time_s=0.01, warmup=2)
+    assert latency["runs"] >= 1 and 0 <= latency["min"] <= latency["median"] <= latency["p90"]
+    assert len(calls) > latency["runs"]  # warm-up calls are not timed
+    with pytest.raises(ConfigError, match="> 0 seconds"):
+        measure_latency(lambda: None, min_time_s=0)
+
+
+def test_model_latency_leaves_the_model_untouched() -> None:
+    from gan_retouch.nets.student_fast import FastStudent
+
+    model = FastStudent(width=4, blocks=1, context=1).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    latency = model_latency(model, size=32, min_time_s=0.01, channels_last=True)
+    assert latency["median"] > 0 and model.training
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+
+
+def test_inference_copy_is_fused_eval_and_channels_last() -> None:
+    from gan_retouch.nets.student_fast import FastStudent
+
+    model = FastStudent(width=4, blocks=1, context=1)
+    copy = inference_copy(model, channels_last=True)
+    assert not copy.training and model.training
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in copy.modules())
+    assert copy.head.weight.is_contiguous(memory_format=torch.channels_last)

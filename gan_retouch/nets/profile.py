@@ -1,26 +1,35 @@
-"""Model statistics: parameter count, file size and multiply-accumulates (MACs) of a network.
+"""Model statistics, written once: parameters, file size, multiply-accumulates (MACs) and latency.
 
-Used by ``gan-retouch bench``, the distillation budget checks and reports. Sizes are in MB = 10^6 bytes
-(the unit of the competition's "10 MB" budget and of "4.6 M parameters = about 18 MB in fp32").
+Used by ``gan-retouch bench``, ``benchmarks/``, the distillation budget checks and the distillation report, so
+every figure the project prints comes from here. Sizes are in MB = 10^6 bytes (the unit of the competition's
+"10 MB" budget and of "4.6 M parameters = about 18 MB in fp32").
 
-``count_macs`` is a forward-hook counter. It counts the multiply-accumulates of convolutions (any
-dimensionality, grouped and depthwise included), transposed convolutions and linear layers, each called as a
-module. It does not count bias additions, normalisation, activations, elementwise arithmetic (residual adds,
-the student's ``(1 + a) * x + b`` head), pooling, padding, interpolation, nor convolutions called through
-``torch.nn.functional`` directly. The network runs on PyTorch's ``meta`` device, where tensors carry shapes but
-no data, so a 1024x1024 count needs no arithmetic and equals the count of a real run. (The first meta run of
-a process pays a one-time set-up of a few seconds inside torch; later counts take well under a second.)
+MACs come from ``torch.utils.flop_counter.FlopCounterMode`` (MACs = FLOPs / 2): every convolution (grouped,
+depthwise, transposed), linear layer and matrix product, called as a module or through ``torch.nn.functional``.
+Elementwise work (normalisation, activations, residual adds, pooling, interpolation) is not counted: on a CPU
+it is memory-bound, which is why MACs alone do not predict latency. The network runs on PyTorch's ``meta``
+device, where tensors carry shapes but no data, so a 4K count does no arithmetic and allocates nothing.
+Mask-guided generators (``takes_mask``) get a meta mask.
+
+Latency comes from ``torch.utils.benchmark.Timer`` (``blocked_autorange``): its first, block-size-estimating
+call is untimed (a warm-up), then calls are timed until ``min_time_s`` seconds have passed (at least one).
 """
 
 from __future__ import annotations
 
-import math
+import copy
+import statistics
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 from torch.func import functional_call
+from torch.utils.benchmark import Timer
+from torch.utils.flop_counter import FlopCounterMode
 
 from gan_retouch.errors import ConfigError
+from gan_retouch.nets.base import run_generator
 
 BYTES_PER_MB = 1_000_000
 
@@ -45,52 +54,83 @@ def model_size_mb(model: nn.Module, dtype: torch.dtype = torch.float32) -> float
     return total / BYTES_PER_MB
 
 
-def _layer_macs(module: nn.Module, inputs: tuple, output: torch.Tensor) -> int:
-    """Multiply-accumulates of one call of a counted layer, from its input and output shapes."""
-    if isinstance(module, nn.modules.conv._ConvTransposeNd):
-        # every input element is multiplied into (out_channels / groups) * kernel outputs
-        per_input = module.out_channels // module.groups * math.prod(module.kernel_size)
-        return inputs[0].numel() * per_input
-    if isinstance(module, nn.modules.conv._ConvNd):
-        # every output element sums (in_channels / groups) * kernel products
-        per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
-        return output.numel() * per_output
-    if isinstance(module, nn.Linear):
-        return output.numel() * module.in_features
-    return 0
-
-
-COUNTED_LAYERS = (nn.modules.conv._ConvNd, nn.Linear)
-
-
 def count_macs(model: nn.Module, size: tuple[int, ...] = (1, 3, 1024, 1024)) -> int:
-    """Multiply-accumulates of one forward pass on an input of shape ``size`` (conv, transposed conv, linear).
+    """Multiply-accumulates of one forward pass on an input of shape ``size`` (FLOPs / 2 of FlopCounterMode).
 
     The model runs through ``torch.func.functional_call`` with meta stand-ins for its parameters and buffers,
-    so its weights are neither copied nor touched and no real computation happens. See the module docstring
-    for what is not counted.
+    so its weights are neither copied nor touched and no real computation happens.
     """
     if len(size) < 2 or any(int(s) <= 0 for s in size):
         raise ConfigError(f"count_macs needs a positive input shape like (1, 3, 1024, 1024), got {tuple(size)}")
+    shape = tuple(int(s) for s in size)
     tensors = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     stand_ins = {name: torch.empty_like(tensor, device="meta") for name, tensor in tensors.items()}
-    total = 0
-
-    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        nonlocal total
-        total += _layer_macs(module, inputs, output)
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, COUNTED_LAYERS)]
+    args: tuple[torch.Tensor, ...] = (torch.empty(shape, device="meta"),)
+    if getattr(model, "takes_mask", False) and len(shape) == 4:
+        args += (torch.empty((shape[0], 1, *shape[2:]), device="meta"),)
+    counter = FlopCounterMode(display=False)
     try:
-        with torch.no_grad():
-            functional_call(model, stand_ins, (torch.empty(tuple(int(s) for s in size), device="meta"),))
-    except (RuntimeError, NotImplementedError) as exc:
-        raise ConfigError(f"cannot count MACs of {type(model).__name__} at input {tuple(size)}: its forward "
-                          f"does not run on the meta device ({exc})") from exc
-    finally:
-        for handle in handles:
-            handle.remove()
-    return total
+        with torch.no_grad(), counter:
+            functional_call(model, stand_ins, args)
+    except (RuntimeError, NotImplementedError, TypeError) as exc:
+        raise ConfigError(f"cannot count MACs of {type(model).__name__} at input {shape}: its forward does not "
+                          f"run on the meta device ({exc})") from exc
+    return counter.get_total_flops() // 2
 
 
-__all__ = ["BYTES_PER_MB", "count_macs", "count_parameters", "model_size_mb"]
+def model_figures(model: nn.Module, size: int = 1024) -> dict[str, Any]:
+    """The size figures of ``model``, written once: ``params``, ``mb_fp32``, ``mb_fp16`` and ``gmacs`` (batch 1,
+    ``size`` x ``size``), with ``size``."""
+    return {
+        "params": count_parameters(model),
+        "mb_fp32": model_size_mb(model, torch.float32),
+        "mb_fp16": model_size_mb(model, torch.float16),
+        "gmacs": count_macs(model, (1, 3, size, size)) / 1e9,
+        "size": size,
+    }
+
+
+def measure_latency(run: Callable[[], Any], min_time_s: float = 1.0, warmup: int = 0) -> dict[str, float]:
+    """Milliseconds per call of ``run``: ``median``, ``p90``, ``min`` and the number of timed ``runs``.
+
+    ``warmup`` extra untimed calls come first (for torch.compile or CUDA graphs); the Timer then makes one
+    untimed call of its own and times calls until ``min_time_s`` seconds have passed (CUDA is synchronised).
+    """
+    if not min_time_s > 0:
+        raise ConfigError(f"the latency measurement time must be > 0 seconds, got {min_time_s!r}")
+    for _ in range(max(0, int(warmup))):
+        run()
+    timer = Timer(stmt="run()", globals={"run": run}, num_threads=torch.get_num_threads())
+    measurement = timer.blocked_autorange(min_run_time=float(min_time_s))
+    times = [t * 1000.0 for t in measurement.times]
+    p90 = statistics.quantiles(times, n=10, method="inclusive")[8] if len(times) > 1 else times[0]
+    return {"median": statistics.median(times), "p90": p90, "min": min(times), "runs": len(times)}
+
+
+def inference_copy(model: nn.Module, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                   channels_last: bool = False) -> nn.Module:
+    """An eval-mode copy of ``model`` on ``device`` at ``dtype``, BatchNorm folded where the model offers
+    ``fuse()``, in channels_last memory format when asked: the network the inference paths run."""
+    inner = copy.deepcopy(model).to(device=device, dtype=dtype).eval()
+    if callable(getattr(inner, "fuse", None)):
+        inner.fuse()
+    if channels_last:
+        inner = inner.to(memory_format=torch.channels_last)
+    return inner
+
+
+def model_latency(model: nn.Module, size: int = 1024, min_time_s: float = 1.0, channels_last: bool = False,
+                  device: torch.device | str = "cpu") -> dict[str, float]:
+    """Latency (ms, see ``measure_latency``) of one fp32 ``size`` x ``size`` image through the inference copy of
+    ``model`` (fused, eval, optionally channels_last) on ``device``; the model itself is left untouched."""
+    inner = inference_copy(model, device, torch.float32, channels_last)
+    image = torch.rand(1, 3, size, size, device=device)
+    if channels_last:
+        image = image.contiguous(memory_format=torch.channels_last)
+    mask = (image[:, :1] > 0.5).float() if getattr(inner, "takes_mask", False) else None
+    with torch.inference_mode():
+        return measure_latency(lambda: run_generator(inner, image, mask), min_time_s)
+
+
+__all__ = ["BYTES_PER_MB", "count_macs", "count_parameters", "inference_copy", "measure_latency",
+           "model_figures", "model_latency", "model_size_mb"]

@@ -12,9 +12,9 @@ from gan_retouch.cli import main
 from gan_retouch.config import resolve
 from gan_retouch.data import read_image, read_image_with_info
 from gan_retouch.deploy.retouch import encode_png16
-from gan_retouch.deploy.tiling import infer
 from gan_retouch.engine.checkpoint import load_generator, save_checkpoint
 from gan_retouch.imaging import tensor_to_pil
+from gan_retouch.nets.tiling import infer
 from gan_retouch.registry import GENERATORS
 
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from gan_retouch.deploy.tiling import check_tiling, infer, tile_spans
 from gan_retouch.errors import ConfigError
 from gan_retouch.nets.base import Generator
+from gan_retouch.nets.tiling import auto_tile, bytes_per_pixel, check_tiling, infer, tile_spans
 
 
 class TinyConvNet(Generator):
@@ -67,3 +67,32 @@ def test_bad_tiling_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=">= 0"):
         check_tiling(-1, 0)
     check_tiling(0, 32)
+
+
+def test_four_or_more_tiles_blend_without_seams(net: TinyConvNet) -> None:
+    images = torch.rand(1, 3, 150, 140)
+    assert len(tile_spans(150, 72, 32, 2)) * len(tile_spans(140, 72, 32, 2)) >= 4
+    tiled, whole = infer(net, images, tile=72, overlap=32), infer(net, images)
+    assert (tiled - whole).abs().max().item() < 1e-5
+
+
+def test_fast_student_tiled_equals_untiled_with_enough_overlap() -> None:
+    """The default inference network, small: its receptive radius (~45 px) fits in a quarter of a 192 px overlap."""
+    from gan_retouch.nets.student_fast import FastStudent
+
+    model = FastStudent(width=4, blocks=1, context=1).eval()
+    torch.nn.init.normal_(model.head.weight, std=0.2)
+    images = torch.rand(1, 3, 600, 520)
+    tiled, whole = infer(model, images, tile=400, overlap=192), infer(model, images)
+    assert (whole - images).abs().max() > 1e-2
+    assert (tiled - whole).abs().max().item() < 1e-5
+
+
+def test_auto_tile_only_when_the_image_does_not_fit(net: TinyConvNet) -> None:
+    per_pixel = bytes_per_pixel(net)
+    assert per_pixel > 4 * 3  # at least the image itself
+    assert auto_tile(net, 100, 100, budget_bytes=per_pixel * 100 * 100) == 0
+    tile = auto_tile(net, 4096, 4096, budget_bytes=per_pixel * 1024 * 1024, overlap=64)
+    assert 256 <= tile <= 1024 and tile % 64 == 0
+    assert auto_tile(net, 4096, 4096, budget_bytes=per_pixel * 1024 * 1024, batch=4) < tile
+    assert auto_tile(net, 4096, 4096, budget_bytes=1.0) == 256  # never below the minimum tile

@@ -25,10 +25,10 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from gan_retouch.console import console
-from gan_retouch.deploy.tiling import check_tiling, infer
 from gan_retouch.engine.checkpoint import load_generator
 from gan_retouch.errors import ConfigError, DataError, GanRetouchError
 from gan_retouch.imaging import tensor_to_pil
+from gan_retouch.nets.tiling import check_tiling, infer
 from gan_retouch.registry import choice
 from gan_retouch.runtime import resolve_device
 

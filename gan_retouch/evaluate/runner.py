@@ -28,7 +28,7 @@ from torch import nn
 from gan_retouch.config import option_defaults
 from gan_retouch.console import console
 from gan_retouch.data.folders import SPLIT_NAMES
-from gan_retouch.deploy.tiling import check_tiling, infer
+from gan_retouch.nets.tiling import check_tiling, infer
 from gan_retouch.engine.checkpoint import load_generator
 from gan_retouch.errors import ConfigError
 from gan_retouch.evaluate.page import PageRow, format_value, metric_info, write_page

@@ -7,6 +7,11 @@ sees its own border padding instead of the neighbouring pixels), rises as a rais
 half and is 1 beyond (and at the image border); the weighted sum is divided by the summed weights. Every pixel
 is thus a smooth convex blend of tiles, and the result equals whole-image inference wherever the network's
 receptive-field radius is at most a quarter of the overlap (use a larger overlap for deep networks).
+
+Tiling only where needed: ``auto_tile`` estimates a network's peak memory per pixel from one shape-only (meta
+device) pass and returns 0 (whole image) when the image fits the caller's memory budget, else the largest tile
+that does. Running a network over tiles is net-level work, so it lives in ``nets`` (``evaluate`` and ``deploy``
+both use it).
 """
 
 from __future__ import annotations
@@ -18,6 +23,11 @@ from torch import nn
 
 from gan_retouch.errors import ConfigError
 from gan_retouch.nets.base import run_generator, unwrap
+
+PROBE_SIDE = 256  # side of the shape-only pass that measures activation sizes
+LIVE_COPIES = 4  # the estimate's peak: this many of the largest activation alive at once, plus the images
+IMAGE_COPIES = 6  # input, padded input, output and their conversions (3 channels each)
+MIN_AUTO_TILE = 256
 
 
 def tile_spans(length: int, tile: int, overlap: int, stride: int = 1) -> list[tuple[int, int]]:
@@ -92,3 +102,40 @@ def infer(
             total[region] += output * window
             weights[region] += window
     return total / weights
+
+
+def bytes_per_pixel(generator: nn.Module, dtype: torch.dtype = torch.float32) -> float:
+    """Estimated peak inference memory per input pixel (batch 1): ``LIVE_COPIES`` times the largest activation
+    any submodule returns, plus ``IMAGE_COPIES`` 3-channel images. Measured by one pass on the meta device."""
+    inner = unwrap(generator)
+    largest = 0
+
+    def hook(module: nn.Module, inputs: tuple, output: object) -> None:
+        nonlocal largest
+        outputs = output if isinstance(output, tuple) else (output,)
+        largest = max([largest] + [t.numel() for t in outputs if isinstance(t, torch.Tensor)])
+
+    stand_ins = {name: torch.empty_like(t, device="meta") for name, t in
+                 [*inner.named_parameters(), *inner.named_buffers()]}
+    image = torch.empty(1, 3, PROBE_SIDE, PROBE_SIDE, device="meta")
+    mask = torch.empty(1, 1, PROBE_SIDE, PROBE_SIDE, device="meta") if getattr(inner, "takes_mask", False) else None
+    handles = [m.register_forward_hook(hook) for m in inner.modules()]
+    try:
+        with torch.no_grad():
+            torch.func.functional_call(inner, stand_ins, (image, mask) if mask is not None else (image,))
+    finally:
+        for handle in handles:
+            handle.remove()
+    element = torch.empty((), dtype=dtype).element_size()
+    return element * (LIVE_COPIES * largest / PROBE_SIDE**2 + IMAGE_COPIES * 3)
+
+
+def auto_tile(generator: nn.Module, height: int, width: int, budget_bytes: float, batch: int = 1,
+              overlap: int = 32, dtype: torch.dtype = torch.float32) -> int:
+    """0 when ``batch`` images of ``height`` x ``width`` fit ``budget_bytes`` whole, else the largest square tile
+    (a multiple of 64, at least ``MIN_AUTO_TILE`` and more than twice ``overlap``) whose estimate fits."""
+    per_pixel = bytes_per_pixel(generator, dtype) * batch
+    if height * width * per_pixel <= budget_bytes:
+        return 0
+    side = int(math.sqrt(budget_bytes / per_pixel)) // 64 * 64
+    return max(side, MIN_AUTO_TILE, (2 * overlap) // 64 * 64 + 64)

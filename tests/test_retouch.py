@@ -11,7 +11,7 @@ import gan_retouch.nets  # noqa: F401  (registers the generators)
 from gan_retouch.cli import main
 from gan_retouch.config import resolve
 from gan_retouch.data import read_image, read_image_with_info
-from gan_retouch.deploy.retouch import encode_png16
+from gan_retouch.deploy.image_files import encode_png16
 from gan_retouch.engine.checkpoint import load_generator, save_checkpoint
 from gan_retouch.imaging import tensor_to_pil
 from gan_retouch.nets.tiling import infer
@@ -97,8 +97,8 @@ def test_never_overwrites_unless_asked(setup: tuple[Path, Path], tmp_path: Path,
     assert (out / "b.jpg").read_bytes() == before
 
     original = single.read_bytes()
-    assert main(["retouch", str(single), "-o", str(photos), "--checkpoint", str(checkpoint), "--device", "cpu"]) == 0
-    assert "is an input" in printed(capsys)
+    assert main(["retouch", str(single), "-o", str(photos), "--checkpoint", str(checkpoint), "--device", "cpu"]) == 2
+    assert "is where the inputs are" in printed(capsys)
     assert single.read_bytes() == original
 
 

@@ -1,40 +1,38 @@
 """`gan-retouch retouch INPUT... -o OUT --checkpoint CKPT`: retouch photos at full resolution.
 
 Inputs are image files or folders (searched recursively; the output mirrors their layout). Each image is read
-upright (EXIF orientation applied), 8- or 16-bit; same-sized images are batched; large ones can be tiled. The
-output keeps the ICC profile and EXIF (orientation reset) where the format allows, and 16-bit PNGs stay 16-bit.
-Outputs are written atomically (temp file + rename); an existing file or an input is never overwritten unless
-``retouch.overwrite``. An unreadable file is reported and the run goes on; the exit status is 1 if any failed.
+upright (EXIF orientation applied), 8- or 16-bit; same-sized images are batched. The network runs through the
+fastest installed backend (``deploy.backends``; ``retouch.backend`` forces one) and the whole image at once
+unless it would not fit the memory budget, in which case it runs in overlapping tiles blended without seams
+(``nets.tiling``; ``retouch.tile`` forces a tile size). ``retouch.strength`` S blends the edit:
+``x + S * (model(x) - x)``. The output keeps the ICC profile, EXIF (orientation reset) and the alpha channel where
+the format allows, and 16-bit PNGs stay 16-bit. Outputs are written atomically (``fileio``); an existing file or
+an input is never overwritten unless ``retouch.overwrite``. An unreadable file is reported and the run goes on;
+the exit status is 1 if any failed or was skipped for being an input.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
-import struct
-import tempfile
-import zlib
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from gan_retouch.console import console
+from gan_retouch.deploy.backends import Backend, select_backend
+from gan_retouch.deploy.image_files import ALPHA_FORMATS, FORMATS, encode_image, read_photo
 from gan_retouch.engine.checkpoint import load_generator
 from gan_retouch.errors import ConfigError, DataError, GanRetouchError
-from gan_retouch.imaging import tensor_to_pil
-from gan_retouch.nets.tiling import check_tiling, infer
+from gan_retouch.fileio import atomic_write, ensure_writable_dir
+from gan_retouch.nets.tiling import auto_tile, check_tiling, infer
 from gan_retouch.registry import choice
-from gan_retouch.runtime import resolve_device
+from gan_retouch.runtime import PRECISION_DTYPES, resolve_device
 
-FORMATS = {"png": ("PNG", ".png"), "jpg": ("JPEG", ".jpg"), "jpeg": ("JPEG", ".jpg"), "webp": ("WEBP", ".webp")}
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+IS_AN_INPUT = "is an input"
 
 
 @dataclass
@@ -87,7 +85,7 @@ def plan_jobs(found: list[tuple[Path, Path]], settings: dict[str, Any]) -> tuple
         if resolved in claimed:
             skipped.append((str(source), f"another input also writes {target}; give a suffix or another format"))
         elif resolved in inputs and not settings["overwrite"]:
-            skipped.append((str(source), f"{target} is an input; use another -o folder, a suffix, or --overwrite"))
+            skipped.append((str(source), f"{target} {IS_AN_INPUT}; use another -o folder, a suffix, or --overwrite"))
         elif target.exists() and not settings["overwrite"]:
             skipped.append((str(source), f"{target} exists; use --overwrite to replace it"))
         else:
@@ -96,75 +94,31 @@ def plan_jobs(found: list[tuple[Path, Path]], settings: dict[str, Any]) -> tuple
     return jobs, skipped
 
 
-def encode_png16(image: torch.Tensor, icc_profile: bytes | None, exif: bytes | None) -> bytes:
-    """A 16-bit RGB PNG of ``image`` ([3,H,W] in [0, 1]) with iCCP and eXIf chunks (Pillow writes 8-bit RGB only)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    height, width = image.shape[-2:]
-    pixels = (image.detach().float().clamp(0, 1) * 65535.0).round().permute(1, 2, 0).cpu().numpy()
-    rows = pixels.astype(">u2").reshape(height, width * 3).view(np.uint8)
-    scanlines = np.hstack([np.zeros((height, 1), dtype=np.uint8), rows])  # filter type 0 on every row
-    parts = [PNG_SIGNATURE, chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0))]
-    if icc_profile:
-        parts.append(chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile)))
-    if exif:
-        parts.append(chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
-    parts += [chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 6)), chunk(b"IEND", b"")]
-    return b"".join(parts)
-
-
-def encode_image(image: torch.Tensor, info: dict[str, Any], extension: str, quality: int) -> bytes:
-    """The file bytes for ``image`` in the format of ``extension``, carrying ICC profile and EXIF."""
-    pil_format = FORMATS[extension.lstrip(".")][0]
-    if pil_format == "PNG" and info.get("bits") == 16:
-        return encode_png16(image, info.get("icc_profile"), info.get("exif"))
-    extras: dict[str, Any] = {}
-    if info.get("icc_profile"):
-        extras["icc_profile"] = info["icc_profile"]
-    if info.get("exif"):
-        extras["exif"] = info["exif"]
-    if pil_format in ("JPEG", "WEBP"):
-        extras["quality"] = quality
-    buffer = io.BytesIO()
-    tensor_to_pil(image).save(buffer, format=pil_format, **extras)
-    return buffer.getvalue()
-
-
-def write_atomically(data: bytes, path: Path) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder, so no half-written file is left."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """Mixed precision for fp16/bf16 on CUDA; fp32 runs as is."""
-    choice(precision, list(PRECISIONS), "retouch.precision")
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if device.type != "cuda":
-        raise ConfigError(f"retouch.precision={precision} needs a CUDA device; use fp32 on {device}")
-    return torch.autocast("cuda", dtype=PRECISIONS[precision])
-
-
-def check_settings(settings: dict[str, Any]) -> None:
-    """ConfigErrors for missing or invalid retouch options."""
+def check_settings(settings: dict[str, Any], device: torch.device) -> None:
+    """ConfigErrors for missing or invalid retouch options, before any work."""
     if not settings["checkpoint"]:
         raise ConfigError("retouch needs a model: give --checkpoint PATH (retouch.checkpoint)")
     if not settings["output"]:
         raise ConfigError("retouch needs an output folder: give -o DIR (retouch.output)")
     choice(settings["format"], ["same", *FORMATS], "retouch.format")
+    choice(settings["precision"], list(PRECISION_DTYPES), "retouch.precision")
+    if settings["precision"] != "fp32" and device.type != "cuda":
+        raise ConfigError(f"retouch.precision={settings['precision']} needs a CUDA device; use fp32 on {device}")
     if settings["batch_size"] < 1:
         raise ConfigError(f"retouch.batch_size must be >= 1, got {settings['batch_size']}")
-    check_tiling(settings["tile"], settings["tile_overlap"], "retouch.tile")
+    strength = settings["strength"]
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+        raise ConfigError(f"retouch.strength = {strength!r} is out of range; valid: [0, 1] "
+                          "(0 = the input unchanged, 1 = the model's full edit), e.g. --strength 0.7")
+    check_tiling(settings["tile"] or 0, settings["tile_overlap"], "retouch.tile")
+
+
+def check_not_in_place(jobs: list[Job], skipped: list[tuple[str, str]], output: str) -> None:
+    """A ConfigError when every output would replace its own input (``retouch in/ -o in/``): nothing to do."""
+    if not jobs and skipped and all(IS_AN_INPUT in reason for _, reason in skipped):
+        raise ConfigError(f"retouch.output {output} is where the inputs are: every output would replace its input, "
+                          "so nothing would be written. Give another -o folder, --set retouch.suffix=_retouched, "
+                          "or --overwrite to replace the originals")
 
 
 def read_sizes(jobs: list[Job], failed: list[tuple[str, str]]) -> list[Job]:
@@ -182,15 +136,32 @@ def read_sizes(jobs: list[Job], failed: list[tuple[str, str]]) -> list[Job]:
     return readable
 
 
-def retouch_batch(jobs: list[Job], generator: torch.nn.Module, settings: dict[str, Any], device: torch.device,
-                  failed: list[tuple[str, str]]) -> int:
-    """Read, retouch and write one batch of same-sized images; returns how many were written."""
-    from gan_retouch.data import read_image_with_info
+def memory_budget(settings: dict[str, Any], device: torch.device) -> float:
+    """Bytes one batch may use: ``retouch.memory_mb``, else 70 % of the free GPU memory or half the available RAM."""
+    if settings["memory_mb"] is not None:
+        return float(settings["memory_mb"]) * 1e6
+    if device.type == "cuda":
+        return 0.7 * torch.cuda.mem_get_info(device)[0]
+    try:
+        return 0.5 * os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):  # no sysconf for it on this platform: assume a small machine
+        return 2e9
 
+
+def apply_strength(images: torch.Tensor, edited: torch.Tensor, strength: float) -> torch.Tensor:
+    """``x + S * (edit - x)``: 0 = the input, 1 = the full edit, in between a linear blend."""
+    if strength == 1.0:
+        return edited
+    return images + strength * (edited - images)
+
+
+def retouch_batch(jobs: list[Job], backend: Backend, tile: int, settings: dict[str, Any],
+                  device: torch.device, failed: list[tuple[str, str]]) -> int:
+    """Read, retouch and write one batch of same-sized images; returns how many were written."""
     loaded = []
     for job in jobs:
         try:
-            image, info = read_image_with_info(job.source)
+            image, info = read_photo(job.source)
         except GanRetouchError as exc:
             failed.append((str(job.source), str(exc)))
             continue
@@ -198,14 +169,16 @@ def retouch_batch(jobs: list[Job], generator: torch.nn.Module, settings: dict[st
     if not loaded:
         return 0
     batch = torch.stack([image for _, image, _ in loaded]).to(device)
-    with autocast(device, settings["precision"]):
-        outputs = infer(generator, batch, tile=settings["tile"], overlap=settings["tile_overlap"]).float()
+    edited = infer(backend, batch, tile=tile, overlap=settings["tile_overlap"]).float()
+    outputs = apply_strength(batch, edited, float(settings["strength"])).clamp(0, 1)
     written = 0
     for (job, _, info), output in zip(loaded, outputs, strict=True):
+        if info["alpha"] is not None and FORMATS[job.target.suffix.lower().lstrip(".")][0] not in ALPHA_FORMATS:
+            console.print(f"[yellow]note[/] {job.target}: this format has no alpha channel; the input's is dropped")
         try:
-            write_atomically(encode_image(output, info, job.target.suffix.lower(), settings["quality"]), job.target)
+            atomic_write(job.target, encode_image(output, info, job.target.suffix.lower(), settings["quality"]))
             written += 1
-        except OSError as exc:
+        except (OSError, GanRetouchError) as exc:
             failed.append((str(job.source), f"cannot write {job.target}: {exc}"))
     return written
 
@@ -213,32 +186,45 @@ def retouch_batch(jobs: list[Job], generator: torch.nn.Module, settings: dict[st
 def run_retouch(options: dict[str, Any], inputs: list[str]) -> int:
     """Retouch every image in ``inputs`` into ``retouch.output``; 0 when all succeeded, 1 when any failed."""
     settings = options["retouch"]
-    check_settings(settings)
+    device = resolve_device(options["device"])
+    check_settings(settings, device)
     if not inputs:
         raise ConfigError("give the image files or folders to retouch, e.g. gan-retouch retouch photos/ -o out/")
-    device = resolve_device(options["device"])
-    autocast(device, settings["precision"])  # fail early on an impossible precision
-    generator, info = load_generator(settings["checkpoint"], use_ema=settings["use_ema"])
-    generator = generator.to(device).eval()
     found, failed = find_images(inputs)
     jobs, skipped = plan_jobs(found, settings)
+    check_not_in_place(jobs, skipped, settings["output"])
+    ensure_writable_dir(settings["output"], "retouch output folder")
+    generator, info = load_generator(settings["checkpoint"], use_ema=settings["use_ema"])
+    backend = select_backend(generator, device, settings["backend"], settings["precision"], "retouch",
+                             checkpoint=info.get("path"))
+    console.print(f"backend: {backend.description}")
     jobs = read_sizes(jobs, failed)
     jobs.sort(key=lambda job: job.size)
+    budget = memory_budget(settings, device)
     written = 0
     columns = [TextColumn("[bold]retouching"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("retouching", total=len(jobs))
-        for _, same_size in groupby(jobs, key=lambda job: job.size):
+        for (height, width), same_size in groupby(jobs, key=lambda job: job.size):
             group = list(same_size)
             for start in range(0, len(group), settings["batch_size"]):
                 batch = group[start : start + settings["batch_size"]]
-                written += retouch_batch(batch, generator, settings, device, failed)
+                tile = settings["tile"]
+                if tile is None:
+                    tile = auto_tile(generator, height, width, budget, len(batch), settings["tile_overlap"])
+                if tile and (height > tile or width > tile):
+                    progress.console.print(f"{height}x{width}: tiles of {tile} px ({settings['tile_overlap']} px "
+                                           "overlap) to stay within the memory budget")
+                written += retouch_batch(batch, backend, tile, settings, device, failed)
                 progress.advance(task, len(batch))
-    console.print(f"retouched [bold]{written}[/] image(s) with {info.get('path')} into {settings['output']} on {device}")
+    strength = f" at strength {settings['strength']:g}" if settings["strength"] != 1.0 else ""
+    console.print(f"retouched [bold]{written}[/] image(s){strength} with {info.get('path')} into "
+                  f"{settings['output']} on {device}")
     for source, reason in skipped:
         console.print(f"[yellow]skipped[/] {source}: {reason}")
     for source, reason in failed:
         console.print(f"[red]failed[/] {source}: {reason}")
     if skipped or failed:
         console.print(f"{len(skipped)} skipped, {len(failed)} failed")
-    return 1 if failed else 0
+    in_place = any(IS_AN_INPUT in reason for _, reason in skipped)
+    return 1 if failed or in_place else 0

@@ -1,0 +1,95 @@
+"""Reading and writing the photos `retouch` works on: alpha channels, 16-bit PNGs, ICC profiles and EXIF.
+
+The RGB pixels come from ``data.read_image_with_info`` (upright, 8 or 16 bit); this module adds what a photo
+carries besides them. The alpha channel of an RGBA / LA / transparent-palette input is copied unchanged to the
+output (formats that cannot store it, JPEG, drop it and the caller says so).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from gan_retouch.imaging import tensor_to_pil
+
+FORMATS = {"png": ("PNG", ".png"), "jpg": ("JPEG", ".jpg"), "jpeg": ("JPEG", ".jpg"), "webp": ("WEBP", ".webp")}
+ALPHA_FORMATS = ("PNG", "WEBP")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def read_photo(path: Path) -> tuple[torch.Tensor, dict[str, Any]]:
+    """``[3,H,W]`` RGB in [0, 1] and its info (``icc_profile``, ``exif``, ``bits``, ``alpha`` = ``[1,H,W]`` in
+    [0, 1] or None), upright. The reader's "alpha channel dropped" warning is silenced: the alpha is kept."""
+    from gan_retouch.data import read_image_with_info
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*alpha channel dropped.*")
+        image, info = read_image_with_info(path)
+    info["alpha"] = read_alpha(path)
+    return image, info
+
+
+def read_alpha(path: Path) -> torch.Tensor | None:
+    """The upright alpha channel ``[1,H,W]`` in [0, 1] of an image that has one, else None."""
+    with Image.open(path) as opened:
+        if "A" not in opened.getbands() and "transparency" not in opened.info:
+            return None
+        upright = ImageOps.exif_transpose(opened)
+        rgba = upright if upright.mode in ("RGBA", "LA") else upright.convert("RGBA")
+        alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
+    return torch.from_numpy(alpha)[None]
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data, CRC."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def encode_png16(image: torch.Tensor, icc_profile: bytes | None, exif: bytes | None,
+                 alpha: torch.Tensor | None = None) -> bytes:
+    """A 16-bit RGB (or RGBA with ``alpha``) PNG of ``image`` ([3,H,W] in [0, 1]) with iCCP and eXIf chunks
+    (Pillow writes 8-bit RGB only)."""
+    height, width = image.shape[-2:]
+    planes = image if alpha is None else torch.cat([image, alpha.to(image)])
+    channels = planes.shape[0]
+    pixels = (planes.detach().float().clamp(0, 1) * 65535.0).round().permute(1, 2, 0).cpu().numpy()
+    rows = pixels.astype(">u2").reshape(height, width * channels).view(np.uint8)
+    scanlines = np.hstack([np.zeros((height, 1), dtype=np.uint8), rows])  # filter type 0 on every row
+    color_type = 2 if alpha is None else 6
+    parts = [PNG_SIGNATURE, png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0))]
+    if icc_profile:
+        parts.append(png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile)))
+    if exif:
+        parts.append(png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
+    parts += [png_chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 6)), png_chunk(b"IEND", b"")]
+    return b"".join(parts)
+
+
+def encode_image(image: torch.Tensor, info: dict[str, Any], extension: str, quality: int) -> bytes:
+    """The file bytes for ``image`` in the format of ``extension``, carrying ICC profile, EXIF and the alpha
+    channel (``info['alpha']``) where the format stores one."""
+    pil_format = FORMATS[extension.lstrip(".")][0]
+    alpha = info.get("alpha") if pil_format in ALPHA_FORMATS else None
+    if pil_format == "PNG" and info.get("bits") == 16:
+        return encode_png16(image, info.get("icc_profile"), info.get("exif"), alpha)
+    extras: dict[str, Any] = {}
+    if info.get("icc_profile"):
+        extras["icc_profile"] = info["icc_profile"]
+    if info.get("exif"):
+        extras["exif"] = info["exif"]
+    if pil_format in ("JPEG", "WEBP"):
+        extras["quality"] = quality
+    picture = tensor_to_pil(image)
+    if alpha is not None:
+        picture.putalpha(Image.fromarray((alpha[0].clamp(0, 1) * 255.0).round().byte().cpu().numpy()))
+    buffer = io.BytesIO()
+    picture.save(buffer, format=pil_format, **extras)
+    return buffer.getvalue()

@@ -1,0 +1,102 @@
+"""`gan-retouch retouch`: alpha kept, --strength, in-place refusal, automatic tiling and the backend line."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import gan_retouch.nets  # noqa: F401  (registers the generators)
+from gan_retouch.cli import main
+from gan_retouch.config import resolve
+from gan_retouch.data import read_image
+from gan_retouch.engine.checkpoint import load_generator, save_checkpoint
+from gan_retouch.imaging import tensor_to_pil
+from gan_retouch.nets.tiling import infer
+from gan_retouch.registry import GENERATORS
+
+ARGS = {"width": 4, "blocks": 1, "context": 1}
+
+
+def printed(capsys: pytest.CaptureFixture) -> str:
+    return " ".join(capsys.readouterr().out.split())
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny fast student that visibly changes images (a fresh one is the identity)."""
+    net = GENERATORS.build("student_fast", **ARGS)
+    torch.nn.init.normal_(net.head.weight, std=0.3, generator=torch.Generator().manual_seed(0))
+    entry = {"name": "student_fast", "args": ARGS, "state_dict": net.state_dict()}
+    options = resolve("train")[0]
+    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
+    return save_checkpoint({"kind": "train", "options": options, "generator": entry, "step": 0}, path)
+
+
+def photo(height: int, width: int, seed: int = 0) -> torch.Tensor:
+    noise = torch.rand(3, height, width, generator=torch.Generator().manual_seed(seed))
+    return (torch.linspace(0.2, 0.8, width).view(1, 1, width) + 0.2 * noise).clamp(0, 1)
+
+
+def retouch(source: Path, out: Path, checkpoint: Path, *settings: str) -> int:
+    return main(["retouch", str(source), "-o", str(out), "--checkpoint", str(checkpoint), "--device", "cpu",
+                 "--set", "retouch.backend=torch", *settings])
+
+
+def test_alpha_channel_is_kept(checkpoint: Path, tmp_path: Path) -> None:
+    alpha = np.tile(np.linspace(0, 255, 40, dtype=np.uint8), (24, 1))
+    picture = tensor_to_pil(photo(24, 40))
+    picture.putalpha(Image.fromarray(alpha))
+    picture.save(tmp_path / "logo.png")
+    picture.save(tmp_path / "logo.webp", lossless=True)
+    assert retouch(tmp_path / "logo.png", tmp_path / "out", checkpoint) == 0
+    assert retouch(tmp_path / "logo.webp", tmp_path / "out", checkpoint, "retouch.quality=100") == 0
+    for name in ("logo.png", "logo.webp"):
+        with Image.open(tmp_path / "out" / name) as written:
+            assert written.mode == "RGBA"
+            assert np.abs(np.asarray(written.getchannel("A"), dtype=int) - alpha).max() <= 1
+
+
+def test_strength_blends_between_input_and_edit(checkpoint: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    image = photo(32, 48)
+    tensor_to_pil(image).save(tmp_path / "face.png")
+    source = read_image(tmp_path / "face.png")
+    full = infer(load_generator(checkpoint)[0].eval(), source[None])[0]
+    assert (full - source).abs().max() > 0.05  # the model does edit, so the checks below can fail
+    for strength, expected in ((0.0, source), (0.5, source + 0.5 * (full - source)), (1.0, full)):
+        out = tmp_path / f"s{strength}"
+        assert retouch(tmp_path / "face.png", out, checkpoint, f"retouch.strength={strength}") == 0
+        assert (read_image(out / "face.png") - expected).abs().max() <= 1.5 / 255
+    for bad in ("1.5", "-0.1"):
+        assert retouch(tmp_path / "face.png", tmp_path / "bad", checkpoint, f"retouch.strength={bad}") == 2
+        assert "retouch.strength" in (report := printed(capsys)) and "[0, 1]" in report
+    assert not (tmp_path / "bad").exists()
+
+
+def test_output_folder_equal_to_input_folder_is_an_error(checkpoint: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tensor_to_pil(photo(16, 16)).save(folder / "a.png")
+    before = (folder / "a.png").read_bytes()
+    assert retouch(folder, folder, checkpoint) == 2
+    report = printed(capsys)
+    assert "is where the inputs are" in report and "--overwrite" in report
+    assert (folder / "a.png").read_bytes() == before and sorted(p.name for p in folder.iterdir()) == ["a.png"]
+    assert retouch(folder, folder, checkpoint, "retouch.suffix=_r") == 0
+    assert (folder / "a_r.png").is_file()
+
+
+def test_large_image_is_tiled_only_when_it_does_not_fit(checkpoint: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    tensor_to_pil(photo(300, 560, seed=1)).save(tmp_path / "big.png")
+    assert retouch(tmp_path / "big.png", tmp_path / "whole", checkpoint) == 0
+    report = printed(capsys)
+    assert "backend: torch" in report and "tiles of" not in report
+    assert retouch(tmp_path / "big.png", tmp_path / "tiled", checkpoint, "retouch.memory_mb=1",
+                   "retouch.tile_overlap=192") == 0
+    assert "tiles of" in printed(capsys)
+    whole, tiled = read_image(tmp_path / "whole" / "big.png"), read_image(tmp_path / "tiled" / "big.png")
+    assert (whole - tiled).abs().max() <= 1 / 255 + 1e-6

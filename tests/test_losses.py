@@ -185,8 +185,8 @@ def test_unknown_loss_and_argument_are_clear_errors() -> None:
         LOSSES.build("l1", mask_weigth=3.0)
     with pytest.raises(ConfigError, match="ssim has no argument 'mask'|'ssim' has no argument 'mask'"):
         LOSSES.build("ssim", mask="hard")
-    with pytest.raises(ConfigError, match="mask must be one of none, given, hard"):
-        LOSSES.build("mse", mask="soft")
+    with pytest.raises(ConfigError, match="mask must be one of none, given, hard, soft"):
+        LOSSES.build("mse", mask="fuzzy")
 
 
 def test_train_list_shows_every_component(capsys: pytest.CaptureFixture[str]) -> None:
@@ -194,5 +194,5 @@ def test_train_list_shows_every_component(capsys: pytest.CaptureFixture[str]) ->
     shown = capsys.readouterr().out
     for name in ("autoretouch", "pix2pix_resnet", "pix2pix_unet", "resunet", "u2net_lite", "gated", "patchgan",
                  "multiscale", "gan", "feature_matching", "vgg", "lpips", "mse", "l1", "charbonnier", "psnr",
-                 "ssim", "msssim", "score", "color", "mask_bce", "dice"):
+                 "ssim", "msssim", "score", "color", "mask_bce", "dice", "keep", "edit_map"):
         assert name in shown

@@ -1,4 +1,14 @@
-"""Mask-aware weighting of pixel losses, and the segmentation terms of a mask head (``mask_bce``, ``dice``)."""
+"""Mask-aware weighting of pixel losses, and the segmentation terms of a mask head (``mask_bce``, ``dice``).
+
+Where did the retoucher edit? ``defect_map`` answers per pixel, from one of three sources:
+
+- ``given``: the data's defect mask;
+- ``hard``: 1 where max over channels of |input - target| > ``threshold`` (30/255 by default; the brief's
+  blemish rule, which selects almost nothing on real, subtle retouching);
+- ``soft``: ``clamp(smooth(max_c |input - target|) / threshold, 0, 1)`` with a 3x3 mean as ``smooth`` and
+  ``threshold`` 4/255 by default: a pixel (region) changed by 4 levels or more counts fully, 2 levels half,
+  unchanged pixels not at all. It keeps working when real retouching moves pixels by only a few levels.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +19,10 @@ from gan_retouch.errors import ConfigError
 from gan_retouch.losses.base import LossContext, LossTerm
 from gan_retouch.registry import LOSSES, choice
 
-MASK_SOURCES = ("none", "given", "hard")
+MASK_SOURCES = ("none", "given", "hard", "soft")
 HARD_THRESHOLD = 30 / 255  # the brief's "blemish" pixels: input and target differ by more than this
+SOFT_THRESHOLD = 4 / 255  # a change of this size (after 3x3 smoothing) gets the full weight
+DEFAULT_THRESHOLDS = {"hard": HARD_THRESHOLD, "soft": SOFT_THRESHOLD}
 
 
 def hard_example_mask(input: torch.Tensor, target: torch.Tensor, threshold: float = HARD_THRESHOLD) -> torch.Tensor:
@@ -18,14 +30,46 @@ def hard_example_mask(input: torch.Tensor, target: torch.Tensor, threshold: floa
     return ((input - target).abs().amax(dim=1, keepdim=True) > threshold).to(input.dtype)
 
 
-class MaskWeighting:
-    """Per-pixel weights from a mask: ``mask_weight`` inside, ``outside_weight`` outside.
+def soft_example_mask(input: torch.Tensor, target: torch.Tensor, threshold: float = SOFT_THRESHOLD) -> torch.Tensor:
+    """``[N,1,H,W]`` in [0, 1]: the 3x3-smoothed largest per-channel |input - target|, divided by ``threshold``."""
+    change = (input - target).abs().amax(dim=1, keepdim=True)
+    smooth = F.avg_pool2d(change, 3, stride=1, padding=1, count_include_pad=False)
+    return (smooth / threshold).clamp(0.0, 1.0).to(input.dtype)
 
-    ``mask``: none (plain loss) | given (the data's ``mask``) | hard (|input - target| > ``threshold``).
-    ``outside_weight: 0`` restricts a loss to the mask; ``mask_weight: 10`` up-weights the defect pixels.
+
+def check_threshold(term: str, source: str, threshold: float | None) -> float:
+    """The threshold to use for ``source`` (``None`` = its default), or a ConfigError naming the term."""
+    if threshold is None:
+        return DEFAULT_THRESHOLDS.get(source, HARD_THRESHOLD)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold < 1.0:
+        raise ConfigError(
+            f"{term}: threshold is a difference in [0, 1) (e.g. 4/255 = 0.0157 for soft, 30/255 = 0.118 for hard), "
+            f"got {threshold!r}"
+        )
+    if source == "soft" and threshold == 0.0:
+        raise ConfigError(f"{term}: a soft mask needs threshold > 0 (e.g. 4/255 = 0.0157), got 0")
+    return float(threshold)
+
+
+def defect_map(source: str, threshold: float, ctx: LossContext, term: str) -> torch.Tensor:
+    """``[N,1,H,W]`` in [0, 1]: where the target differs from the input, per ``source`` (given | hard | soft)."""
+    if source == "given":
+        return ctx.need("mask", f"{term} (mask: given)").to(ctx.output.dtype)
+    if source == "hard":
+        return hard_example_mask(ctx.input, ctx.target, threshold)
+    return soft_example_mask(ctx.input, ctx.target, threshold)
+
+
+class MaskWeighting:
+    """Per-pixel weights from a defect map: ``mask_weight`` inside, ``outside_weight`` outside (soft maps blend).
+
+    ``mask``: none (plain loss) | given | hard | soft (see ``defect_map``). ``outside_weight: 0`` restricts a
+    loss to the mask; ``mask_weight: 10`` up-weights the edited pixels. ``threshold: None`` = the source's default.
     """
 
-    def __init__(self, term: str, mask: str, mask_weight: float, outside_weight: float, threshold: float) -> None:
+    def __init__(
+        self, term: str, mask: str, mask_weight: float, outside_weight: float, threshold: float | None
+    ) -> None:
         self.term = term
         self.source = choice(mask, MASK_SOURCES, f"{term} mask")
         if mask_weight < 0 or outside_weight < 0 or mask_weight + outside_weight == 0:
@@ -33,9 +77,8 @@ class MaskWeighting:
                 f"{term}: mask_weight and outside_weight must be >= 0 and not both 0, got {mask_weight} and "
                 f"{outside_weight}"
             )
-        if not 0.0 <= threshold < 1.0:
-            raise ConfigError(f"{term}: threshold is a difference in [0, 1) (e.g. 30/255 = 0.118), got {threshold}")
-        self.mask_weight, self.outside_weight, self.threshold = mask_weight, outside_weight, threshold
+        self.threshold = check_threshold(term, self.source, threshold)
+        self.mask_weight, self.outside_weight = mask_weight, outside_weight
 
     @property
     def active(self) -> bool:
@@ -45,10 +88,7 @@ class MaskWeighting:
         """``[N,1,H,W]`` weights, or None for a plain (unweighted) loss."""
         if not self.active:
             return None
-        if self.source == "given":
-            mask = ctx.need("mask", f"{self.term} (mask: given)").to(ctx.output.dtype)
-        else:
-            mask = hard_example_mask(ctx.input, ctx.target, self.threshold)
+        mask = defect_map(self.source, self.threshold, ctx, self.term)
         return self.outside_weight + (self.mask_weight - self.outside_weight) * mask
 
     def reduce(self, loss_map: torch.Tensor, ctx: LossContext) -> torch.Tensor:

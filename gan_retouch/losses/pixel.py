@@ -1,10 +1,12 @@
 """Pixel terms: mse, l1, charbonnier, psnr, color (all mask-aware), and ssim, msssim, score (whole-image).
 
-Images are in [0, 1] (data range 1). The mask-aware terms take ``mask`` (none | given | hard), ``mask_weight``,
-``outside_weight`` and ``threshold`` (see ``masks.MaskWeighting``).
+Images are in [0, 1] (data range 1). The mask-aware terms take ``mask`` (none | given | hard | soft),
+``mask_weight``, ``outside_weight`` and ``threshold`` (None = the source's default; see ``masks.MaskWeighting``).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from pytorch_msssim import ssim
@@ -12,12 +14,11 @@ from torchvision.transforms.functional import gaussian_blur
 
 from gan_retouch.errors import ConfigError
 from gan_retouch.losses.base import LossContext, LossTerm
-from gan_retouch.losses.masks import HARD_THRESHOLD, MaskWeighting
-from gan_retouch.metrics import ms_ssim  # per image; fewer scales on small images
+from gan_retouch.losses.masks import MaskWeighting
+from gan_retouch.metrics import MSE_FLOOR, masked_psnr, ms_ssim, psnr  # ms_ssim: fewer scales on small images
 from gan_retouch.registry import LOSSES
 
 SSIM_WINDOW = 11
-MAX_PSNR_DB = 100.0  # PSNR of a perfect reconstruction is capped here (MSE floored at 1e-10)
 
 
 class MaskedPixelTerm(LossTerm):
@@ -26,7 +27,7 @@ class MaskedPixelTerm(LossTerm):
     name = "pixel"
 
     def __init__(
-        self, mask: str = "none", mask_weight: float = 1.0, outside_weight: float = 1.0, threshold: float = HARD_THRESHOLD
+        self, mask: str = "none", mask_weight: float = 1.0, outside_weight: float = 1.0, threshold: float | None = None
     ) -> None:
         super().__init__()
         self.weighting = MaskWeighting(self.name, mask, mask_weight, outside_weight, threshold)
@@ -70,7 +71,7 @@ class CharbonnierLoss(MaskedPixelTerm):
         mask: str = "none",
         mask_weight: float = 1.0,
         outside_weight: float = 1.0,
-        threshold: float = HARD_THRESHOLD,
+        threshold: float | None = None,
     ) -> None:
         super().__init__(mask, mask_weight, outside_weight, threshold)
         if eps <= 0:
@@ -81,25 +82,22 @@ class CharbonnierLoss(MaskedPixelTerm):
         return ((output - target).square() + self.eps**2).sqrt()
 
 
-def psnr_per_image(output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """PSNR in dB of [0, 1] images over all RGB values, ``[N]``; optional per-pixel weights ``[N,1,H,W]``."""
-    squared = (output - target).square()
-    if weights is None:
-        mse = squared.flatten(1).mean(1)
-    else:
-        weights = weights.expand_as(squared)
-        mse = (weights * squared).flatten(1).sum(1) / weights.flatten(1).sum(1).clamp_min(1e-12)
-    return -10.0 * torch.log10(mse.clamp_min(10 ** (-MAX_PSNR_DB / 10)))
-
-
 @LOSSES.register("psnr")
 class PSNRLoss(MaskedPixelTerm):
-    """-PSNR in dB (mean over RGB, data range 1), per image then averaged; mask-aware via a weighted MSE."""
+    """-PSNR in dB (``metrics.psnr``: mean over RGB, data range 1, capped at 100 dB), per image then averaged.
+
+    Mask-aware through ``metrics.masked_psnr`` (a weighted MSE); an image whose weights are all zero (an empty
+    mask with ``outside_weight: 0``) counts as perfect, like an exact reconstruction.
+    """
 
     name = "psnr"
 
     def forward(self, ctx: LossContext) -> torch.Tensor:
-        return -psnr_per_image(ctx.output, ctx.target, self.weighting.weights(ctx)).mean()
+        weights = self.weighting.weights(ctx)
+        if weights is None:
+            return -psnr(ctx.output, ctx.target).mean()
+        value = masked_psnr(ctx.output, ctx.target, weights, inside=True)
+        return -value.nan_to_num(nan=-10.0 * math.log10(MSE_FLOOR)).mean()
 
 
 @LOSSES.register("color")
@@ -118,7 +116,7 @@ class ColorLoss(MaskedPixelTerm):
         mask: str = "none",
         mask_weight: float = 1.0,
         outside_weight: float = 1.0,
-        threshold: float = HARD_THRESHOLD,
+        threshold: float | None = None,
     ) -> None:
         super().__init__(mask, mask_weight, outside_weight, threshold)
         if sigma <= 0:
@@ -164,5 +162,5 @@ class ScoreLoss(LossTerm):
         self.psnr_scale = psnr_scale
 
     def forward(self, ctx: LossContext) -> torch.Tensor:
-        psnr = psnr_per_image(ctx.output, ctx.target).mean()
-        return (1.0 - ms_ssim(ctx.output, ctx.target).mean()) - psnr / self.psnr_scale
+        psnr_db = psnr(ctx.output, ctx.target).mean()
+        return (1.0 - ms_ssim(ctx.output, ctx.target).mean()) - psnr_db / self.psnr_scale

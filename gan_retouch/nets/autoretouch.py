@@ -44,15 +44,16 @@ class AutoRetouch(Generator):
         norm: str = "batch",
         upsample: str = "nearest",
         residual: bool = False,
+        edit_mask: bool = False,
     ) -> None:
-        super().__init__(residual)
+        super().__init__(residual, edit_mask)
         check_positive(ngf, "autoretouch ngf")
         check_positive(n_blocks, "autoretouch n_blocks", minimum=0)
         self.head = nn.Sequential(nn.Conv2d(3, ngf, 7, padding=3), lrelu())
         self.down = conv3x3(ngf, 2 * ngf, stride=2)
         self.blocks = nn.Sequential(*[ResidualBlock(2 * ngf, norm) for _ in range(n_blocks)])
         self.up = upsample_x2(2 * ngf, ngf, upsample, "autoretouch upsample")
-        self.tail = residual_head(conv3x3(ngf, 3), residual)
+        self.tail = residual_head(conv3x3(ngf, self.head_channels), self.residual)
 
     def forward_padded(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         x0 = self.head(x)

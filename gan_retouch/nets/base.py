@@ -1,4 +1,4 @@
-"""The contract every generator keeps: [0, 1] in, [0, 1] out, any size, optional residual output."""
+"""The contract every generator keeps: [0, 1] in, [0, 1] out, any size, optional residual or edit-mask output."""
 
 from __future__ import annotations
 
@@ -6,17 +6,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gan_retouch.errors import ConfigError
 from gan_retouch.imaging import SIGNED, UNIT, to_signed, to_unit
 
 
 class Generator(nn.Module):
     """Base class of the registered generators.
 
-    Subclasses build ``self.body`` style layers and implement ``forward_padded(x)``, which gets the input in
-    the network's own ``value_range`` with H and W divisible by ``stride`` and returns the image in that range
-    (or ``(image, mask_logits)`` when ``has_mask_head``). This class pads and crops back, converts ranges and,
-    when ``residual`` is on, adds the input: ``out = x + f(x)`` (the subclass zero-initialises its last layer
-    and skips its output activation, see ``residual_head``), so a fresh network is exactly the identity.
+    Subclasses build their layers and implement ``forward_padded(x, mask)``, which gets the input in the
+    network's own ``value_range`` with H and W divisible by ``stride``. This class pads and crops back,
+    converts ranges and applies one of three output forms:
+
+    - plain (``residual=False``): ``forward_padded`` returns the image (tanh), ``out = g(x)``;
+    - residual (``residual=True``): it returns a change, ``out = x + f(x)``; the last layer is zero-initialised
+      (``residual_head``), so a fresh network is exactly the identity;
+    - edit mask (``edit_mask=True``, implies the residual form): do no harm by design. The last layer has
+      ``self.head_channels`` = 4 outputs, a change ``delta`` (3) and an edit-map logit ``z`` (1), and
+      ``out = x + m * delta`` with ``m = sigmoid(z)`` in [0, 1]: pixels where m = 0 stay exactly at the input.
+      The forward returns ``(rgb, z)`` (``has_mask_head`` is True), so the engine hands ``z`` to the loss terms
+      as ``pred_mask`` (supervise it with ``edit_map`` or ``mask_bce``; ``keep`` holds clean pixels still).
+      A multi-task network that already returns ``(rgb, mask_logits)`` uses its mask logits as ``z``.
+
+    Interface for a subclass (students included): build the last layer with ``self.head_channels`` outputs and
+    wrap it in ``residual_head(conv, self.residual)``; ``forward_padded`` returns that layer's output (the
+    base class splits off channel 3 as ``z`` when ``edit_mask`` is on). ``edit_map(x)`` returns m.
     """
 
     value_range: tuple[float, float] = SIGNED  # the range the layers work in
@@ -24,26 +37,48 @@ class Generator(nn.Module):
     has_mask_head: bool = False  # forward returns (rgb, mask_logits)
     takes_mask: bool = False  # forward uses the mask argument
 
-    def __init__(self, residual: bool = False) -> None:
+    def __init__(self, residual: bool = False, edit_mask: bool = False) -> None:
         super().__init__()
-        self.residual = residual
+        for key, value in (("residual", residual), ("edit_mask", edit_mask)):
+            if not isinstance(value, bool):
+                raise ConfigError(f"generator argument {key} must be true or false, got {value!r}")
+        self.edit_mask = edit_mask
+        self.residual = residual or edit_mask
+        self.splits_edit_channel = edit_mask and not self.has_mask_head
+        if edit_mask:
+            self.has_mask_head = True  # the instance now returns (rgb, edit logits)
+
+    @property
+    def head_channels(self) -> int:
+        """Output channels of the last layer: 3 (RGB or change), 4 with an edit-map logit."""
+        return 4 if self.splits_edit_channel else 3
 
     def forward_padded(self, x: torch.Tensor, mask: torch.Tensor | None = None):
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None):
+    def _padded(self, x: torch.Tensor, mask: torch.Tensor | None):
+        """The input padded to ``stride`` and in ``value_range``, the padded mask and the original H, W."""
         height, width = x.shape[-2:]
-        pad_h = (-height) % self.stride
-        pad_w = (-width) % self.stride
-        inside = x
+        pad_h, pad_w = (-height) % self.stride, (-width) % self.stride
         if pad_h or pad_w:
-            inside = F.pad(inside, (0, pad_w, 0, pad_h), mode="replicate")
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
             if mask is not None:
                 mask = F.pad(mask, (0, pad_w, 0, pad_h), mode="replicate")
         if self.value_range == SIGNED:
-            inside = to_signed(inside)
-        result = self.forward_padded(inside, mask)
-        rgb, mask_logits = result if isinstance(result, tuple) else (result, None)
+            x = to_signed(x)
+        return x, mask, (height, width)
+
+    def _split(self, result) -> tuple[torch.Tensor, torch.Tensor | None]:
+        rgb, logits = result if isinstance(result, tuple) else (result, None)
+        if self.splits_edit_channel:
+            rgb, logits = rgb[:, :3], rgb[:, 3:4]
+        return rgb, logits
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None):
+        inside, mask, (height, width) = self._padded(x, mask)
+        rgb, mask_logits = self._split(self.forward_padded(inside, mask))
+        if self.edit_mask:
+            rgb = torch.sigmoid(mask_logits) * rgb
         if self.residual:
             rgb = inside + rgb
         if self.value_range == SIGNED:
@@ -55,8 +90,14 @@ class Generator(nn.Module):
             return rgb, mask_logits[..., :height, :width]
         return rgb
 
+    def edit_map(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The edit map m ``[N,1,H,W]`` in [0, 1] (where and how strongly the network edits ``x``)."""
+        if not self.edit_mask:
+            raise ConfigError("edit_map() needs a generator built with edit_mask: true")
+        return torch.sigmoid(self.forward(x, mask)[1])
 
-def residual_head(conv: nn.Conv2d, residual: bool) -> nn.Module:
+
+def residual_head(conv: nn.Conv2d | nn.ConvTranspose2d, residual: bool) -> nn.Module:
     """The last layer: tanh(conv) normally; a zero-initialised conv (no activation) in residual mode."""
     if residual:
         nn.init.zeros_(conv.weight)

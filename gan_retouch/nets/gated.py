@@ -52,8 +52,9 @@ class GatedGenerator(Generator):
         dilations: list[int] | tuple[int, ...] = (2, 4, 8, 16),
         erase_masked: bool = False,
         residual: bool = False,
+        edit_mask: bool = False,
     ) -> None:
-        super().__init__(residual)
+        super().__init__(residual, edit_mask)
         check_positive(ngf, "gated ngf")
         self.erase_masked = erase_masked
         self.encoder = nn.Sequential(
@@ -66,7 +67,7 @@ class GatedGenerator(Generator):
             GatedConv2d(4 * ngf, 2 * ngf), GatedConv2d(2 * ngf, 2 * ngf), nn.Upsample(scale_factor=2, mode="nearest"),
             GatedConv2d(2 * ngf, ngf), GatedConv2d(ngf, max(ngf // 2, 1)),
         )
-        self.tail = residual_head(nn.Conv2d(max(ngf // 2, 1), 3, 3, padding=1), residual)
+        self.tail = residual_head(nn.Conv2d(max(ngf // 2, 1), self.head_channels, 3, padding=1), self.residual)
 
     def forward_padded(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if mask is None:

@@ -39,9 +39,10 @@ class Pix2PixResnet(Generator):
     stride = 4
 
     def __init__(
-        self, ngf: int = 64, n_blocks: int = 9, norm: str = "batch", dropout: bool = False, residual: bool = False
+        self, ngf: int = 64, n_blocks: int = 9, norm: str = "batch", dropout: bool = False, residual: bool = False,
+        edit_mask: bool = False,
     ) -> None:
-        super().__init__(residual)
+        super().__init__(residual, edit_mask)
         check_positive(ngf, "pix2pix_resnet ngf")
         check_positive(n_blocks, "pix2pix_resnet n_blocks", minimum=0)
         make_norm, bias = norm_factory(norm), conv_bias(norm)
@@ -61,7 +62,8 @@ class Pix2PixResnet(Generator):
             up += [nn.ConvTranspose2d(width, width // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
                    make_norm(width // 2), nn.ReLU(True)]
         self.up = nn.Sequential(*up)
-        self.tail = nn.Sequential(nn.ReflectionPad2d(3), residual_head(nn.Conv2d(ngf, 3, 7), residual))
+        tail = residual_head(nn.Conv2d(ngf, self.head_channels, 7), self.residual)
+        self.tail = nn.Sequential(nn.ReflectionPad2d(3), tail)
 
     def forward_padded(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.tail(self.up(self.blocks(self.down(self.head(x)))))
@@ -77,9 +79,10 @@ class Pix2PixUnet(Generator):
     """
 
     def __init__(
-        self, ngf: int = 64, num_downs: int = 8, norm: str = "batch", dropout: bool = True, residual: bool = False
+        self, ngf: int = 64, num_downs: int = 8, norm: str = "batch", dropout: bool = True, residual: bool = False,
+        edit_mask: bool = False,
     ) -> None:
-        super().__init__(residual)
+        super().__init__(residual, edit_mask)
         check_positive(ngf, "pix2pix_unet ngf")
         check_positive(num_downs, "pix2pix_unet num_downs", minimum=2)
         self.stride = 2**num_downs
@@ -99,8 +102,8 @@ class Pix2PixUnet(Generator):
                 self.downs.append(nn.Sequential(nn.LeakyReLU(0.2), conv, make_norm(width)))
             up_in = width if level == last else 2 * width
             if level == 0:
-                up_conv = nn.ConvTranspose2d(up_in, 3, 4, stride=2, padding=1)
-                self.ups.append(nn.Sequential(nn.ReLU(), residual_head(up_conv, residual)))
+                up_conv = nn.ConvTranspose2d(up_in, self.head_channels, 4, stride=2, padding=1)
+                self.ups.append(nn.Sequential(nn.ReLU(), residual_head(up_conv, self.residual)))
                 continue
             out = widths[level - 1]
             up: list[nn.Module] = [nn.ReLU(), nn.ConvTranspose2d(up_in, out, 4, stride=2, padding=1, bias=bias),

@@ -47,8 +47,9 @@ class ResUNet(Generator):
         kernels: list[int] | tuple[int, ...] = (7, 7, 7, 3, 3, 3),
         norm: str = "batch",
         residual: bool = False,
+        edit_mask: bool = False,
     ) -> None:
-        super().__init__(residual)
+        super().__init__(residual, edit_mask)
         filters, kernels = list(filters), list(kernels)
         if len(filters) < 2 or len(filters) != len(kernels):
             raise ConfigError(
@@ -64,7 +65,7 @@ class ResUNet(Generator):
         self.decoder = nn.ModuleList(
             ResConvBlock(filters[i + 1] + filters[i], filters[i], kernels[i], norm) for i in range(len(filters) - 1)
         )
-        self.tail = residual_head(nn.Conv2d(filters[0], 3, 1), residual)
+        self.tail = residual_head(nn.Conv2d(filters[0], self.head_channels, 1), self.residual)
 
     def forward_padded(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         skips = []

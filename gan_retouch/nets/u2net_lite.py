@@ -75,8 +75,8 @@ class U2NetLite(Generator):
     stride = 32
     has_mask_head = True
 
-    def __init__(self, width: int = 64, mid: int = 16, residual: bool = False) -> None:
-        super().__init__(residual)
+    def __init__(self, width: int = 64, mid: int = 16, residual: bool = False, edit_mask: bool = False) -> None:
+        super().__init__(residual, edit_mask)
         check_positive(width, "u2net_lite width")
         check_positive(mid, "u2net_lite mid")
         heights = (7, 6, 5, 4, 4, 4)
@@ -86,7 +86,7 @@ class U2NetLite(Generator):
         self.decoders = nn.ModuleList(RSU(h, 2 * width, mid, width, dilated=i >= 4) for i, h in enumerate(heights[:5]))
         self.side_heads = nn.ModuleList(nn.Conv2d(width, 1, 3, padding=1) for _ in range(6))
         self.mask_fuse = nn.Conv2d(6, 1, 1)
-        self.rgb_head = residual_head(nn.Conv2d(width, 3, 3, padding=1), residual)
+        self.rgb_head = residual_head(nn.Conv2d(width, self.head_channels, 3, padding=1), self.residual)
 
     def forward_padded(
         self, x: torch.Tensor, mask: torch.Tensor | None = None

@@ -7,12 +7,13 @@ DDP rank) it is loaded; that is what makes training resumable. Validation and te
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from torch.utils.data import Dataset
 
 from gan_retouch.data.augment import AugmentOptions, augment_item
-from gan_retouch.data.folders import PairRecord, find_pairs
+from gan_retouch.data.folders import ALL, PairRecord, find_pairs
 from gan_retouch.data.io import read_image, read_mask
 from gan_retouch.data.noise import generator_for
 from gan_retouch.data.synthetic import SPLITS, synthesize_pair
@@ -20,6 +21,7 @@ from gan_retouch.errors import DataError
 from gan_retouch.registry import choice
 
 SOURCES = ("synthetic", "folder", "aligned")
+DATASET_SPLITS = (*SPLITS, ALL)
 SYNTHETIC_STREAM_LENGTH = 2**30  # length of the infinite synthetic stream (the engine's sampler treats it as one)
 DEFECT_KEYS = ("acne", "spots", "freckle_clusters", "marks", "defect_scale", "tone_defect")
 
@@ -64,16 +66,39 @@ class SyntheticPairs(PairedDataset):
 
 
 class FolderPairs(PairedDataset):
-    """Pairs read from disk: two folders with matching stems, or aligned A|B files; optional masks."""
+    """Pairs read from disk: two folders with matching stems, or aligned A|B files; optional masks.
 
-    def __init__(self, records: list[PairRecord], split: str, seed: int, augment: AugmentOptions | None) -> None:
+    With ``skip_bad`` a pair that fails to load (a file changed or broke after the pre-check) is reported once
+    and replaced by the next readable pair, so a long run does not stop for one file.
+    """
+
+    def __init__(self, records: list[PairRecord], split: str, seed: int, augment: AugmentOptions | None,
+                 skip_bad: bool = False) -> None:
         super().__init__(split, seed, augment)
         self.records = records
+        self.skip_bad = skip_bad
+        self.bad: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.records)
 
     def load(self, index: int) -> dict[str, Any]:
+        if not self.skip_bad:
+            return self._read(index)
+        for offset in range(len(self.records)):
+            candidate = (index + offset) % len(self.records)
+            if candidate in self.bad:
+                continue
+            try:
+                return self._read(candidate)
+            except DataError as exc:
+                self.bad.add(candidate)
+                warnings.warn(f"data.skip_bad_pairs: skipping pair {self.records[candidate].name}: {exc}",
+                              stacklevel=2)
+        raise DataError(f"data.skip_bad_pairs: none of the {len(self.records)} pairs can be read any more; "
+                        f"check the files under data.root")
+
+    def _read(self, index: int) -> dict[str, Any]:
         record = self.records[index]
         image = read_image(record.input)
         if record.target is None:
@@ -115,13 +140,17 @@ class _Subset(PairedDataset):
 
 
 def build_dataset(data: dict[str, Any], split: str, seed: int = 0) -> Dataset:
-    """The dataset of ``split`` (train | val | test) described by the resolved ``options["data"]`` mapping.
+    """The dataset of ``split`` (train | val | test | all) described by the resolved ``options["data"]`` mapping.
 
+    ``all`` (folder and aligned data) is every pair of data.root, whatever its split folders or data.split_ratio.
     Augmentation (data.crop, data.resize, data.augment) applies to the train split only; ``data.val_count``
     limits the validation split. ``seed`` seeds the augmentation (the synthetic faces follow data.synthetic.seed).
     """
-    choice(split, SPLITS, "split")
+    choice(split, DATASET_SPLITS, "split")
     source = choice(data["source"], SOURCES, "data.source")
+    if split == ALL and source == "synthetic":
+        raise DataError("split 'all' is for data.source=folder or aligned: the synthetic data has train, val and "
+                        "test splits (data.synthetic.*_count)")
     augment = AugmentOptions.from_data(data) if split == "train" else None
     if source == "synthetic":
         synthetic = data["synthetic"]
@@ -130,7 +159,7 @@ def build_dataset(data: dict[str, Any], split: str, seed: int = 0) -> Dataset:
         if counts[split] <= 0:
             raise DataError(f"data.synthetic.{split}_count is {counts[split]}: the {split} split would be empty")
         return SyntheticPairs(synthetic, split, counts[split], seed, augment)
-    dataset = FolderPairs(find_pairs(data, split), split, seed, augment)
+    dataset = FolderPairs(find_pairs(data, split), split, seed, augment, bool(data.get("skip_bad_pairs", False)))
     if split == "val" and data.get("val_count") is not None:
         return _Subset(dataset, _limit(len(dataset), data["val_count"]))
     return dataset

@@ -2,25 +2,29 @@
 
 Layouts: two folders with matching file stems (``source/`` + ``target/``, ``image/`` + ``groundtruth/`` or
 ``A/`` + ``B/``), or pix2pix "aligned" files (input | target side by side); optionally a folder of masks with the
-same stems. A root with ``train/``, ``val/`` or ``test/`` subfolders uses them; otherwise the pairs are split
-deterministically by ``data.split_ratio``. Every problem is collected and reported together, naming the files.
+same stems (``mask/`` or ``masks/``). A root with ``train/``, ``val/`` or ``test/`` subfolders uses them; otherwise
+the pairs are split deterministically by ``data.split_ratio``; the split ``all`` is every pair of the root. Every
+image is decoded once before training, and every problem is collected and reported together, naming the files.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from gan_retouch.data.io import image_size, is_image_file
+from gan_retouch.data.io import decoded_size, is_image_file
 from gan_retouch.errors import ConfigError, DataError
 
 INPUT_DIR_NAMES = ("source", "image", "A")
 TARGET_DIR_NAMES = ("target", "groundtruth", "B")
+MASK_DIR_NAMES = ("mask", "masks")
 SPLIT_NAMES = ("train", "val", "test")
+ALL = "all"  # the split name for every pair of the root (all split subfolders, no ratio split)
 SPLIT_SEED = 20210105  # fixed: the ratio split must not change with the run's seed
 LISTED = 10  # offending files named in an error before "... and N more"
 
@@ -99,17 +103,18 @@ def ratio_split(names: list[str], ratios: list[float], split: str) -> list[str]:
 
 
 def _check_sizes(records: list[PairRecord], aligned: bool) -> dict[str, str]:
-    """Pair name -> problem found from the image headers: unreadable file, size mismatch, odd aligned width."""
+    """Pair name -> problem found by decoding every file fully: unreadable or corrupt data, size mismatch, odd
+    aligned width (a header-only check lets a JPEG with corrupt scan data through, to stop training mid-run)."""
     problems = {}
     for record in records:
         try:
-            size = image_size(record.input)
+            size = decoded_size(record.input)
             if aligned and size[1] % 2:
                 problems[record.name] = f"{record.input}: aligned A|B image has odd width {size[1]}"
                 continue
             pair_size = (size[0], size[1] // 2) if aligned else size
             for other in (p for p in (record.target, record.mask) if p is not None):
-                other_size = image_size(other)
+                other_size = decoded_size(other)
                 if other_size != pair_size:
                     problems[record.name] = (f"size mismatch: {record.input} is {pair_size[0]}x{pair_size[1]} "
                                              f"but {other} is {other_size[0]}x{other_size[1]}")
@@ -119,18 +124,28 @@ def _check_sizes(records: list[PairRecord], aligned: bool) -> dict[str, str]:
     return problems
 
 
-def find_pairs(data: dict[str, Any], split: str) -> list[PairRecord]:
-    """The checked pairs of ``split`` under ``data.root`` (layout from ``data.source``), sorted by name."""
-    if data.get("root") in (None, ""):
-        raise ConfigError(f"data.source={data['source']} needs data.root: the folder that holds your pairs")
-    root = Path(data["root"]).expanduser()
-    base, dedicated = split_folder(root, split)
-    aligned = data["source"] == "aligned"
+def _mask_folder(base: Path, option: str | None) -> Path | None:
+    """The mask folder: ``auto`` finds mask/ or masks/ (none is fine); a name also accepts its other spelling."""
+    if not option:
+        return None
+    names = MASK_DIR_NAMES if option == "auto" else (option,) + tuple(
+        other for other in MASK_DIR_NAMES if option in MASK_DIR_NAMES and other != option)
+    for name in names:
+        if (base / name).is_dir():
+            return base / name
+    if option == "auto":
+        return None
+    raise DataError(f"data.mask_dir={option!r}: folder {base / option} does not exist (set data.mask_dir=auto "
+                    f"to use mask/ or masks/ when present, or null for no masks)")
+
+
+def _pairs_in(base: Path, data: dict[str, Any], aligned: bool) -> tuple[list[PairRecord], list[str], int]:
+    """The matched pairs of one folder, the problems found by name matching, and how many names it holds."""
     problems: list[str] = []
     if aligned:
         inputs = _images_by_stem(base)
         if not inputs:
-            raise DataError(f"{base} holds no images ({', '.join(('.png', '.jpg', '.webp'))}); nothing to load")
+            raise DataError(f"{base} holds no images (.png, .jpg, .jpeg, .webp); nothing to load")
         targets: dict[str, Path] = {}
     else:
         input_dir = _pick_dir(base, data.get("input_dir", "auto"), INPUT_DIR_NAMES, "data.input_dir")
@@ -146,34 +161,68 @@ def find_pairs(data: dict[str, Any], split: str) -> list[PairRecord]:
         if no_input:
             problems.append(f"targets without an input in {input_dir}: {_listing([targets[s].name for s in no_input])}")
     masks: dict[str, Path] = {}
-    if data.get("mask_dir"):
-        mask_folder = base / data["mask_dir"]
-        if not mask_folder.is_dir():
-            raise DataError(f"data.mask_dir={data['mask_dir']!r}: folder {mask_folder} does not exist")
+    mask_folder = _mask_folder(base, data.get("mask_dir"))
+    if mask_folder is not None:
         masks = _images_by_stem(mask_folder)
         no_mask = sorted(set(inputs) - set(masks))
         if no_mask:
             problems.append(f"pairs without a mask in {mask_folder}: {_listing(no_mask)}")
     stems = sorted(inputs) if aligned else sorted(set(inputs) & set(targets))
     records = [PairRecord(s, inputs[s], targets.get(s), masks.get(s)) for s in stems if not masks or s in masks]
+    return records, problems, len(set(inputs) | set(targets))
+
+
+def _split_bases(root: Path, split: str) -> tuple[list[tuple[str, Path]], bool]:
+    """(label, folder) to read for ``split`` and whether they are dedicated split subfolders."""
+    if split != ALL:
+        base, dedicated = split_folder(root, split)
+        return [("", base)], dedicated
+    if not root.is_dir():
+        raise DataError(f"data.root {root} is not a folder")
+    present = [name for name in SPLIT_NAMES if (root / name).is_dir()]
+    return ([(name, root / name) for name in present] or [("", root)]), True
+
+
+def find_pairs(data: dict[str, Any], split: str) -> list[PairRecord]:
+    """The checked pairs of ``split`` (train | val | test | all) under ``data.root``, sorted by name.
+
+    ``all`` is every pair of the root: all of its split subfolders, or the whole root without a ratio split; a
+    name that occurs in two split folders is prefixed with the split (``val_name``).
+    """
+    if data.get("root") in (None, ""):
+        raise ConfigError(f"data.source={data['source']} needs data.root: the folder that holds your pairs")
+    root = Path(data["root"]).expanduser()
+    bases, dedicated = _split_bases(root, split)
+    aligned = data["source"] == "aligned"
+    labelled: list[tuple[str, PairRecord]] = []
+    problems: list[str] = []
+    names = 0
+    for label, base in bases:
+        found, trouble, count = _pairs_in(base, data, aligned)
+        labelled.extend((label, record) for record in found)
+        problems.extend(trouble)
+        names += count
+    where = bases[0][1] if len(bases) == 1 else root
+    seen = Counter(record.name for _, record in labelled)
+    records = [replace(r, name=f"{label}_{r.name}") if seen[r.name] > 1 else r for label, r in labelled]
     bad = _check_sizes(records, aligned)
     problems.extend(bad.values())
     if problems and not data.get("skip_bad_pairs", False):
         raise DataError(
-            f"{len(problems)} problem(s) with the pairs in {base}:\n  - " + "\n  - ".join(problems)
+            f"{len(problems)} problem(s) with the pairs in {where}:\n  - " + "\n  - ".join(problems)
             + "\nFix or remove these files, or set data.skip_bad_pairs=true to skip them."
         )
     good = [r for r in records if r.name not in bad]
-    skipped = len(set(inputs) | set(targets)) - len(good)
+    skipped = names - len(good)
     if skipped:
-        warnings.warn(f"data.skip_bad_pairs: skipped {skipped} bad or unmatched pair(s) in {base} ({len(bad)} "
+        warnings.warn(f"data.skip_bad_pairs: skipped {skipped} bad or unmatched pair(s) in {where} ({len(bad)} "
                       f"unreadable or mismatched); {len(good)} remain", stacklevel=2)
     if not good:
-        raise DataError(f"no usable pairs in {base}")
+        raise DataError(f"no usable pairs in {where}")
     if not dedicated:
         keep = set(ratio_split([r.name for r in good], list(data.get("split_ratio", [0.9, 0.05, 0.05])), split))
         good = [r for r in good if r.name in keep]
         if not good:
-            raise DataError(f"the {split} split of {base} is empty under data.split_ratio={data.get('split_ratio')}: "
+            raise DataError(f"the {split} split of {where} is empty under data.split_ratio={data.get('split_ratio')}: "
                             f"add pairs, raise its fraction, or give the root {split}/ subfolders")
     return good

@@ -19,6 +19,7 @@ from gan_retouch.errors import DataError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 EXIF_ORIENTATION = 0x0112
 TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+_warned: set[tuple[str, str]] = set()  # (path, what) already reported in this process: warn once per file
 
 
 def is_image_file(path: Path) -> bool:
@@ -33,7 +34,16 @@ def _decode(path: Path) -> torch.Tensor:
             raw = read_file(str(path))
             return decode_image(raw, mode=ImageReadMode.UNCHANGED, apply_exif_orientation=True)
     except (RuntimeError, ValueError, OSError) as exc:
-        raise DataError(f"cannot read image {path}: {exc}. Re-export it as PNG or JPEG, or remove it.") from exc
+        reason = str(exc).strip().split(", ")[-1]  # torchvision prefixes its C++ source location
+        raise DataError(f"cannot read image {path}: {reason}. Re-export it as PNG or JPEG, or remove it.") from exc
+
+
+def _warn_once(path: Path, what: str, message: str) -> None:
+    """Warn about ``path`` once per process: a training run reads the same file thousands of times."""
+    key = (str(path), what)
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, stacklevel=4)
 
 
 def _to_unit_rgb(pixels: torch.Tensor, path: Path) -> tuple[torch.Tensor, int]:
@@ -43,10 +53,10 @@ def _to_unit_rgb(pixels: torch.Tensor, path: Path) -> tuple[torch.Tensor, int]:
     image = pixels.to(torch.float32).div_(scale)
     channels = image.shape[0]
     if channels in (2, 4):
-        warnings.warn(f"{path}: alpha channel dropped (the image is used as opaque RGB)", stacklevel=3)
+        _warn_once(path, "alpha", f"{path}: alpha channel dropped (the image is used as opaque RGB)")
         image = image[: channels - 1]
     if image.shape[0] == 1:
-        warnings.warn(f"{path}: grayscale image converted to RGB", stacklevel=3)
+        _warn_once(path, "gray", f"{path}: grayscale image converted to RGB")
         image = image.expand(3, -1, -1).contiguous()
     return image, bits
 
@@ -91,6 +101,12 @@ def image_size(path: Path) -> tuple[int, int]:
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise DataError(f"cannot read image {path}: {exc}") from exc
     return (width, height) if orientation in TRANSPOSING_ORIENTATIONS else (height, width)
+
+
+def decoded_size(path: Path) -> tuple[int, int]:
+    """(height, width) after EXIF orientation from a full decode: catches corrupt data that a header hides."""
+    pixels = _decode(path)
+    return int(pixels.shape[-2]), int(pixels.shape[-1])
 
 
 def read_mask(path: str | Path) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """`gan-retouch export`: ONNX and TorchScript for the teacher and the student, checked against PyTorch."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from gan_retouch.registry import GENERATORS
 TINY = {
     "autoretouch": {"ngf": 4, "n_blocks": 1},
     "student": {"width": 4, "depth": 1, "levels": 2},
+    "student_fast": {"width": 4, "blocks": 1, "context": 1},
 }
 SIZES = [[1, 32, 32], [2, 37, 29]]  # the second is not a multiple of either network's stride
 
@@ -35,7 +37,7 @@ def write_checkpoint(tmp_path: Path, name: str) -> Path:
     return save_checkpoint({"kind": "train", "options": {}, "generator": entry}, tmp_path / f"{name}.pt")
 
 
-@pytest.mark.parametrize("name", ["autoretouch", "student"])
+@pytest.mark.parametrize("name", ["autoretouch", "student", "student_fast"])
 def test_onnx_export_keeps_parity_at_odd_sizes(tmp_path: Path, name: str) -> None:
     import onnxruntime
 
@@ -57,7 +59,7 @@ def test_onnx_export_keeps_parity_at_odd_sizes(tmp_path: Path, name: str) -> Non
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
-@pytest.mark.parametrize("name", ["autoretouch", "student"])
+@pytest.mark.parametrize("name", ["autoretouch", "student", "student_fast"])
 def test_torchscript_export_keeps_parity_at_odd_sizes(tmp_path: Path, name: str) -> None:
     generator = perturbed(name)
     path = tmp_path / f"{name}.ts"
@@ -101,3 +103,28 @@ def test_missing_onnxruntime_names_the_extra(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(ConfigError, match=r"gan-retouch\[export\]"):
         export_model(perturbed("student"), "onnx", tmp_path / "s.onnx")
     assert not (tmp_path / "s.onnx").exists()
+
+
+def test_export_into_an_unwritable_folder_is_one_line_before_exporting(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    checkpoint = write_checkpoint(tmp_path, "student")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    target = blocker / "models" / "student.onnx"  # a folder that cannot exist: a regular file is in the way
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(target)]) != 0
+    message = capsys.readouterr().out.strip()
+    assert str(blocker / "models") in " ".join(message.split()) and "Traceback" not in message
+    assert "cannot create export output folder" in " ".join(message.split())
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="permissions do not bind for root")
+def test_export_into_a_read_only_folder_names_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    checkpoint = write_checkpoint(tmp_path, "student")
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        assert main(["export", "--checkpoint", str(checkpoint), "--out", str(folder / "s.onnx")]) != 0
+        assert "not writable" in capsys.readouterr().out and not any(folder.iterdir())
+    finally:
+        folder.chmod(0o755)

@@ -13,9 +13,7 @@ dynamic batch, height and width, opset 18 by default (onnxruntime >= 1.14, Tenso
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +26,7 @@ from torch import nn
 
 from gan_retouch.console import console
 from gan_retouch.errors import ConfigError, GanRetouchError
+from gan_retouch.fileio import ensure_writable_dir, staged_path
 from gan_retouch.nets.base import run_generator, unwrap
 from gan_retouch.registry import choice
 from gan_retouch.runtime import resolve_device
@@ -190,18 +189,6 @@ def output_path(options: dict[str, Any], checkpoint_path: str) -> Path:
     return source.with_name(stem + FORMATS[export["format"]])
 
 
-@contextlib.contextmanager
-def staged_file(final: Path) -> Iterator[Path]:
-    """A temp path beside ``final``, renamed onto it when the block succeeds and removed when it fails."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    temp = final.with_name(f".{final.stem}.{os.getpid()}.tmp{final.suffix}")
-    try:
-        yield temp
-        os.replace(temp, final)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
 def check_onnxruntime(fmt: str, check: bool) -> None:
     """The parity check of an ONNX export needs onnxruntime: fail early with the install hint."""
     if fmt != "onnx" or not check:
@@ -219,7 +206,8 @@ def export_model(generator: nn.Module, fmt: str, path: Path, *, fp16: bool = Fal
     """Export ``generator`` to ``path`` (onnx | torchscript), check it, and return the parity results.
 
     The file appears at ``path`` only when the check passes (or is off); otherwise a GanRetouchError says by
-    how much it failed and nothing is left behind.
+    how much it failed and nothing is left behind (``fileio.staged_path``: a temp file renamed at the end). An
+    unwritable folder is an OutputError before the export starts.
     """
     choice(fmt, tuple(FORMATS), "export.format")
     check_onnxruntime(fmt, check)
@@ -231,7 +219,7 @@ def export_model(generator: nn.Module, fmt: str, path: Path, *, fp16: bool = Fal
     side = max(stride, 64 // stride * stride)
     example = example_inputs(reference, 1, side, side, device)
     results: list[dict[str, Any]] = []
-    with staged_file(path) as temp:
+    with staged_path(path, keep_suffix=True) as temp:
         if fmt == "onnx":
             export_onnx(exported, example, temp, opset)
         else:
@@ -271,8 +259,9 @@ def run_export(options: dict[str, Any]) -> int:
     fmt = choice(export["format"], tuple(FORMATS), "export.format")
     check_onnxruntime(fmt, export["check"])
     device = resolve_device(options["device"])
+    path = output_path(options, export["checkpoint"])
+    ensure_writable_dir(path.parent, "export output folder")  # before loading and exporting, not after
     generator, info = load_generator(export["checkpoint"], use_ema=export["use_ema"])
-    path = output_path(options, info["path"])
     tolerance = export["tolerance_fp16"] if export["fp16"] else export["tolerance"]
     results = export_model(generator, fmt, path, fp16=export["fp16"], opset=export["opset"],
                            check=export["check"], tolerance=tolerance, check_sizes=export["check_sizes"],

@@ -4,8 +4,8 @@
 any size, so ``nets.tiling.infer`` can run it over tiles) and a one-line description the commands print.
 
 - ``torch``: an eval copy with BatchNorm folded into the convolutions (``fuse()``), at the asked precision. The
-  memory format is channels_last on CUDA; on CPU ``auto`` times both formats on a small probe image and keeps
-  the faster (dense convolutions gain from channels_last, some networks lose), with torch's CPU thread count.
+  memory format is channels_last on CUDA; on CPU both formats are timed on a small probe image and the faster
+  is kept (dense convolutions gain from channels_last, some networks lose), with torch's CPU thread count.
 - ``onnxruntime``: the model's ONNX export (``gan-retouch export``; the file next to the checkpoint when it
   exists, else exported now into a temporary folder) run by ONNX Runtime with the same thread count, after a
   parity check against PyTorch on a small image.

@@ -1,0 +1,65 @@
+"""Inference backends: fused torch equals the plain network, ONNX Runtime equals PyTorch, auto picks one."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import gan_retouch.nets  # noqa: F401  (registers the generators)
+from gan_retouch.deploy.backends import TorchBackend, existing_export, select_backend
+from gan_retouch.errors import ConfigError
+from gan_retouch.registry import GENERATORS
+
+
+def tiny_student() -> torch.nn.Module:
+    model = GENERATORS.build("student_fast", width=4, blocks=1, context=1)
+    torch.nn.init.normal_(model.head.weight, std=0.3, generator=torch.Generator().manual_seed(0))
+    return model.eval()
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_torch_backend_equals_the_plain_network(channels_last: bool) -> None:
+    model = tiny_student()
+    backend = TorchBackend(model, torch.device("cpu"), "fp32", channels_last)
+    image = torch.rand(2, 3, 45, 70)
+    with torch.no_grad():
+        expected = model(image)
+    assert (expected - image).abs().max() > 1e-2
+    assert torch.allclose(backend(image), expected, atol=1e-5)
+    assert ("channels_last" if channels_last else "contiguous") in backend.description
+
+
+def test_auto_without_an_export_picks_a_torch_format() -> None:
+    backend = select_backend(tiny_student(), torch.device("cpu"), "auto")
+    assert backend.description.startswith("torch fp32 on cpu") and "fastest of 2" in backend.description
+
+
+def test_onnxruntime_backend_matches_pytorch(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    model = tiny_student()
+    backend = select_backend(model, torch.device("cpu"), "onnxruntime")
+    assert backend.description.startswith("onnxruntime") and "parity with torch" in backend.description
+    image = torch.rand(1, 3, 131, 77)  # not a multiple of the stride, never seen at export time
+    with torch.no_grad():
+        expected = model(image)
+    assert (backend(image) - expected).abs().max().item() < 1e-4
+
+
+def test_existing_export_must_be_newer_than_the_checkpoint(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "best.pt"
+    checkpoint.write_bytes(b"weights")
+    assert existing_export(str(checkpoint)) is None
+    export = tmp_path / "best.onnx"
+    export.write_bytes(b"graph")
+    assert existing_export(str(checkpoint)) == export
+    stamp = export.stat().st_mtime
+    os.utime(checkpoint, (stamp + 10, stamp + 10))
+    assert existing_export(str(checkpoint)) is None
+
+
+def test_bad_backend_settings() -> None:
+    with pytest.raises(ConfigError, match="retouch.backend"):
+        select_backend(tiny_student(), torch.device("cpu"), "tensorrt")
+    with pytest.raises(ConfigError, match="fp32"):
+        select_backend(tiny_student(), torch.device("cpu"), "onnxruntime", precision="fp16")

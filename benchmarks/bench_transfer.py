@@ -1,0 +1,184 @@
+"""Transfer benchmark: does a model retouch defect families and faces it never saw, and leave clean photos alone?
+
+Scores one generator (a checkpoint, or a recipe trained first) on
+
+- synthetic families held out by ``data.synthetic`` settings (other faces, defect kinds, sizes; test split, a
+  dataset seed the training never used), next to the identity baseline (output = input): PSNR overall, inside
+  the edited region and outside it (the region = the data's defect mask or any pixel the target changes by more
+  than half a level, so "outside" is exactly what a retoucher left alone);
+- a real photo (scikit-image's astronaut) with synthetic defects drawn on its detected skin;
+- clean real photos that ship with scikit-image (nothing to fix): PSNR of the output against the input.
+
+It prints a table, writes ``transfer.json`` and ``crop_<photo>.png`` (input | output | 10x |output - input| |
+edit map when the model has one, at 100 %) under ``--out``. Needs scikit-image: ``pip install scikit-image``.
+
+Run:
+    python benchmarks/bench_transfer.py --checkpoint checkpoints/quickstart/best.pt
+    python benchmarks/bench_transfer.py --recipe quickstart --set train.steps=300   # trains into --out first
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gan_retouch.cli import main as cli_main
+from gan_retouch.config import option_defaults, resolve
+from gan_retouch.data import DefectOptions, add_defects, build_dataset, detect_skin
+from gan_retouch.data.noise import generator_for
+from gan_retouch.engine.checkpoint import load_generator
+from gan_retouch.imaging import image_row, save_image
+from gan_retouch.metrics import masked_psnr, psnr
+from gan_retouch.nets.base import run_generator, unwrap
+
+CHANGED = 0.5 / 255  # a target pixel that differs from the input by more than this was edited
+DATASET_SEED = 9001  # synthetic faces no recipe trains on (recipes use data.synthetic.seed 0)
+NO_TONE = {"tone_defect": 0.0}
+# name -> data.synthetic overrides; each family keeps only the defects it names, so in/out regions are exact.
+FAMILIES: dict[str, dict[str, Any]] = {
+    "default mix, new faces": {},
+    "acne only": {**NO_TONE, "acne": [4, 10], "spots": [0, 0], "freckle_clusters": [0, 0], "marks": [0, 0]},
+    "spots + marks only": {**NO_TONE, "acne": [0, 0], "spots": [2, 6], "freckle_clusters": [0, 0], "marks": [1, 4]},
+    "large defects (x2.5)": {**NO_TONE, "defect_scale": 2.5},
+    "small defects (x0.5)": {**NO_TONE, "defect_scale": 0.5},
+}
+CLEAN_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
+CROP = {"astronaut": (30, 150, 192)}  # photo -> (top, left, side) of the 100 % crop: the face
+
+
+def real_photos(names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """scikit-image's sample photos as ``[3,H,W]`` in [0, 1]; a clear message when scikit-image is missing."""
+    try:
+        from skimage import data as samples
+    except ImportError as error:
+        raise SystemExit("bench_transfer needs scikit-image for its clean real photos: pip install scikit-image") from error
+    photos = {}
+    for name in names:
+        array = getattr(samples, name)()
+        photos[name] = torch.from_numpy(array[..., :3].copy()).permute(2, 0, 1).float() / 255.0
+    return photos
+
+
+def synthetic_pairs(overrides: dict[str, Any], count: int, size: int) -> list[dict[str, torch.Tensor]]:
+    """``count`` test pairs of the family (options checked like a recipe's: a typo names the closest key)."""
+    synthetic = {**overrides, "size": size, "test_count": count, "seed": DATASET_SEED}
+    options, _ = resolve("train", None, {"data": {"source": "synthetic", "synthetic": synthetic}})
+    dataset = build_dataset(options["data"], "test")
+    return [dataset[index] for index in range(len(dataset))]
+
+
+def blemished_photo(photo: torch.Tensor, count: int) -> list[dict[str, torch.Tensor]]:
+    """``count`` versions of a real photo with the default synthetic defects drawn on its detected skin."""
+    skin = detect_skin(photo)
+    options = DefectOptions.from_mapping({**option_defaults("common")["data"]["synthetic"], **NO_TONE})
+    pairs = []
+    for index in range(count):
+        blemished, mask = add_defects(photo, skin, generator_for(DATASET_SEED, "bench_transfer", index), options)
+        pairs.append({"input": blemished, "target": photo, "mask": mask})
+    return pairs
+
+
+@torch.no_grad()
+def retouch(model: torch.nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """The model's output for one ``[3,H,W]`` image, ``[1,3,H,W]`` in [0, 1]."""
+    x = image[None]
+    mask = torch.zeros_like(x[:, :1]) if getattr(unwrap(model), "takes_mask", False) else None
+    return run_generator(model, x, mask)[0].float().clamp(0.0, 1.0)
+
+
+def score_pairs(model: torch.nn.Module, pairs: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+    """Mean PSNR of model and identity: overall, inside the edited region, outside it."""
+    rows: dict[str, list[float]] = {key: [] for key in ("psnr", "psnr_in", "psnr_out", "id", "id_in", "id_out")}
+    for pair in pairs:
+        x, target = pair["input"][None], pair["target"][None]
+        region = ((x - target).abs().amax(1, keepdim=True) > CHANGED).float()
+        if "mask" in pair:
+            region = torch.maximum(region, (pair["mask"][None] > 0).float())
+        output = retouch(model, pair["input"])
+        for prefix, image in (("psnr", output), ("id", x)):
+            rows[prefix].append(float(psnr(image, target)))
+            rows[f"{prefix}_in"].append(float(masked_psnr(image, target, region, inside=True)))
+            rows[f"{prefix}_out"].append(float(masked_psnr(image, target, region, inside=False)))
+    return {key: _mean(values) for key, values in rows.items()}
+
+
+def score_clean(model: torch.nn.Module, photos: dict[str, torch.Tensor]) -> dict[str, float]:
+    """PSNR of the output against the input for each clean photo (100 dB = untouched)."""
+    return {name: float(psnr(retouch(model, photo), photo[None])) for name, photo in photos.items()}
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def write_crop(model: torch.nn.Module, name: str, photo: torch.Tensor, out: Path) -> Path:
+    """input | output | 10x |output - input| (| edit map) of the photo's face at 100 %."""
+    top, left, side = CROP.get(name, (0, 0, min(photo.shape[-2:])))
+    crop = photo[:, top:top + side, left:left + side]
+    output = retouch(model, crop)[0]
+    panels = [crop, output, ((output - crop).abs() * 10).clamp(0, 1)]
+    inner = unwrap(model)
+    if getattr(inner, "edit_mask", False):
+        with torch.no_grad():
+            panels.append(inner.edit_map(crop[None])[0].expand(3, -1, -1))
+    path = out / f"crop_{name}.png"
+    save_image(image_row(panels), path)
+    return path
+
+
+def train_first(recipe: str, sets: list[str], out: Path) -> Path:
+    """Train ``recipe`` into ``out/checkpoints/transfer`` and return its best checkpoint."""
+    root = out / "checkpoints"
+    args = ["train", "--recipe", recipe, "--set", "name=transfer", f"checkpoints_root={root}",
+            f"results_root={out / 'results'}", *sets]
+    status = cli_main(args)
+    if status != 0:
+        raise SystemExit(f"training {recipe} failed with status {status}")
+    return root / "transfer" / "best.pt"
+
+
+def print_table(report: dict[str, Any]) -> None:
+    print(f"{'family':<28} {'identity':>9} {'model':>9} {'gain':>7} | {'in: id':>7} {'model':>7} |"
+          f" {'out: id':>8} {'model':>7}")
+    for name, row in report["families"].items():
+        print(f"{name:<28} {row['id']:9.2f} {row['psnr']:9.2f} {row['psnr'] - row['id']:+7.2f} |"
+              f" {row['id_in']:7.2f} {row['psnr_in']:7.2f} | {row['id_out']:8.2f} {row['psnr_out']:7.2f}")
+    clean = report["clean_photos"]
+    print("clean real photos, PSNR(output, input) (100 = untouched): "
+          + ", ".join(f"{name} {value:.2f}" for name, value in clean.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a trained generator checkpoint (best.pt)")
+    source.add_argument("--recipe", help="train this recipe first (into --out), then score it")
+    parser.add_argument("--set", nargs="*", default=[], help="KEY=VALUE options for --recipe")
+    parser.add_argument("--count", type=int, default=16, help="pairs per synthetic family (default 16)")
+    parser.add_argument("--size", type=int, default=256, help="side of the synthetic pairs in pixels (256)")
+    parser.add_argument("--out", default="results/bench_transfer", help="folder for transfer.json and crops")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else train_first(args.recipe, args.set, out)
+    photos = real_photos(CLEAN_PHOTOS)
+    model, _ = load_generator(checkpoint)
+    families = {name: score_pairs(model, synthetic_pairs(overrides, args.count, args.size))
+                for name, overrides in FAMILIES.items()}
+    families["real photo + defects"] = score_pairs(model, blemished_photo(photos["astronaut"], args.count // 2))
+    report = {"checkpoint": str(checkpoint), "count": args.count, "size": args.size, "families": families,
+              "clean_photos": score_clean(model, photos),
+              "crops": [str(write_crop(model, name, photos[name], out)) for name in CROP]}
+    print_table(report)
+    (out / "transfer.json").write_text(json.dumps(report, indent=2))
+    print(f"wrote {out / 'transfer.json'} and {', '.join(report['crops'])}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,16 +1,20 @@
-"""Inference figures of the default teacher (`autoretouch`) and the default `student`.
+"""Inference figures of the AutoRetouch teacher, the depthwise `student` and the default `student_fast`, in one run.
 
-Prints parameters, MB (fp32, 1 MB = 1e6 bytes), GMACs and CPU latency (median of --runs after --warmup) at each
-size, and the teacher/student CPU latency ratio at the largest size. With CUDA present it also prints GPU
-figures: fp16, channels_last, CUDA events, median of --gpu-runs (>= 100) runs.
+For each model: parameters, MB (fp32, 1 MB = 1e6 bytes), GMACs and latency at 1024x1024 and 3840x2160 (4K UHD),
+through the path `gan-retouch retouch` uses (`deploy.backends`: BatchNorm folded, the faster memory format on
+CPU), timed by `nets.profile.measure_latency` (torch.utils.benchmark.Timer). Then, per model, the speed-up over
+the teacher and the ratio to its MAC floor: latency / (GMACs / the teacher's measured GMAC/s), i.e. how far the
+model is from running its MACs as efficiently as the teacher does (1.0 = as efficient; the goal is <= 2).
+With CUDA present it also prints the same figures on the GPU in fp16 (channels_last; CUDA is synchronised).
 
-    python benchmarks/bench_inference.py                       # 256, 512, 1024 on CPU (+ GPU when present)
-    python benchmarks/bench_inference.py --sizes 256 --runs 3  # a quick look
+    python benchmarks/bench_inference.py                          # CPU (+ GPU when present), teacher 1024 only
+    python benchmarks/bench_inference.py --teacher-4k --json r.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 
 import torch
@@ -20,53 +24,74 @@ from gan_retouch.config import option_defaults
 from gan_retouch.deploy.bench import benchmark
 from gan_retouch.registry import GENERATORS
 
-MODELS = ("autoretouch", "student")  # default arguments: the paper's teacher and the default student
+MODELS = ("autoretouch", "student", "student_fast")  # default arguments: the paper's teacher and both students
 
 
-def bench_settings(size: int, **overrides: object) -> dict:
-    """The documented `bench` defaults with this size and the given overrides."""
-    return {**option_defaults("bench")["bench"], "size": size, **overrides}
+def settings(min_time_s: float, uhd: bool, precision: str) -> dict:
+    """The documented `bench` defaults at 1024 px with these timing settings (torch backend, as retouch picks)."""
+    return {**option_defaults("bench")["bench"], "size": 1024, "min_time_s": min_time_s, "uhd": uhd,
+            "precision": precision, "backend": "torch", "throughput_batches": [1]}
 
 
-def run(device: torch.device, sizes: list[int], precision: str, warmup: int, runs: int) -> dict[tuple[str, int], dict]:
-    """Report per (model, size); prints one line each."""
+def run(device: torch.device, precision: str, min_time_s: float, teacher_time_s: float,
+        teacher_4k: bool) -> dict[str, dict]:
+    """One report per model, printed as it comes."""
     reports = {}
     for name in MODELS:
+        teacher = name == "autoretouch"
         model = GENERATORS.build(name).eval()
-        for size in sizes:
-            settings = bench_settings(size, precision=precision, warmup=warmup, runs=runs, throughput_batches=[1])
-            report = benchmark(model, settings, device)
-            reports[(name, size)] = report
-            latency = report["latency_ms"]
-            print(f"{name:12s} {device.type:4s} {precision:4s} {size:5d}px  params {report['parameters']:>9,}  "
-                  f"{report['size_mb_fp32']:6.2f} MB  {report['gmacs']:8.2f} GMACs  "
-                  f"median {latency['median']:9.2f} ms  p90 {latency['p90']:9.2f} ms  ({latency['runs']} runs)",
-                  flush=True)
+        report = benchmark(model, settings(teacher_time_s if teacher else min_time_s,
+                                           teacher_4k or not teacher, precision), device)
+        reports[name] = report
+        uhd = report.get("uhd")
+        uhd_text = f"4K {uhd['latency_ms']['median']:9.0f} ms ({uhd['gmacs']:7.1f} GMACs)" if uhd else "4K skipped"
+        print(f"{name:12s} {device.type} {precision}  params {report['parameters']:>9,}  "
+              f"{report['size_mb_fp32']:6.2f} MB  1024px {report['gmacs']:7.1f} GMACs "
+              f"{report['latency_ms']['median']:9.0f} ms ({report['latency_ms']['runs']} runs)  {uhd_text}  "
+              f"[{report['backend']}]", flush=True)
     return reports
+
+
+def ratios(reports: dict[str, dict]) -> None:
+    """Speed-up over the teacher and ratio to the MAC floor at 1024 px (and 4K when the teacher was timed)."""
+    teacher = reports["autoretouch"]
+    rate = teacher["gmacs"] / (teacher["latency_ms"]["median"] / 1000.0)
+    print(f"teacher throughput: {rate:.1f} GMAC/s at 1024x1024 (the MAC floor of a model = its GMACs / this)")
+    for name, report in reports.items():
+        ms = report["latency_ms"]["median"]
+        floor_ms = report["gmacs"] / rate * 1000.0
+        line = (f"{name:12s} 1024px: {teacher['latency_ms']['median'] / ms:6.1f}x faster than the teacher, "
+                f"{ms / floor_ms:4.2f}x its MAC floor ({floor_ms:.0f} ms)")
+        if report.get("uhd"):
+            uhd_ms = report["uhd"]["latency_ms"]["median"]
+            line += f"; 4K: {uhd_ms / 1000:.2f} s, {uhd_ms / (report['uhd']['gmacs'] / rate * 1000.0):4.2f}x its MAC floor"
+        print(line)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
-    parser.add_argument("--warmup", type=int, default=1, help="CPU untimed runs")
-    parser.add_argument("--runs", type=int, default=3, help="CPU timed runs")
-    parser.add_argument("--gpu-runs", type=int, default=100, help="GPU timed runs")
+    parser.add_argument("--min-time", type=float, default=3.0, help="seconds of timed runs per student input")
+    parser.add_argument("--teacher-time", type=float, default=0.1, help="seconds of timed runs per teacher input "
+                        "(the teacher takes ~20 s per 1024 px image on a 2-core CPU: one timed run)")
+    parser.add_argument("--teacher-4k", action="store_true", help="also time the teacher at 4K (minutes on CPU)")
     parser.add_argument("--no-cpu", action="store_true", help="skip the CPU figures")
+    parser.add_argument("--json", help="also write every report to this JSON file")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} CPU threads")
-    largest = max(args.sizes)
+    results = {}
     if not args.no_cpu:
-        cpu = run(torch.device("cpu"), args.sizes, "fp32", args.warmup, args.runs)
-        ratio = cpu[("autoretouch", largest)]["latency_ms"]["median"] / cpu[("student", largest)]["latency_ms"]["median"]
-        print(f"CPU latency ratio teacher / student at {largest}x{largest}: {ratio:.1f}x")
+        results["cpu"] = run(torch.device("cpu"), "fp32", args.min_time, args.teacher_time, args.teacher_4k)
+        ratios(results["cpu"])
     if torch.cuda.is_available():
         print(f"GPU: {torch.cuda.get_device_name(0)}")
-        gpu = run(torch.device("cuda:0"), args.sizes, "fp16", 10, args.gpu_runs)
-        ratio = gpu[("autoretouch", largest)]["latency_ms"]["median"] / gpu[("student", largest)]["latency_ms"]["median"]
-        print(f"GPU fp16 latency ratio teacher / student at {largest}x{largest}: {ratio:.1f}x")
+        results["cuda"] = run(torch.device("cuda:0"), "fp16", args.min_time, args.min_time, True)
+        ratios(results["cuda"])
     else:
         print("no CUDA device: GPU figures skipped")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as stream:
+            json.dump(results, stream, indent=2)
 
 
 if __name__ == "__main__":

@@ -108,3 +108,27 @@ def test_budget_grid_of_the_fast_student():
     assert student_budget.fits(args, None, 5, name="student_fast")[1]["gmacs"] <= 5
     with pytest.raises(ConfigError, match="student generators"):
         student_budget.fits({}, 10, None, name="autoretouch")
+
+
+@pytest.mark.parametrize("name,args", [("student_fast", TINY), ("student", {"width": 4, "depth": 1, "levels": 2})])
+def test_edit_mask_students_start_at_the_identity_and_gate_the_change(name, args):
+    model = GENERATORS.build(name, **args, edit_mask=True).eval()
+    x = torch.rand(1, 3, 40, 24)
+    rgb, logits = model(x)
+    assert torch.equal(rgb, x) and logits.shape == (1, 1, 40, 24)
+    with torch.no_grad():
+        model.head.bias.fill_(0.1)  # a change everywhere, edit logit 0.1 everywhere
+        gated = model(x)[0] - x
+        edit_channels = model.head.out_channels - (6 if name == "student" else 2 * 3 * 16)  # z of each pixel of a cell
+        model.head.bias[-edit_channels:] = -30.0  # the edit logits: the map closes, nothing changes
+        closed = model(x)[0] - x
+    assert gated.abs().max() > 1e-2 and closed.abs().max() < 1e-6
+
+
+def test_edit_mask_fast_student_fuses():
+    model = trained_like(FastStudent(**TINY, edit_mask=True))
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        rgb, logits = model(x)
+        fused_rgb, fused_logits = model.fuse()(x)
+    assert torch.allclose(fused_rgb, rgb, atol=1e-5) and torch.allclose(fused_logits, logits, atol=1e-4)

@@ -85,14 +85,17 @@ class Student(Generator):
         lowres: 1 | 2 | 4: run the network on the input downscaled by this factor and upsample a, b.
         residual: accepted for the common generator interface. The parametric output is residual by
             construction (out = x + a*x + b, zero-initialised), so True and False build the same network.
+        edit_mask: do no harm by design (``nets.base.Generator``): the head also predicts an edit-map logit z
+            and out = x + sigmoid(z) * (a * x + b).
     """
 
     value_range = UNIT
 
     def __init__(
-        self, width: int = 32, depth: int = 2, levels: int = 3, lowres: int = 1, residual: bool = False
+        self, width: int = 32, depth: int = 2, levels: int = 3, lowres: int = 1, residual: bool = False,
+        edit_mask: bool = False,
     ) -> None:
-        super().__init__(residual=True)  # forward_padded returns the change a*x + b; the base adds x, clamps
+        super().__init__(True, edit_mask)  # forward_padded returns the change a*x + b; the base adds x, clamps
         check_student_args(width, depth, levels, lowres)
         self.width, self.depth, self.levels, self.lowres = width, depth, levels, lowres
         self.stride = 2**levels * lowres
@@ -104,12 +107,13 @@ class Student(Generator):
         self.bottleneck = stack(channels[levels], depth)
         self.ups = nn.ModuleList(nn.Conv2d(channels[i + 1], channels[i], 1) for i in range(levels))
         self.decoders = nn.ModuleList(stack(channels[i], depth) for i in range(levels))
-        self.head = nn.Conv2d(width, 6, 3, padding=1)
+        self.head = nn.Conv2d(width, 6 + (1 if self.splits_edit_channel else 0), 3, padding=1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
     def parameters_map(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The gain ``a`` and offset ``b`` ([N,3,H,W] each) at full resolution, for ``x`` padded to stride."""
+        """The gain ``a`` and offset ``b`` ([N,3,H,W] each; ``b`` carries z as a 4th channel with ``edit_mask``) at
+        full resolution, for ``x`` padded to stride."""
         small = F.avg_pool2d(x, self.lowres) if self.lowres > 1 else x
         features = self.stem(small)
         skips = []
@@ -130,8 +134,11 @@ class Student(Generator):
         return params[:, :3], params[:, 3:]
 
     def forward_padded(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The change ``a * x + b``; the base class adds ``x`` and clamps, giving ``(1 + a) * x + b``."""
+        """The change ``a * x + b`` (and the edit logit z as channel 3 with ``edit_mask``); the base class
+        applies the edit map, adds ``x`` and clamps, giving ``(1 + a) * x + b``."""
         gain, offset = self.parameters_map(x)
+        if self.splits_edit_channel:
+            return torch.cat([gain * x + offset[:, :3], offset[:, 3:]], dim=1)
         return gain * x + offset
 
 

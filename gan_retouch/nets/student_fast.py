@@ -100,13 +100,15 @@ class FastStudent(Generator):
         scale: 2 | 4: space-to-depth factor; the trunk runs at 1/scale of the input's resolution.
         residual: accepted for the common generator interface; the parametric output is residual by
             construction (zero-initialised head), so True and False build the same network.
+        edit_mask: do no harm by design (``nets.base.Generator``): the head also predicts an edit-map logit z
+            per full-resolution pixel and out = x + sigmoid(z) * (a * x + b).
     """
 
     value_range = UNIT
 
     def __init__(self, width: int = 48, blocks: int = 3, context: int = 2, scale: int = 4,
-                 residual: bool = False) -> None:
-        super().__init__(residual=True)  # forward_padded returns the change; the base adds x and clamps
+                 residual: bool = False, edit_mask: bool = False) -> None:
+        super().__init__(True, edit_mask)  # forward_padded returns the change; the base adds x and clamps
         check_fast_student_args(width, blocks, context, scale)
         self.width, self.n_blocks, self.n_context, self.scale = width, blocks, context, scale
         self.stride = scale * 2**context
@@ -114,18 +116,23 @@ class FastStudent(Generator):
         self.stem = ConvBN(cell, width)
         self.blocks = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
         self.context = Context(width, context) if context else None
-        self.head = nn.Conv2d(width, 2 * cell, 1)
+        self.head = nn.Conv2d(width, 2 * cell + (scale**2 if self.splits_edit_channel else 0), 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
     def forward_padded(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The change ``a * x + b`` at full resolution; the base class adds ``x`` and clamps to [0, 1]."""
+        """The change ``a * x + b`` at full resolution (and the edit logit z as channel 3 with ``edit_mask``);
+        the base class applies the edit map, adds ``x`` and clamps to [0, 1]."""
         cells = F.pixel_unshuffle(x, self.scale)
         features = self.blocks(self.stem(cells))
         if self.context is not None:
             features = features + self.context(features)
-        gain, offset = self.head(features).chunk(2, dim=1)
-        return F.pixel_shuffle(torch.addcmul(offset, gain, cells), self.scale)
+        params = self.head(features)
+        cell = cells.shape[1]
+        change = torch.addcmul(params[:, cell : 2 * cell], params[:, :cell], cells)
+        if self.splits_edit_channel:  # the edit logit of each pixel becomes output channel 3 (split by the base)
+            change = torch.cat([change, params[:, 2 * cell :]], dim=1)
+        return F.pixel_shuffle(change, self.scale)
 
     @torch.no_grad()
     def fuse(self) -> FastStudent:

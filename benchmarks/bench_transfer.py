@@ -119,7 +119,10 @@ def _mean(values: list[float]) -> float:
 
 def write_crop(model: torch.nn.Module, name: str, photo: torch.Tensor, out: Path) -> Path:
     """input | output | 10x |output - input| (| edit map) of the photo's face at 100 %."""
-    top, left, side = CROP.get(name, (0, 0, min(photo.shape[-2:])))
+    height, width = photo.shape[-2:]
+    top, left, side = CROP.get(name, (0, 0, min(height, width)))
+    side = min(side, height, width)
+    top, left = min(top, height - side), min(left, width - side)  # the crop stays inside smaller photos
     crop = photo[:, top:top + side, left:left + side]
     output = retouch(model, crop)[0]
     panels = [crop, output, ((output - crop).abs() * 10).clamp(0, 1)]

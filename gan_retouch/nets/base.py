@@ -28,8 +28,10 @@ class Generator(nn.Module):
       A multi-task network that already returns ``(rgb, mask_logits)`` uses its mask logits as ``z``.
 
     Interface for a subclass (students included): build the last layer with ``self.head_channels`` outputs and
-    wrap it in ``residual_head(conv, self.residual)``; ``forward_padded`` returns that layer's output (the
-    base class splits off channel 3 as ``z`` when ``edit_mask`` is on). ``edit_map(x)`` returns m.
+    wrap it in ``residual_head(conv, self.residual)``; ``forward_padded`` returns that layer's output. When
+    ``self.splits_edit_channel`` is True (edit_mask on a network without its own mask head) the base class takes
+    channel 3 of that output as ``z``. ``edit_map(x)`` returns m. A user strength S in [0, 1] needs no hook:
+    ``x + S * (G(x) - x)`` equals ``x + S * m * delta``.
     """
 
     value_range: tuple[float, float] = SIGNED  # the range the layers work in

@@ -1,80 +1,113 @@
-"""The synthetic benchmark: determinism, exact ground truth outside the blemish mask, masks that fit the images."""
+"""The synthetic pairs: deterministic, exact masks, defects on skin only, families that the settings define."""
 
 import pytest
 import torch
 
+from gan_retouch.config import option_defaults
 from gan_retouch.data import build_dataset, synthesize_pair
+from gan_retouch.data.family import DEFECT_KINDS
 from gan_retouch.errors import ConfigError
 
 KEYS = ("input", "target", "mask", "skin")
 
 
-def test_pairs_are_deterministic_and_distinct() -> None:
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Generation is many small ops: one thread, as in a loader worker (two threads crawl on a loaded CPU)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_pairs_are_deterministic_per_seed_split_and_index() -> None:
     first, again = synthesize_pair(3, 64, seed=1), synthesize_pair(3, 64, seed=1)
     for key in KEYS:
         assert torch.equal(first[key], again[key])
-    other = synthesize_pair(4, 64, seed=1)
-    assert not torch.equal(first["target"], other["target"])
+    assert not torch.equal(first["target"], synthesize_pair(4, 64, seed=1)["target"])
     assert not torch.equal(first["target"], synthesize_pair(3, 64, seed=1, split="val")["target"])
+    assert not torch.equal(first["target"], synthesize_pair(3, 64, seed=2)["target"])
 
 
-def test_shapes_ranges_and_name() -> None:
-    pair = synthesize_pair(0, 96)
-    assert pair["input"].shape == pair["target"].shape == (3, 96, 96)
-    assert pair["mask"].shape == pair["skin"].shape == (1, 96, 96)
-    for key in KEYS:
-        assert pair[key].dtype == torch.float32
-        assert 0.0 <= float(pair[key].min()) and float(pair[key].max()) <= 1.0
-    assert pair["name"] == "synthetic_train_000000"
+@pytest.mark.parametrize("camera", [True, False])
+def test_the_mask_is_exactly_where_input_and_target_differ(camera: bool) -> None:
+    for index in range(4):
+        pair = synthesize_pair(index, 96, camera=camera, clean_fraction=0.0)
+        assert pair["input"].shape == pair["target"].shape == (3, 96, 96) and pair["mask"].shape == (1, 96, 96)
+        differs = (pair["input"] - pair["target"]).abs().amax(0, keepdim=True) > 0
+        assert torch.equal(pair["mask"] > 0, differs) and float(pair["mask"].sum()) > 0
+        assert 0.0 <= float(pair["input"].min()) and float(pair["input"].max()) <= 1.0
 
 
-def test_without_tone_defect_pairs_differ_only_inside_the_mask() -> None:
-    pair = synthesize_pair(2, 96, tone_defect=0.0)
-    outside = pair["mask"][0] == 0
-    assert torch.equal(pair["input"][:, outside], pair["target"][:, outside])
-    inside = ~outside
-    assert inside.any(), "some defect must be drawn"
-    assert (pair["input"][:, inside] - pair["target"][:, inside]).abs().max() > 0.05
+def test_defects_land_on_skin_only() -> None:
+    for index in range(4):
+        pair = synthesize_pair(index, 96, camera=False, clean_fraction=0.0, backgrounds=["skin"])
+        assert float((pair["mask"] * (pair["skin"] == 0)).sum()) == 0.0
 
 
-def test_defects_lie_on_skin_and_mask_marks_changed_pixels() -> None:
-    pair = synthesize_pair(5, 96, tone_defect=0.0, acne=[6, 6], spots=[3, 3])
-    mask, skin = pair["mask"][0] > 0, pair["skin"][0]
-    assert float(skin[mask].min()) > 0.0
-    changed = (pair["input"] - pair["target"]).abs().amax(0) > 0
-    assert mask.float().sum() > 10 and changed[mask].float().mean() > 0.9
+def test_clean_pairs_and_empty_families_change_nothing() -> None:
+    pair = synthesize_pair(0, 64, clean_fraction=1.0)
+    assert torch.equal(pair["input"], pair["target"]) and float(pair["mask"].sum()) == 0.0
+    for index in range(3):  # look-alikes (moles, freckles, highlights) are in the target too: nothing to fix
+        pair = synthesize_pair(index, 64, defects=[], clean_fraction=0.0, lookalikes=True)
+        assert torch.equal(pair["input"], pair["target"])
 
 
-def test_tone_defect_changes_skin_but_not_background() -> None:
-    clean, toned = synthesize_pair(1, 64, tone_defect=0.0), synthesize_pair(1, 64, tone_defect=1.0)
-    no_skin = (clean["skin"][0] == 0) & (clean["mask"][0] == 0)
-    assert torch.equal(toned["input"][:, no_skin], toned["target"][:, no_skin])
-    assert not torch.equal(clean["input"], toned["input"])
+@pytest.mark.parametrize("kind", DEFECT_KINDS)
+def test_every_defect_kind_draws_on_its_own(kind: str) -> None:
+    masks = [synthesize_pair(i, 96, defects=[kind], defect_count=[4, 4], clean_fraction=0.0, camera=False)["mask"]
+             for i in range(3)]
+    assert sum(float(mask.sum()) for mask in masks) > 0
 
 
-def test_same_face_at_two_sizes() -> None:
-    small, large = synthesize_pair(7, 64), synthesize_pair(7, 128)
-    shrunk = torch.nn.functional.interpolate(large["skin"][None], size=(64, 64), mode="area")[0]
-    assert (shrunk - small["skin"]).abs().mean() < 0.05
+def test_freckles_are_kept_unless_the_family_says_they_are_defects() -> None:
+    changed = [float(synthesize_pair(i, 96, defects=[], freckles_are_defects=True, defect_count=[3, 3],
+                                     clean_fraction=0.0, camera=False)["mask"].sum()) for i in range(3)]
+    assert sum(changed) > 0
 
 
-def test_zero_counts_and_bad_options() -> None:
-    pair = synthesize_pair(0, 64, acne=[0, 0], spots=[0, 0], freckle_clusters=[0, 0], marks=[0, 0], tone_defect=0.0)
-    assert torch.equal(pair["input"], pair["target"]) and pair["mask"].sum() == 0
-    with pytest.raises(ConfigError, match="acne"):
-        synthesize_pair(0, 64, acne=[5, 1])
+def test_skin_tone_range_sets_the_skin_colour() -> None:
+    def skin_luma(tone: list[float]) -> float:
+        pairs = [synthesize_pair(i, 64, skin_tone=tone, camera=False) for i in range(3)]
+        return sum(float((p["target"] * p["skin"]).sum() / p["skin"].sum().clamp_min(1)) for p in pairs) / 3
+
+    assert skin_luma([0.0, 0.1]) > skin_luma([0.9, 1.0]) + 0.25
+
+
+def test_same_face_at_any_size() -> None:
+    small = synthesize_pair(7, 64, camera=False)["target"]
+    large = synthesize_pair(7, 128, camera=False)["target"]
+    shrunk = torch.nn.functional.avg_pool2d(large[None], 2)[0]
+    assert float((shrunk - small).abs().mean()) < 0.03
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ({"defects": ["zits"]}, "data.synthetic.defects: unknown value 'zits'"),
+    ({"defect_count": [5, 1]}, "data.synthetic.defect_count must be"),
+    ({"defect_strength": [0.5, 2.0]}, "defect_strength"),
+    ({"clean_fraction": 1.5}, "clean_fraction must be a probability"),
+    ({"mode": "wild"}, "mode: unknown value 'wild'; valid: standard, subtle"),
+    ({"backgrounds": []}, "backgrounds is empty"),
+    ({"camera": "yes"}, "camera must be true or false"),
+])
+def test_bad_family_settings_are_clear_errors(setting: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        synthesize_pair(0, 64, **setting)
+
+
+def test_bad_size_split_and_index() -> None:
+    with pytest.raises(ConfigError, match="size"):
+        synthesize_pair(0, 16)
     with pytest.raises(ConfigError, match="split"):
         synthesize_pair(0, 64, split="training")
+    with pytest.raises(ConfigError, match="index"):
+        synthesize_pair(-1, 64)
 
 
 def _synthetic_data(**changes) -> dict:
-    data = {
-        "source": "synthetic", "val_count": 3, "crop": 48, "resize": None,
-        "augment": {"hflip": True, "rotate": 10, "salt_pepper": 0.0},
-        "synthetic": {"size": 64, "train_count": None, "val_count": 5, "test_count": 2, "seed": 0,
-                      "acne": [2, 8], "spots": [1, 5], "freckle_clusters": [0, 2], "marks": [0, 3],
-                      "defect_scale": 1.0, "tone_defect": 0.5},
-    }
+    synthetic = {**option_defaults("common")["data"]["synthetic"], "size": 64, "val_count": 5, "test_count": 2}
+    data = {"source": "synthetic", "val_count": 3, "crop": 48, "resize": None,
+            "augment": {"hflip": True, "rotate": 10, "salt_pepper": 0.0}, "synthetic": synthetic}
     data.update(changes)
     return data
 
@@ -93,3 +126,17 @@ def test_synthetic_dataset_splits_and_virtual_indices() -> None:
     assert len(build_dataset(_synthetic_data(), "test")) == 2
     finite = build_dataset(_synthetic_data(synthetic={**_synthetic_data()["synthetic"], "train_count": 4}), "train")
     assert len(finite) == 4 and finite[6]["name"] == finite[2]["name"]
+
+
+def test_a_family_setting_reaches_the_pairs_and_bad_ones_fail_early() -> None:
+    only_redness = _synthetic_data(synthetic={**_synthetic_data()["synthetic"], "defects": [], "clean_fraction": 0.0})
+    item = build_dataset(only_redness, "val")[0]
+    assert torch.equal(item["input"], item["target"])
+    with pytest.raises(ConfigError, match="defects"):
+        build_dataset(_synthetic_data(synthetic={**_synthetic_data()["synthetic"], "defects": ["zits"]}), "val")
+
+
+def test_synth_family_defaults_mirror_data_synthetic() -> None:
+    family = option_defaults("synth")["synth"]["family"]
+    synthetic = option_defaults("common")["data"]["synthetic"]
+    assert family == {key: synthetic[key] for key in family}

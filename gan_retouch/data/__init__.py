@@ -2,7 +2,7 @@
 
 from gan_retouch.data.augment import AugmentOptions, augment_item
 from gan_retouch.data.datasets import SYNTHETIC_STREAM_LENGTH, build_dataset
-from gan_retouch.data.defects import DefectOptions, add_defects
+from gan_retouch.data.family import SynthOptions
 from gan_retouch.data.io import read_image, read_image_with_info, read_mask
 from gan_retouch.data.loader import build_loader
 from gan_retouch.data.skin import detect_skin
@@ -11,8 +11,6 @@ from gan_retouch.data.synthetic import synthesize_pair
 __all__ = [
     "SYNTHETIC_STREAM_LENGTH",
     "AugmentOptions",
-    "DefectOptions",
-    "add_defects",
     "augment_item",
     "build_dataset",
     "build_loader",
@@ -20,5 +18,6 @@ __all__ = [
     "read_image",
     "read_image_with_info",
     "read_mask",
+    "SynthOptions",
     "synthesize_pair",
 ]

@@ -13,6 +13,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from gan_retouch.data.augment import AugmentOptions, augment_item
+from gan_retouch.data.family import SynthOptions
 from gan_retouch.data.folders import ALL, PairRecord, find_pairs
 from gan_retouch.data.io import read_image, read_mask
 from gan_retouch.data.noise import generator_for
@@ -23,7 +24,7 @@ from gan_retouch.registry import choice
 SOURCES = ("synthetic", "folder", "aligned")
 DATASET_SPLITS = (*SPLITS, ALL)
 SYNTHETIC_STREAM_LENGTH = 2**30  # length of the infinite synthetic stream (the engine's sampler treats it as one)
-DEFECT_KEYS = ("acne", "spots", "freckle_clusters", "marks", "defect_scale", "tone_defect")
+NOT_FAMILY_KEYS = ("size", "seed", "train_count", "val_count", "test_count")  # the rest defines the family
 
 
 class PairedDataset(Dataset):
@@ -55,14 +56,15 @@ class SyntheticPairs(PairedDataset):
         super().__init__(split, seed, augment)
         self.size = synthetic["size"]
         self.dataset_seed = synthetic["seed"]
-        self.defects = {key: synthetic[key] for key in DEFECT_KEYS if key in synthetic}
+        self.family = {key: value for key, value in synthetic.items() if key not in NOT_FAMILY_KEYS}
+        SynthOptions.from_mapping(self.family)  # a bad setting is an error now, not in a loader worker
         self.count = count
 
     def __len__(self) -> int:
         return self.count
 
     def load(self, index: int) -> dict[str, Any]:
-        return synthesize_pair(index, self.size, self.dataset_seed, self.split, **self.defects)
+        return synthesize_pair(index, self.size, self.dataset_seed, self.split, **self.family)
 
 
 class FolderPairs(PairedDataset):

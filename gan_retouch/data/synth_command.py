@@ -2,6 +2,7 @@
 
 Output layout (loadable with data.source=folder, data.mask_dir=mask): ``OUT/<split>/{source,target,mask,skin}/``
 for generated faces, and ``OUT/{source,target,mask,skin}/`` for the user's photos (ratio-split when loaded).
+On photos, defects go on skin inside the faces OpenCV's Haar cascades find (never on a skin-coloured background).
 """
 
 from __future__ import annotations
@@ -9,13 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from gan_retouch.console import console
-from gan_retouch.data.defects import DefectOptions, add_defects
+from gan_retouch.data.faces import face_region, find_faces
+from gan_retouch.data.family import SynthOptions
 from gan_retouch.data.io import is_image_file, read_image
-from gan_retouch.data.noise import generator_for
+from gan_retouch.data.noise import Draws
 from gan_retouch.data.skin import detect_skin
-from gan_retouch.data.synthetic import SPLITS, synthesize_pair
+from gan_retouch.data.synthetic import SPLITS, blemish, calibrate_subtle, synthesize_pair
 from gan_retouch.errors import ConfigError, DataError
+from gan_retouch.fileio import ensure_writable_dir
 from gan_retouch.imaging import save_image
 from gan_retouch.registry import choice
 
@@ -27,34 +32,45 @@ def _write_item(item: dict[str, Any], folder: Path) -> None:
         save_image(item[key], folder / sub / f"{item['name']}.png")
 
 
-def write_synthetic(out: Path, count: int, size: int, splits: list[str], seed: int, defects: dict[str, Any]) -> int:
+def write_synthetic(out: Path, count: int, size: int, splits: list[str], seed: int, family: dict[str, Any]) -> int:
     """Write ``count`` generated pairs per split; returns how many pairs were written."""
     for split in splits:
         for index in range(count):
-            _write_item(synthesize_pair(index, size, seed, split, **defects), out / split)
+            _write_item(synthesize_pair(index, size, seed, split, **family), out / split)
         console.print(f"{split}: {count} pairs of {size}x{size} -> {out / split}")
     return count * len(splits)
 
 
-def blemish_photos(clean: Path, out: Path, seed: int, defects: dict[str, Any]) -> int:
-    """Add defects to every photo in ``clean`` on the skin the YCbCr detector finds; returns the pair count."""
+def blemish_photos(clean: Path, out: Path, seed: int, family: dict[str, Any]) -> int:
+    """Add defects to every photo in ``clean`` on the skin of the faces found; returns the pair count.
+
+    Every photo is checked before anything is written: one without a detectable face is an error naming it.
+    ``clean_fraction`` and ``camera`` do not apply (the photos are real photos, and each gets defects).
+    """
     if not clean.is_dir():
         raise DataError(f"synth.clean={clean} is not a folder of photos")
     photos = sorted(p for p in clean.iterdir() if is_image_file(p))
     if not photos:
         raise DataError(f"{clean} holds no images (.png, .jpg, .jpeg, .webp)")
-    options = DefectOptions.from_mapping(defects)
-    no_skin = []
-    for path in photos:
+    options = SynthOptions.from_mapping(family, "synth.family")
+    found = {path: find_faces(read_image(path)) for path in photos}
+    faceless = [path.name for path, faces in found.items() if not faces]
+    if faceless:
+        raise DataError(
+            f"no face found in {len(faceless)} photo(s) of {clean}: {', '.join(faceless[:10])}"
+            f"{' ...' if len(faceless) > 10 else ''}. synth --clean needs an upright face in each photo "
+            f"(at least 8 % of the shorter side): crop or rotate those photos, or move them out of the folder"
+        )
+    for path, faces in found.items():
         image = read_image(path)
-        skin = detect_skin(image)
-        if float(skin.mean()) < 0.005:
-            no_skin.append(path.name)
-        blemished, mask = add_defects(image, skin, generator_for(seed, "clean", path.name), options)
+        skin = detect_skin(image) * face_region(faces, *image.shape[-2:])
+        draws = Draws(seed, "clean", path.name)
+        blemished = blemish(image, skin, faces[0].eyes, faces[0].w / 2, options, draws)
+        if options.mode == "subtle":
+            blemished = calibrate_subtle(blemished, image, draws)
+        mask = ((blemished - image).abs().amax(0, keepdim=True) > 0).to(torch.float32)
         _write_item({"input": blemished, "target": image, "mask": mask, "skin": skin, "name": path.stem}, out)
     console.print(f"{len(photos)} photos -> {out} (source/ = with defects, target/ = your originals)")
-    if no_skin:
-        console.print(f"[yellow]no skin found (so no defects) in {len(no_skin)} photo(s):[/] {', '.join(no_skin[:10])}")
     return len(photos)
 
 
@@ -63,13 +79,14 @@ def run_synth(options: dict[str, Any]) -> int:
     synth = options["synth"]
     if not synth.get("out"):
         raise ConfigError("gan-retouch synth needs an output folder: --out DIR")
-    out = Path(synth["out"]).expanduser()
+    out = ensure_writable_dir(Path(synth["out"]).expanduser(), "synth output folder")
     if synth.get("clean"):
-        blemish_photos(Path(synth["clean"]).expanduser(), out, options["seed"], synth["defects"])
+        blemish_photos(Path(synth["clean"]).expanduser(), out, options["seed"], synth["family"])
         return 0
     if synth["count"] <= 0 or synth["size"] < 32:
         raise ConfigError(f"synth.count must be > 0 and synth.size >= 32, got {synth['count']} and {synth['size']}")
     splits = [choice(split, SPLITS, "synth.splits") for split in synth["splits"]]
-    write_synthetic(out, synth["count"], synth["size"], splits, options["seed"], synth["defects"])
+    SynthOptions.from_mapping(synth["family"], "synth.family")
+    write_synthetic(out, synth["count"], synth["size"], splits, options["seed"], synth["family"])
     console.print(f"load it with: --set data.source=folder data.root={out} data.mask_dir=mask")
     return 0

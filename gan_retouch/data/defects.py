@@ -182,7 +182,7 @@ class DefectLayer:
         a = strength * d.uniform(0.3, 0.8)
         width, height = self.head_radius * d.uniform(0.2, 0.28) * scale, self.head_radius * d.uniform(0.06, 0.1) * scale
         drop = self.head_radius * d.uniform(0.12, 0.17)
-        tint = (1 - 0.16 * a, 1 - 0.2 * a, 1 - 0.1 * a)
+        tint = (1 - 0.18 * a, 1 - 0.21 * a, 1 - 0.14 * a)
         for ex, ey in self.eyes:
             view = self._window(ex, ey + drop, width + 1)
             if view is not None:

@@ -67,7 +67,7 @@ def skin_texture(seed_parts: tuple, size: int, strength: float) -> torch.Tensor:
     grid = min(size, PORE_GRID)
     fine = smooth_noise(generator_for(*seed_parts, "pores", grid), (grid, grid), shape)[0]
     medium = smooth_noise(generator_for(*seed_parts, "pores2"), (grid // 3 + 1, grid // 3 + 1), shape)[0]
-    pores = (fine - 1.3).clamp_min(0.0) + 0.6 * (medium - 1.6).clamp_min(0.0)
+    pores = (fine - 1.3).clamp_min(0.0) + 0.3 * (medium - 1.6).clamp_min(0.0)
     luminance = 1.0 + 0.03 * tone + strength * (0.02 * mottling[0] + 0.016 * fine - 0.10 * pores)
     redness = strength * 0.012 * mottling[1] + 0.02 * pores
     return torch.stack((luminance + redness, luminance - 0.5 * redness, luminance - 0.8 * redness))
@@ -148,7 +148,8 @@ def render_portrait(seed_parts: tuple, size: int, options: SynthOptions | None =
     if options.lookalikes:  # specular sheen on forehead and cheeks, like real oily highlights
         sheen = torch.exp(-(((X - head.side_x(1, 0)) / (0.25 * rx)).square() + ((Y + 0.3 * ry) / (0.1 * ry)).square()))
         painter.shade(draws.uniform(1.03, 1.12), sheen * painter.skin)
-    warmth = torch.tensor([draws.uniform(0.94, 1.06), 1.0, draws.uniform(0.92, 1.08)])[:, None, None]
+    temperature = draws.uniform(-1.0, 1.0)  # light colour: warm (> 0) to cool, never a green cast
+    warmth = torch.tensor([1.0 + 0.05 * temperature, 1.0, 1.0 - 0.07 * temperature])[:, None, None]
     image = (painter.image * warmth * draws.uniform(0.85, 1.12)).clamp(0.0, 1.0)
 
     to_pixel = head.to_pixel

@@ -102,7 +102,7 @@ class DefectLayer:
             return
         rows, cols, dx, dy = view
         distance = self._irregular(dx, dy, radius)
-        red, brown = d.uniform(0.4, 0.7) * strength, d.uniform(0.0, 0.15) * strength
+        red, brown = d.uniform(0.45, 0.8) * strength, d.uniform(0.0, 0.15) * strength
         self._tint(rows, cols, _bump(distance / 2.3, 2.0) * 0.5, (1.0 - brown * 0.3, 1.0 - red * 0.35, 1.0 - red * 0.3))
         self._tint(rows, cols, _bump(distance, 1.2), (1.0 - brown * 0.5, 1.0 - red, 1.0 - red * 0.9))
         lit = -(dx * 0.6 + dy * 0.8) / radius  # raised: the side towards the light is brighter
@@ -125,13 +125,13 @@ class DefectLayer:
 
     def _post_acne(self, x: float, y: float, strength: float, scale: float) -> None:
         d = self.draws
-        a = strength * d.uniform(0.6, 1.2)
+        a = strength * d.uniform(0.7, 1.3)
         tint = d.pick(((1 - 0.1 * a, 1 - 0.4 * a, 1 - 0.35 * a), (1 - 0.22 * a, 1 - 0.4 * a, 1 - 0.45 * a),
                        (1 - 0.2 * a, 1 - 0.4 * a, 1 - 0.18 * a)))
         self._flat(x, y, self.radius(0.005, 0.016, scale), tint)
 
     def _dark_spot(self, x: float, y: float, strength: float, scale: float) -> None:
-        a = strength * self.draws.uniform(0.5, 1.2)
+        a = strength * self.draws.uniform(0.6, 1.3)
         self._flat(x, y, self.radius(0.006, 0.025, scale), (1 - 0.3 * a, 1 - 0.4 * a, 1 - 0.48 * a))
 
     def _freckles(self, x: float, y: float, strength: float, scale: float) -> None:

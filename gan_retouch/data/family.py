@@ -27,8 +27,8 @@ class SynthOptions:
 
     mode: str = "standard"
     defects: tuple[str, ...] = DEFECT_KINDS
-    defect_count: tuple[int, int] = (3, 16)
-    defect_strength: tuple[float, float] = (0.3, 1.0)
+    defect_count: tuple[int, int] = (4, 20)
+    defect_strength: tuple[float, float] = (0.4, 1.0)
     defect_scale: tuple[float, float] = (0.6, 1.6)
     clean_fraction: float = 0.1
     freckles_are_defects: bool = False

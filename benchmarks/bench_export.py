@@ -1,4 +1,4 @@
-"""Export parity figures: the default teacher and student to ONNX and TorchScript, fp32 and fp16.
+"""Export parity figures: the default teacher and both students to ONNX and TorchScript, fp32 and fp16.
 
 Weights are the default initialisation plus fixed random noise (a fresh student is exactly the identity,
 which would make parity trivial). For each export it prints the file size, the export time and the maximum
@@ -23,7 +23,7 @@ from gan_retouch.config import option_defaults
 from gan_retouch.deploy.export import FORMATS, export_model
 from gan_retouch.registry import GENERATORS
 
-MODELS = ("autoretouch", "student")
+MODELS = ("autoretouch", "student", "student_fast")
 
 
 def noisy_default(name: str, seed: int) -> torch.nn.Module:

@@ -11,7 +11,7 @@ from gan_retouch.nets.profile import count_macs, model_size_mb
 from gan_retouch.nets.student_fast import FastStudent
 from gan_retouch.registry import GENERATORS
 
-TINY = {"width": 8, "blocks": 1, "context": 1}
+TINY = {"width": 8, "blocks": 1, "context": 1, "detail": 4}
 
 
 def trained_like(model: FastStudent) -> FastStudent:
@@ -28,31 +28,31 @@ def trained_like(model: FastStudent) -> FastStudent:
     return model.eval()
 
 
-@pytest.mark.parametrize("scale", [2, 4])
-def test_fresh_student_returns_its_input_exactly(scale):
-    model = FastStudent(**TINY, scale=scale).eval()
+@pytest.mark.parametrize("detail", [0, 4])
+def test_fresh_student_returns_its_input_exactly(detail):
+    model = FastStudent(**{**TINY, "detail": detail}).eval()
     x = torch.rand(2, 3, 37, 50)
     assert torch.equal(model(x), x)
 
 
 def test_gain_and_offset_act_on_single_full_resolution_pixels():
-    """Pore-level detail: the head can change one full-resolution pixel of a 4x4 cell and leave its neighbours."""
+    """Pore-level detail: the head can change one full-resolution pixel of a 2x2 cell and leave its neighbours."""
     model = FastStudent(**TINY).eval()
-    cell = 3 * 16
+    cell = 3 * 4
     with torch.no_grad():
-        model.head.bias[cell + 5] = 0.25  # offset b of channel 0 (red) at sub-pixel 5 = row 1, column 1 of the cell
-        model.head.bias[0 * 16 + 5] = -0.5  # gain a of the same pixel
+        model.head.bias[cell + 3] = 0.25  # offset b of channel 0 (red) at sub-pixel 3 = row 1, column 1 of the cell
+        model.head.bias[0 * 4 + 3] = -0.5  # gain a of the same pixel
     x = torch.full((1, 3, 16, 16), 0.4)
     out = model(x)
     changed = (out - x).abs() > 1e-6
-    assert changed.sum() == 16  # one pixel per 4x4 cell, red only
-    assert changed[0, 0, 1::4, 1::4].all()
+    assert changed.sum() == 64  # one pixel per 2x2 cell, red only
+    assert changed[0, 0, 1::2, 1::2].all()
     assert torch.allclose(out[0, 0, 1, 1], torch.tensor(0.5 * 0.4 + 0.25))
 
 
-@pytest.mark.parametrize("scale", [2, 4])
-def test_fused_equals_unfused(scale):
-    model = trained_like(FastStudent(**TINY, scale=scale))
+@pytest.mark.parametrize("detail", [0, 4])
+def test_fused_equals_unfused(detail):
+    model = trained_like(FastStudent(**{**TINY, "detail": detail}))
     x = torch.rand(2, 3, 40, 56)
     with torch.no_grad():
         reference = model(x)
@@ -87,7 +87,7 @@ def test_any_size_in_range_and_trains():
     assert model.stem.conv.weight.grad is not None and model.stem.conv.weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("args", [{"width": 0}, {"blocks": -1}, {"context": "2"}, {"scale": 3}])
+@pytest.mark.parametrize("args", [{"width": 0}, {"blocks": -1}, {"context": "2"}, {"detail": -1}])
 def test_bad_arguments_are_clear_errors(args):
     with pytest.raises(ConfigError, match="student_fast"):
         FastStudent(**args)
@@ -103,8 +103,8 @@ def test_default_is_small_and_at_least_50x_cheaper_than_the_teacher():
 def test_budget_grid_of_the_fast_student():
     ok, figures = student_budget.fits({}, budget_mb=10, budget_gmacs=30, name="student_fast")
     assert ok and figures["gmacs"] <= 30
-    args = student_budget.largest_fitting(None, 5, name="student_fast", base_args={"scale": 4})
-    assert set(args) == {"width", "blocks", "context", "scale"}
+    args = student_budget.largest_fitting(None, 5, name="student_fast", base_args={"detail": 16})
+    assert set(args) == {"width", "blocks", "context", "detail"}
     assert student_budget.fits(args, None, 5, name="student_fast")[1]["gmacs"] <= 5
     with pytest.raises(ConfigError, match="student generators"):
         student_budget.fits({}, 10, None, name="autoretouch")
@@ -119,7 +119,7 @@ def test_edit_mask_students_start_at_the_identity_and_gate_the_change(name, args
     with torch.no_grad():
         model.head.bias.fill_(0.1)  # a change everywhere, edit logit 0.1 everywhere
         gated = model(x)[0] - x
-        edit_channels = model.head.out_channels - (6 if name == "student" else 2 * 3 * 16)  # z of each pixel of a cell
+        edit_channels = model.head.out_channels - (6 if name == "student" else 2 * 3 * 4)  # z of each pixel of a cell
         model.head.bias[-edit_channels:] = -30.0  # the edit logits: the map closes, nothing changes
         closed = model(x)[0] - x
     assert gated.abs().max() > 1e-2 and closed.abs().max() < 1e-6

@@ -7,8 +7,9 @@ import torch
 from PIL import Image
 
 from gan_retouch.cli import main
-from gan_retouch.data import build_dataset, detect_skin, read_image, read_mask, synthesize_pair
+from gan_retouch.data import blemish_photo, build_dataset, detect_skin, read_image, read_mask, synthesize_pair
 from gan_retouch.data.faces import face_region, find_faces
+from gan_retouch.errors import DataError
 from gan_retouch.imaging import save_image
 
 
@@ -69,6 +70,17 @@ def test_a_photo_without_a_face_is_a_clear_error_and_nothing_is_written(tmp_path
     error = _printed(capsys)
     assert "no face found in 1 photo(s)" in error and "wall.png" in error and "crop or rotate" in error
     assert not (out / "source").exists()
+
+
+def test_blemish_photo_is_deterministic_and_names_a_faceless_photo(tmp_path: Path) -> None:
+    photo = read_image(_face_photo(tmp_path))
+    first = blemish_photo(photo, {"defect_count": [8, 8]}, ("bench", 0))
+    again = blemish_photo(photo, {"defect_count": [8, 8]}, ("bench", 0))
+    assert torch.equal(first["input"], again["input"]) and torch.equal(first["target"], photo)
+    assert torch.equal(first["mask"] > 0, (first["input"] - photo).abs().amax(0, keepdim=True) > 0)
+    assert float((first["mask"] * (first["skin"] == 0)).sum()) == 0.0
+    with pytest.raises(DataError, match="no face found in wall.png"):
+        blemish_photo(torch.full((3, 64, 64), 0.7), {}, ("bench", 1), name="wall.png")
 
 
 def test_skin_detector_finds_skin_tones() -> None:

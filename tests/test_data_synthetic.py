@@ -74,6 +74,15 @@ def test_skin_tone_range_sets_the_skin_colour() -> None:
     assert skin_luma([0.0, 0.1]) > skin_luma([0.9, 1.0]) + 0.25
 
 
+def test_generation_runs_on_one_thread_and_restores_the_callers_setting() -> None:
+    torch.set_num_threads(2)
+    synthesize_pair(0, 48)
+    assert torch.get_num_threads() == 2
+    with pytest.raises(ConfigError):
+        synthesize_pair(0, 48, defects=["zits"])
+    assert torch.get_num_threads() == 2
+
+
 def test_same_face_at_any_size() -> None:
     small = synthesize_pair(7, 64, camera=False)["target"]
     large = synthesize_pair(7, 128, camera=False)["target"]

@@ -82,6 +82,7 @@ class DefectLayer:
         return torch.sqrt(u.square() + v.square()) / (radius * wobble)
 
     def radius(self, low: float, high: float, scale: float) -> float:
+        """A radius in pixels: a fraction in [low, high) of the image's shorter side, times ``scale``."""
         return max(self.draws.uniform(low, high) * self.side * scale, MIN_RADIUS_PX)
 
     # -- kinds -------------------------------------------------------------------------------------------------

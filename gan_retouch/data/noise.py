@@ -68,11 +68,13 @@ class Draws:
         self._block: list[float] = []
 
     def uniform(self, low: float = 0.0, high: float = 1.0) -> float:
+        """A number in [low, high)."""
         if not self._block:
             self._block = torch.rand(64, generator=self.generator).tolist()[::-1]
         return low + (high - low) * self._block.pop()
 
     def chance(self, probability: float) -> bool:
+        """True with the given probability."""
         return self.uniform() < probability
 
     def integer(self, low: int, high: int) -> int:
@@ -80,6 +82,7 @@ class Draws:
         return min(low + int(self.uniform() * (high - low + 1)), high)
 
     def pick(self, options: tuple | list) -> object:
+        """One of ``options``, uniformly."""
         return options[self.integer(0, len(options) - 1)]
 
     def normal(self) -> float:

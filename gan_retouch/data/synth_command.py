@@ -10,15 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from gan_retouch.console import console
-from gan_retouch.data.faces import face_region, find_faces
+from gan_retouch.data.faces import find_faces
 from gan_retouch.data.family import SynthOptions
 from gan_retouch.data.io import is_image_file, read_image
-from gan_retouch.data.noise import Draws
-from gan_retouch.data.skin import detect_skin
-from gan_retouch.data.synthetic import SPLITS, blemish, calibrate_subtle, synthesize_pair
+from gan_retouch.data.photos import blemish_photo
+from gan_retouch.data.synthetic import SPLITS, synthesize_pair
 from gan_retouch.errors import ConfigError, DataError
 from gan_retouch.fileio import ensure_writable_dir
 from gan_retouch.imaging import save_image
@@ -62,14 +59,8 @@ def blemish_photos(clean: Path, out: Path, seed: int, family: dict[str, Any]) ->
             f"(at least 8 % of the shorter side): crop or rotate those photos, or move them out of the folder"
         )
     for path, faces in found.items():
-        image = read_image(path)
-        skin = detect_skin(image) * face_region(faces, *image.shape[-2:])
-        draws = Draws(seed, "clean", path.name)
-        blemished = blemish(image, skin, faces[0].eyes, faces[0].w / 2, options, draws)
-        if options.mode == "subtle":
-            blemished = calibrate_subtle(blemished, image, draws)
-        mask = ((blemished - image).abs().amax(0, keepdim=True) > 0).to(torch.float32)
-        _write_item({"input": blemished, "target": image, "mask": mask, "skin": skin, "name": path.stem}, out)
+        pair = blemish_photo(read_image(path), options, (seed, "clean", path.name), faces, path.name)
+        _write_item({**pair, "name": path.stem}, out)
     console.print(f"{len(photos)} photos -> {out} (source/ = with defects, target/ = your originals)")
     return len(photos)
 

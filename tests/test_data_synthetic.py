@@ -48,6 +48,7 @@ def test_defects_land_on_skin_only() -> None:
 def test_clean_pairs_and_empty_families_change_nothing() -> None:
     pair = synthesize_pair(0, 64, clean_fraction=1.0)
     assert torch.equal(pair["input"], pair["target"]) and float(pair["mask"].sum()) == 0.0
+    assert float(synthesize_pair(0, 64, split="val", clean_fraction=1.0)["mask"].sum()) > 0  # val: always defects
     for index in range(3):  # look-alikes (moles, freckles, highlights) are in the target too: nothing to fix
         pair = synthesize_pair(index, 64, defects=[], clean_fraction=0.0, lookalikes=True)
         assert torch.equal(pair["input"], pair["target"])

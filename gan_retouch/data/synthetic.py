@@ -124,7 +124,8 @@ def _pair(parts: tuple, size: int, options: SynthOptions) -> dict:
     target = portrait.image
     draws = Draws(*parts, "defects")
     blemished = target
-    if not draws.chance(options.clean_fraction):
+    nothing_to_fix = draws.chance(options.clean_fraction)  # drawn in every split: the same layouts in all of them
+    if not nothing_to_fix or split != "train":
         blemished = blemish(target, portrait.skin, portrait.eyes, portrait.radius, options, draws)
     if options.camera:
         blemished, target = _photograph(blemished, target, Draws(*parts, "camera"))

@@ -1,7 +1,7 @@
 """A procedural clean portrait: background, hair, head and neck under a random light, textured skin, features.
 
 Not photorealistic, but randomised widely so that the only thing constant across pairs is the retouching task:
-head size (close-ups to head-and-shoulders), position, tilt and turn, skin tones across the whole Monk scale,
+head size (close-ups to head-and-shoulders), position, tilt and turn, skin tones across the whole Monk scale, cast shadows,
 skin texture (pores at two scales, grain, mottling, tone) with per-face strength, hair, brows, lashes, lips and
 teeth, stubble, glasses, light direction and colour, six kinds of background. Look-alikes that a retoucher keeps
 (moles, freckles, skin highlights) are part of the clean portrait, so they are identical in input and target.
@@ -140,7 +140,9 @@ def render_portrait(seed_parts: tuple, size: int, options: SynthOptions | None =
     if draws.chance(options.stubble):
         draw_stubble(painter, head, draws, lip_y, size)
     if has_hair:  # hair over the forehead: above a hairline that curves down at the temples
-        hairline = -ry * draws.uniform(0.42, 0.7) + draws.uniform(0.2, 0.45) * ry * (X / rx).square()
+        height = draws.uniform(0.42, 0.7) if draws.chance(0.6) else draws.uniform(0.7, 0.9)  # fringe or forehead
+        parting = draws.uniform(-0.5, 0.5) * ry if draws.chance(0.5) else 0.0  # a side-swept fringe slopes
+        hairline = -ry * height + draws.uniform(0.2, 0.45) * ry * (X / rx).square() + parting * (X / rx)
         top = torch.minimum(ellipse(X, Y, 0.0, -0.06 * ry, rx * 1.1, ry * 1.05), hairline - Y)
         painter.paint(head.hair * (0.6 + 0.7 * strands) * head.shade, painter.coverage(top, 1.5))
     if draws.chance(options.glasses):
@@ -148,6 +150,10 @@ def render_portrait(seed_parts: tuple, size: int, options: SynthOptions | None =
     if options.lookalikes:  # specular sheen on forehead and cheeks, like real oily highlights
         sheen = torch.exp(-(((X - head.side_x(1, 0)) / (0.25 * rx)).square() + ((Y + 0.3 * ry) / (0.1 * ry)).square()))
         painter.shade(draws.uniform(1.03, 1.12), sheen * painter.skin)
+    if draws.chance(0.3):  # a cast shadow (a hat brim, a window frame) with a soft edge across the scene
+        angle, offset = draws.uniform(0, 2 * math.pi), draws.uniform(-0.6, 0.6)
+        edge = (math.cos(angle) * x + math.sin(angle) * y - offset) / draws.uniform(0.03, 0.25)
+        painter.shade(draws.uniform(0.6, 0.9), torch.sigmoid(edge)[None])
     temperature = draws.uniform(-1.0, 1.0)  # light colour: warm (> 0) to cool, never a green cast
     warmth = torch.tensor([1.0 + 0.05 * temperature, 1.0, 1.0 - 0.07 * temperature])[:, None, None]
     image = (painter.image * warmth * draws.uniform(0.85, 1.12)).clamp(0.0, 1.0)

@@ -123,10 +123,10 @@ def draw_stubble(painter: Painter, head: Head, draws: Draws, lip_y: float, size:
     """Short beard hair on the jaw and upper lip: dark dots that are not skin (defects avoid them)."""
     X, Y = head.X - head.side_x(1.0, 0.0), head.Y
     grid = min(size, 256)
-    dots = (smooth_noise(draws.generator, (grid, grid), (size, size))[0:1] - 0.6).clamp(0.0, 1.0)
+    dots = ((smooth_noise(draws.generator, (grid, grid), (size, size))[0:1] - 1.0) * 0.8).clamp(0.0, 1.0)
     region = ((Y - (lip_y - 0.12 * head.ry)) / (0.08 * head.ry)).clamp(0.0, 1.0)
     region = region * (1.0 - ((X.abs() - 0.9 * head.rx) / (0.1 * head.rx)).clamp(0.0, 1.0))
-    density = dots * region * draws.uniform(0.5, 1.0) * painter.skin
+    density = dots * region * draws.uniform(0.35, 0.8) * painter.skin
     painter.paint(head.hair * 0.6 * head.shade, density.clamp(0.0, 1.0), skin=0.0)
 
 

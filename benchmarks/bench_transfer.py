@@ -1,12 +1,13 @@
 """Transfer benchmark: does a model retouch defect families and faces it never saw, and leave clean photos alone?
 
-Scores one generator (a checkpoint, or a recipe trained first) on
+Scores one generator (a checkpoint, or a recipe trained first on ``TRAIN_FAMILY``) on
 
-- synthetic families held out by ``data.synthetic`` settings (other faces, defect kinds, sizes; test split, a
-  dataset seed the training never used), next to the identity baseline (output = input): PSNR overall, inside
-  the edited region and outside it (the region = the data's defect mask or any pixel the target changes by more
-  than half a level, so "outside" is exactly what a retoucher left alone);
-- a real photo (scikit-image's astronaut) with synthetic defects drawn on its detected skin;
+- synthetic families set by ``data.synthetic`` (test split, a dataset seed no recipe trains on): held-out defect
+  kinds, skin tones, face sizes and backgrounds (held out from ``TRAIN_FAMILY``), the subtle mode (statistics of
+  real professional retouching) and the default family on new faces; next to the identity baseline
+  (output = input): PSNR overall, inside the edited region and outside it (the region = the data's defect mask
+  or any pixel the target changes by more than half a level, so "outside" is what a retoucher left alone);
+- a real photo (scikit-image's astronaut) with the default family's defects drawn on its face skin;
 - clean real photos that ship with scikit-image (nothing to fix): PSNR of the output against the input.
 
 It prints a table, writes ``transfer.json`` and ``crop_<photo>.png`` (input | output | 10x |output - input| |
@@ -14,7 +15,7 @@ edit map when the model has one, at 100 %) under ``--out``. Needs scikit-image: 
 
 Run:
     python benchmarks/bench_transfer.py --checkpoint checkpoints/quickstart/best.pt
-    python benchmarks/bench_transfer.py --recipe quickstart --set train.steps=300   # trains into --out first
+    python benchmarks/bench_transfer.py --recipe quickstart   # trains on TRAIN_FAMILY into --out first
 """
 
 from __future__ import annotations
@@ -28,9 +29,8 @@ from typing import Any
 import torch
 
 from gan_retouch.cli import main as cli_main
-from gan_retouch.config import option_defaults, resolve
-from gan_retouch.data import DefectOptions, add_defects, build_dataset, detect_skin
-from gan_retouch.data.noise import generator_for
+from gan_retouch.config import resolve
+from gan_retouch.data import blemish_photo, build_dataset
 from gan_retouch.engine.checkpoint import load_generator
 from gan_retouch.imaging import image_row, save_image
 from gan_retouch.metrics import masked_psnr, psnr
@@ -38,14 +38,18 @@ from gan_retouch.nets.base import run_generator, unwrap
 
 CHANGED = 0.5 / 255  # a target pixel that differs from the input by more than this was edited
 DATASET_SEED = 9001  # synthetic faces no recipe trains on (recipes use data.synthetic.seed 0)
-NO_TONE = {"tone_defect": 0.0}
-# name -> data.synthetic overrides; each family keeps only the defects it names, so in/out regions are exact.
+# --recipe trains on this family only, so that the held-out families below are truly unseen.
+TRAIN_FAMILY: dict[str, Any] = {
+    "defects": ["acne", "pustule", "post_acne", "redness", "pores"], "skin_tone": [0.0, 0.6],
+    "face_scale": [0.8, 1.5], "backgrounds": ["plain", "gradient", "blotchy"],
+}
+# name -> data.synthetic overrides of the test pairs (checked like a recipe's: a typo names the closest key).
 FAMILIES: dict[str, dict[str, Any]] = {
-    "default mix, new faces": {},
-    "acne only": {**NO_TONE, "acne": [4, 10], "spots": [0, 0], "freckle_clusters": [0, 0], "marks": [0, 0]},
-    "spots + marks only": {**NO_TONE, "acne": [0, 0], "spots": [2, 6], "freckle_clusters": [0, 0], "marks": [1, 4]},
-    "large defects (x2.5)": {**NO_TONE, "defect_scale": 2.5},
-    "small defects (x0.5)": {**NO_TONE, "defect_scale": 0.5},
+    "default family, new faces": {},
+    "subtle (real-retouching stats)": {"mode": "subtle"},
+    "held-out kinds: spots/lines/eyes": {"defects": ["dark_spot", "lines", "under_eye"]},
+    "held-out tones: dark skin": {"skin_tone": [0.7, 1.0]},
+    "held-out: close-ups, busy bg": {"face_scale": [1.6, 2.0], "backgrounds": ["pattern", "bokeh", "skin"]},
 }
 CLEAN_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 CROP = {"astronaut": (30, 150, 192)}  # photo -> (top, left, side) of the 100 % crop: the face
@@ -73,14 +77,9 @@ def synthetic_pairs(overrides: dict[str, Any], count: int, size: int) -> list[di
 
 
 def blemished_photo(photo: torch.Tensor, count: int) -> list[dict[str, torch.Tensor]]:
-    """``count`` versions of a real photo with the default synthetic defects drawn on its detected skin."""
-    skin = detect_skin(photo)
-    options = DefectOptions.from_mapping({**option_defaults("common")["data"]["synthetic"], **NO_TONE})
-    pairs = []
-    for index in range(count):
-        blemished, mask = add_defects(photo, skin, generator_for(DATASET_SEED, "bench_transfer", index), options)
-        pairs.append({"input": blemished, "target": photo, "mask": mask})
-    return pairs
+    """``count`` versions of a real photo with the default family's defects on its face skin."""
+    family = resolve("train")[0]["data"]["synthetic"]
+    return [blemish_photo(photo, family, (DATASET_SEED, "bench_transfer", index)) for index in range(count)]
 
 
 @torch.no_grad()
@@ -138,8 +137,9 @@ def write_crop(model: torch.nn.Module, name: str, photo: torch.Tensor, out: Path
 def train_first(recipe: str, sets: list[str], out: Path) -> Path:
     """Train ``recipe`` into ``out/checkpoints/transfer`` and return its best checkpoint."""
     root = out / "checkpoints"
+    family = [f"data.synthetic.{key}={json.dumps(value)}" for key, value in TRAIN_FAMILY.items()]
     args = ["train", "--recipe", recipe, "--set", "name=transfer", f"checkpoints_root={root}",
-            f"results_root={out / 'results'}", *sets]
+            f"results_root={out / 'results'}", *family, *sets]
     status = cli_main(args)
     if status != 0:
         raise SystemExit(f"training {recipe} failed with status {status}")
@@ -147,10 +147,11 @@ def train_first(recipe: str, sets: list[str], out: Path) -> Path:
 
 
 def print_table(report: dict[str, Any]) -> None:
-    print(f"{'family':<28} {'identity':>9} {'model':>9} {'gain':>7} | {'in: id':>7} {'model':>7} |"
+    print(f"trained on data.synthetic: {json.dumps(report['trained_on'])}")
+    print(f"{'family':<34} {'identity':>9} {'model':>9} {'gain':>7} | {'in: id':>7} {'model':>7} |"
           f" {'out: id':>8} {'model':>7}")
     for name, row in report["families"].items():
-        print(f"{name:<28} {row['id']:9.2f} {row['psnr']:9.2f} {row['psnr'] - row['id']:+7.2f} |"
+        print(f"{name:<34} {row['id']:9.2f} {row['psnr']:9.2f} {row['psnr'] - row['id']:+7.2f} |"
               f" {row['id_in']:7.2f} {row['psnr_in']:7.2f} | {row['id_out']:8.2f} {row['psnr_out']:7.2f}")
     clean = report["clean_photos"]
     print("clean real photos, PSNR(output, input) (100 = untouched): "
@@ -171,11 +172,13 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = Path(args.checkpoint) if args.checkpoint else train_first(args.recipe, args.set, out)
     photos = real_photos(CLEAN_PHOTOS)
-    model, _ = load_generator(checkpoint)
+    model, info = load_generator(checkpoint)
+    data = info.get("options", {}).get("data", {})
+    trained_on = data.get("synthetic") if data.get("source") == "synthetic" else data.get("root")
     families = {name: score_pairs(model, synthetic_pairs(overrides, args.count, args.size))
                 for name, overrides in FAMILIES.items()}
     families["real photo + defects"] = score_pairs(model, blemished_photo(photos["astronaut"], args.count // 2))
-    report = {"checkpoint": str(checkpoint), "count": args.count, "size": args.size, "families": families,
+    report = {"checkpoint": str(checkpoint), "trained_on": trained_on, "count": args.count, "size": args.size, "families": families,
               "clean_photos": score_clean(model, photos),
               "crops": [str(write_crop(model, name, photos[name], out)) for name in CROP]}
     print_table(report)

@@ -19,7 +19,7 @@ the upsampling of the trunk's low-resolution guidance is learned and steered by 
 The half-resolution detail path matters. In 300-step L1 reconstruction runs on the synthetic data (batch 4,
 96 px crops, val PSNR gain over identity): a and b straight from the 1/4 trunk (``detail=0``) +1.2 dB; with a
 16-channel, two-conv detail path +1.0 dB; with the default 32-channel detail path and one residual block
-+2.0 dB (the depthwise ``student``, full resolution and 3x the MACs: +4.1 dB, in 3.7x the training time). The head starts at zero, so a fresh student
++2.0 dB (the depthwise ``student``, full resolution and 2.2x the MACs: +4.1 dB). The head starts at zero, so a fresh student
 returns its input exactly (identity baseline, do-no-harm).
 
 ``fuse()`` folds every BatchNorm into the convolution before it, for inference (equal outputs in eval mode).

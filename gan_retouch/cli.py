@@ -47,6 +47,8 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
         (("--checkpoint",), "retouch.checkpoint", {"help": "model checkpoint (retouch.checkpoint)"}),
         (("-o", "--output"), "retouch.output", {"metavar": "DIR", "help": "output folder (retouch.output)"}),
         (("--tile",), "retouch.tile", {"type": int, "help": "tile size for large images, 0 = off (retouch.tile)"}),
+        (("--strength",), "retouch.strength", {"type": float, "metavar": "S",
+                                               "help": "0 = the input, 1 = the full edit (retouch.strength)"}),
         (("--overwrite",), "retouch.overwrite", {"action": "store_const", "const": True,
                                                  "help": "allow overwriting existing files (retouch.overwrite)"}),
     ],

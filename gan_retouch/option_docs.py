@@ -6,7 +6,7 @@ A comment may start with the option's range in interval notation, which ``config
     ema: 0.0  # [0, 1) generator EMA decay (0 = off)
     val_count: 8  # [1, inf) | null  validation pairs (null = the whole split)
 
-``| null`` also allows null. For a list the range applies to each element.
+``| null`` also allows null. For a list (or a list of lists) the range applies to each number in it.
 """
 
 from __future__ import annotations
@@ -49,11 +49,18 @@ class Range:
             if not self.nullable:
                 raise ConfigError(f"{key} cannot be null; valid: {self.text}")
             return
-        for item in value if isinstance(value, list) else [value]:
+        for item in _numbers(value):
             if isinstance(item, bool) or not isinstance(item, (int, float)):
                 raise ConfigError(f"{key} must be a number in {self.text}, got {item!r}")
             if not self.contains(float(item)):
                 raise ConfigError(f"{key} = {item!r} is out of range; valid: {self.text}")
+
+
+def _numbers(value: Any) -> list[Any]:
+    """The items of a value, nested lists flattened (``check_sizes: [[1, 64, 64], ...]``)."""
+    if not isinstance(value, list):
+        return [value]
+    return [number for item in value for number in _numbers(item)]
 
 
 def parse_range(comment: str) -> Range | None:

@@ -116,7 +116,7 @@ def test_free_form_mappings_merge_and_null_removes_an_entry(tmp_path):
     options, _ = resolve("train", str(recipe))
     assert "gan" not in options["losses"]
     assert options["losses"]["mse"] == {"weight": 2.0}
-    assert options["losses"]["l1"]["mask"] == "hard"
+    assert options["losses"]["l1"]["mask"] == "soft"
 
 
 def test_saved_options_reload_to_the_same_values(tmp_path):

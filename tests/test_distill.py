@@ -20,6 +20,7 @@ from gan_retouch.registry import GENERATORS
 
 TEACHER_ARGS = {"ngf": 8, "n_blocks": 1}
 STUDENT_ARGS = {"width": 4, "depth": 1, "levels": 2}
+FAST_ARGS = {"width": 8, "blocks": 1, "context": 1, "detail": 8, "detail_blocks": 0}  # the default student, tiny
 LAYERS = {"decoders.1": "blocks", "decoders.0": "up"}
 
 
@@ -123,13 +124,21 @@ def test_teacher_checks(tmp_path):
 
 def test_budget_option_reports_and_picks(capsys):
     options, _ = resolve("distill", "student", {"distill": {"budget_mb": 10.0, "budget_gmacs": 65.0}})
+    assert options["model"]["generator"]["name"] == "student_fast"  # the recipe's default student
     assert apply_budget(options)["fits_gmacs"]
-    options, _ = resolve("distill", "student", {"distill": {"budget_gmacs": 1.0}})
+    options, _ = resolve("distill", "student", {"model": {"generator": {"name": "student"}},
+                                                "distill": {"budget_gmacs": 1.0}})
+    with pytest.raises(ConfigError, match="generator 'student' has no argument 'blocks'"):
+        apply_budget(options)  # student_fast's arguments kept for the other student: a clear error
+    options["model"]["generator"]["args"] = {}
     assert not apply_budget(options)["fits_gmacs"]
     assert "does not fit" in capsys.readouterr().out
+    options, _ = resolve("distill", "student", {"distill": {"budget_gmacs": 12.0, "fit_budget": True}})
+    picked = apply_budget(options)
+    assert picked["gmacs"] <= 12.0 and options["model"]["generator"]["args"] == picked["args"]
     options, _ = resolve("distill", "student", {"model": {"generator": {"name": "autoretouch"}},
                                                 "distill": {"budget_mb": 10.0}})
-    with pytest.raises(ConfigError, match="budgets apply to the 'student'"):
+    with pytest.raises(ConfigError, match="budgets apply to the student generators"):
         apply_budget(options)
 
 
@@ -138,11 +147,11 @@ def test_distill_end_to_end(tmp_path):
     overrides = {
         "device": "cpu", "checkpoints_root": str(tmp_path / "ck"), "results_root": str(tmp_path / "res"),
         "data": {"batch_size": 2, "crop": 32, "val_count": 2, "synthetic": {"size": 48, "val_count": 2}},
-        "model": {"generator": {"args": STUDENT_ARGS}},
+        "model": {"generator": {"args": FAST_ARGS}},
         "losses": {"l1": None, "teacher_perceptual": {"weight": 0.05}},  # l1 belongs to another module
         "train": {"steps": 3, "log_every": 1, "save_every": 3},
         "val": {"every": 0, "samples": 1},
-        "distill": {"teacher": str(teacher_path), "latency_size": 64, "latency_runs": 1},
+        "distill": {"teacher": str(teacher_path), "latency_size": 64, "latency_time_s": 0.01},
     }
     options, _ = resolve("distill", "student", overrides)
     assert run_distillation(options) == 0
@@ -155,6 +164,7 @@ def test_distill_end_to_end(tmp_path):
     assert state["kind"] == "distill" and "adapters" in state["extension"]
     with pytest.raises(CheckpointError, match="not a teacher"):
         load_teacher(str(run_dir))
-    student = GENERATORS.build("student", **STUDENT_ARGS)
+    assert state["generator"]["name"] == "student_fast" and state["generator"]["args"]["edit_mask"]
+    student = GENERATORS.build("student_fast", **state["generator"]["args"])
     student.load_state_dict(state["generator"]["state_dict"])
     assert run_generator(student, torch.rand(1, 3, 32, 32))[0].shape == (1, 3, 32, 32)

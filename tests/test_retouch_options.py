@@ -69,9 +69,15 @@ def test_strength_blends_between_input_and_edit(checkpoint: Path, tmp_path: Path
         out = tmp_path / f"s{strength}"
         assert retouch(tmp_path / "face.png", out, checkpoint, f"retouch.strength={strength}") == 0
         assert (read_image(out / "face.png") - expected).abs().max() <= 1.5 / 255
+    flag = main(["retouch", str(tmp_path / "face.png"), "-o", str(tmp_path / "flag"), "--checkpoint",
+                 str(checkpoint), "--device", "cpu", "--strength", "0.5", "--set", "retouch.backend=torch"])
+    assert flag == 0 and (read_image(tmp_path / "flag" / "face.png") - read_image(tmp_path / "s0.5" / "face.png")).abs().max() == 0
     for bad in ("1.5", "-0.1"):
         assert retouch(tmp_path / "face.png", tmp_path / "bad", checkpoint, f"retouch.strength={bad}") == 2
         assert "retouch.strength" in (report := printed(capsys)) and "[0, 1]" in report
+        assert main(["retouch", str(tmp_path / "face.png"), "-o", str(tmp_path / "bad"), "--checkpoint",
+                     str(checkpoint), "--strength", bad]) == 2
+        assert "retouch.strength" in printed(capsys)
     assert not (tmp_path / "bad").exists()
 
 

@@ -58,7 +58,7 @@ def load_model(options: dict[str, Any]) -> tuple[nn.Module, str, str | None]:
     return model, f"{bench['model']}({args}) with random weights", None
 
 
-def check_settings(bench: dict[str, Any], device: torch.device) -> None:
+def check_bench_settings(bench: dict[str, Any], device: torch.device) -> None:
     """Reject settings that cannot work on this device, or out-of-range counts, with a clear message."""
     choice(bench["precision"], tuple(PRECISION_DTYPES), "bench.precision")
     choice(bench["channels_last"], ("auto", True, False), "bench.channels_last")
@@ -149,7 +149,7 @@ def throughput_summary(per_batch: dict[str, float], out_of_memory_at: list[int])
 def benchmark(model: nn.Module, bench: dict[str, Any], device: torch.device,
               checkpoint: str | None = None) -> dict[str, Any]:
     """Every figure of the report for one model (``bench`` is the ``bench`` option group)."""
-    check_settings(bench, device)
+    check_bench_settings(bench, device)
     size = bench["size"]
     figures = model_figures(model, size)
     report: dict[str, Any] = {
@@ -183,7 +183,7 @@ def run_bench(options: dict[str, Any]) -> int:
     """Entry point of ``gan-retouch bench``; exit status 1 when a budget fails."""
     seed_everything(options["seed"])
     device = resolve_device(options["device"])
-    check_settings(options["bench"], device)
+    check_bench_settings(options["bench"], device)
     model, description, checkpoint = load_model(options)
     report = {"model": description, **benchmark(model, options["bench"], device, checkpoint)}
     if options["bench"]["json"]:

@@ -179,7 +179,7 @@ def check_parity(generator: nn.Module, runner, check_sizes: list, seed: int,
     return results
 
 
-def output_path(options: dict[str, Any], checkpoint_path: str) -> Path:
+def export_path(options: dict[str, Any], checkpoint_path: str) -> Path:
     """``export.out``, or the checkpoint's path with the format's suffix (``-fp16`` added for half)."""
     export = options["export"]
     if export["out"]:
@@ -259,7 +259,7 @@ def run_export(options: dict[str, Any]) -> int:
     fmt = choice(export["format"], tuple(FORMATS), "export.format")
     check_onnxruntime(fmt, export["check"])
     device = resolve_device(options["device"])
-    path = output_path(options, export["checkpoint"])
+    path = export_path(options, export["checkpoint"])
     ensure_writable_dir(path.parent, "export output folder")  # before loading and exporting, not after
     generator, info = load_generator(export["checkpoint"], use_ema=export["use_ema"])
     tolerance = export["tolerance_fp16"] if export["fp16"] else export["tolerance"]

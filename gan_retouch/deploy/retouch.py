@@ -63,7 +63,7 @@ def find_images(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[tuple[
     return found, failed
 
 
-def output_path(relative: Path, folder: Path, suffix: str, fmt: str) -> Path:
+def retouched_path(relative: Path, folder: Path, suffix: str, fmt: str) -> Path:
     """Where the retouched copy of ``relative`` goes: same stem + suffix, the input's or the chosen format."""
     if fmt == "same":
         extension = relative.suffix.lower()
@@ -80,7 +80,7 @@ def plan_jobs(found: list[tuple[Path, Path]], settings: dict[str, Any]) -> tuple
     skipped: list[tuple[str, str]] = []
     claimed: set[Path] = set()
     for source, relative in found:
-        target = output_path(relative, folder, settings["suffix"], settings["format"])
+        target = retouched_path(relative, folder, settings["suffix"], settings["format"])
         resolved = target.resolve()
         if resolved in claimed:
             skipped.append((str(source), f"another input also writes {target}; give a suffix or another format"))
@@ -94,7 +94,7 @@ def plan_jobs(found: list[tuple[Path, Path]], settings: dict[str, Any]) -> tuple
     return jobs, skipped
 
 
-def check_settings(settings: dict[str, Any], device: torch.device) -> None:
+def check_retouch_settings(settings: dict[str, Any], device: torch.device) -> None:
     """ConfigErrors for missing or invalid retouch options, before any work."""
     if not settings["checkpoint"]:
         raise ConfigError("retouch needs a model: give --checkpoint PATH (retouch.checkpoint)")
@@ -187,7 +187,7 @@ def run_retouch(options: dict[str, Any], inputs: list[str]) -> int:
     """Retouch every image in ``inputs`` into ``retouch.output``; 0 when all succeeded, 1 when any failed."""
     settings = options["retouch"]
     device = resolve_device(options["device"])
-    check_settings(settings, device)
+    check_retouch_settings(settings, device)
     if not inputs:
         raise ConfigError("give the image files or folders to retouch, e.g. gan-retouch retouch photos/ -o out/")
     found, failed = find_images(inputs)

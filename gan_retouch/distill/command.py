@@ -16,7 +16,7 @@ from gan_retouch.distill.teacher import load_teacher
 from gan_retouch.engine.loop import TrainingLoop
 from gan_retouch.errors import ConfigError
 from gan_retouch.evaluate.validation import Validator
-from gan_retouch.nets.student_budget import describe_budget, fits, largest_fitting
+from gan_retouch.nets.student_budget import describe_budget, fits, grid_axes, largest_fitting
 
 
 def apply_budget(options: dict[str, Any]) -> dict[str, Any] | None:
@@ -29,18 +29,16 @@ def apply_budget(options: dict[str, Any]) -> dict[str, Any] | None:
     if budget_mb is None and budget_gmacs is None and not distill["fit_budget"]:
         return None
     generator = options["model"]["generator"]
-    if generator["name"] != "student":
-        raise ConfigError(f"distill budgets apply to the 'student' generator, not {generator['name']!r}; "
-                          "use `gan-retouch bench --budget-mb` for other networks")
+    name = generator["name"]
     size = int(distill["latency_size"])
     if distill["fit_budget"]:
-        grid_args = ("width", "depth", "levels")
-        base = {k: v for k, v in generator.get("args", {}).items() if k not in grid_args}
-        generator["args"] = largest_fitting(budget_mb, budget_gmacs, size, base_args=base)
-    ok, figures = fits(generator.get("args", {}), budget_mb, budget_gmacs, size)
+        axes = grid_axes(name)
+        base = {k: v for k, v in generator.get("args", {}).items() if k not in axes}
+        generator["args"] = largest_fitting(budget_mb, budget_gmacs, size, base_args=base, name=name)
+    ok, figures = fits(generator.get("args", {}), budget_mb, budget_gmacs, size, name)
     verdict = "[green]fits[/]" if ok else "[red]does not fit[/]"
     console.print(
-        f"student {generator.get('args', {})}: {figures['mb_fp32']:.2f} MB fp32 ({figures['mb_fp16']:.2f} fp16), "
+        f"{name} {generator.get('args', {})}: {figures['mb_fp32']:.2f} MB fp32 ({figures['mb_fp16']:.2f} fp16), "
         f"{figures['gmacs']:.1f} GMACs at {size}x{size}: {verdict} {describe_budget(budget_mb, budget_gmacs, size)}"
     )
     return figures

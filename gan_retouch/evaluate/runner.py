@@ -28,7 +28,6 @@ from torch import nn
 from gan_retouch.config import option_defaults
 from gan_retouch.console import console
 from gan_retouch.data.folders import SPLIT_NAMES
-from gan_retouch.nets.tiling import check_tiling, infer
 from gan_retouch.engine.checkpoint import load_generator
 from gan_retouch.errors import ConfigError
 from gan_retouch.evaluate.page import PageRow, format_value, metric_info, write_page
@@ -36,6 +35,7 @@ from gan_retouch.evaluate.validation import resolve_lpips
 from gan_retouch.fileio import ensure_writable_dir
 from gan_retouch.imaging import save_image
 from gan_retouch.metrics import compute_metrics
+from gan_retouch.nets.tiling import check_tiling, infer
 from gan_retouch.runtime import resolve_device
 
 IDENTITY = "identity (input)"

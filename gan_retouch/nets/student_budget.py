@@ -17,6 +17,7 @@ from gan_retouch.errors import ConfigError
 from gan_retouch.nets.profile import model_figures
 from gan_retouch.nets.student import Student
 from gan_retouch.nets.student_fast import FastStudent
+from gan_retouch.registry import check_arguments
 
 GRID_WIDTHS = (16, 24, 32, 48, 64)
 GRID_DEPTHS = (1, 2, 3)
@@ -36,6 +37,7 @@ def grid_axes(name: str = "student") -> dict[str, tuple[int, ...]]:
 def student_figures(args: dict[str, Any], size: int = 1024, name: str = "student") -> dict[str, Any]:
     """Parameters, MB (fp32 and fp16) and GMACs at ``size`` x ``size`` of student ``name`` built from ``args``."""
     _check_name(name)
+    check_arguments(STUDENTS[name], args, f"generator {name!r}")
     with torch.device("meta"):
         model = STUDENTS[name](**args)
     return {"args": dict(args), **model_figures(model, size)}

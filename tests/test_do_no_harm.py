@@ -41,6 +41,15 @@ def test_edit_mask_generator_is_identity_at_init_and_returns_its_map(name: str) 
     assert edit.min() >= 0.0 and edit.max() <= 1.0
 
 
+@pytest.mark.parametrize("name, args", [("autoretouch", TINY["autoretouch"]),
+                                        ("student_fast", {"width": 8, "blocks": 1, "context": 1, "detail": 4})])
+def test_a_fresh_edit_map_starts_nearly_closed(name: str, args: dict) -> None:
+    generator = GENERATORS.build(name, **args, edit_mask=True).eval()
+    with torch.no_grad():
+        edit = generator.edit_map(torch.rand(1, 3, 32, 32))
+    assert torch.allclose(edit, torch.full_like(edit, 0.0474), atol=1e-3)  # sigmoid(-3): opens only where trained
+
+
 def test_output_equals_input_where_the_edit_map_is_zero() -> None:
     generator = GENERATORS.build("autoretouch", **TINY["autoretouch"], edit_mask=True).eval()
     torch.nn.init.normal_(generator.tail.weight, std=0.5)  # a trained-looking change everywhere

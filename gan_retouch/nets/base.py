@@ -9,6 +9,8 @@ from torch import nn
 from gan_retouch.errors import ConfigError
 from gan_retouch.imaging import SIGNED, UNIT, to_signed, to_unit
 
+EDIT_PRIOR = -3.0  # added to the edit-map logit: a fresh map is nearly closed (sigmoid(-3) = 0.047)
+
 
 class Generator(nn.Module):
     """Base class of the registered generators.
@@ -23,6 +25,8 @@ class Generator(nn.Module):
     - edit mask (``edit_mask=True``, implies the residual form): do no harm by design. The last layer has
       ``self.head_channels`` = 4 outputs, a change ``delta`` (3) and an edit-map logit ``z`` (1), and
       ``out = x + m * delta`` with ``m = sigmoid(z)`` in [0, 1]: pixels where m = 0 stay exactly at the input.
+      ``z`` is the head's output plus ``EDIT_PRIOR`` (-3), so a fresh map is nearly closed (m = 0.047) and opens
+      only where training finds something to fix.
       The forward returns ``(rgb, z)`` (``has_mask_head`` is True), so the engine hands ``z`` to the loss terms
       as ``pred_mask`` (supervise it with ``edit_map`` or ``mask_bce``; ``keep`` holds clean pixels still).
       A multi-task network that already returns ``(rgb, mask_logits)`` uses its mask logits as ``z``.
@@ -80,6 +84,7 @@ class Generator(nn.Module):
         inside, mask, (height, width) = self._padded(x, mask)
         rgb, mask_logits = self._split(self.forward_padded(inside, mask))
         if self.edit_mask:
+            mask_logits = mask_logits + EDIT_PRIOR
             rgb = torch.sigmoid(mask_logits) * rgb
         if self.residual:
             rgb = inside + rgb

@@ -1,7 +1,7 @@
 """Seconds per training step: the engine against a minimal hand-written loop doing the same G + D updates.
 
-Same networks (the quick-start AutoRetouch G and PatchGAN D), same batch size and crop, same data loader, same
-losses (L1 with hard-example weighting + LSGAN). Prints both figures and the engine's overhead.
+Same networks (the quick-start AutoRetouch G with its edit map and PatchGAN D), same batch size and crop, same
+data loader, same losses (the quick-start recipe's terms, LSGAN included). Prints both figures and the engine's overhead.
 
     python benchmarks/bench_train.py [--steps 60] [--device cpu|cuda] [--amp off|bf16|fp16] [--channels-last]
     [--compile]
@@ -21,6 +21,7 @@ from gan_retouch.config import parse_set_items, resolve
 from gan_retouch.data import build_dataset, build_loader
 from gan_retouch.engine.sampler import StreamSampler
 from gan_retouch.losses.base import LossContext, WeightedLosses
+from gan_retouch.nets.base import run_generator
 from gan_retouch.registry import DISCRIMINATORS, GENERATORS
 from gan_retouch.train import build_training
 
@@ -67,7 +68,7 @@ def plain_seconds_per_step(options: dict, device: torch.device, steps: int, warm
             started = time.perf_counter()
         batch = {k: v.to(device) for k, v in next(loader).items() if isinstance(v, torch.Tensor)}
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            fake = generator(batch["input"])
+            fake, pred_mask = run_generator(generator, batch["input"])
             d_loss = gan.discriminator_loss(discriminator(batch["input"], batch["target"]),
                                             discriminator(batch["input"], fake.detach()))
         opt_d.zero_grad()
@@ -77,7 +78,7 @@ def plain_seconds_per_step(options: dict, device: torch.device, steps: int, warm
             p.requires_grad_(False)
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             ctx = LossContext(input=batch["input"], output=fake, target=batch["target"], mask=batch.get("mask"),
-                              fake=discriminator(batch["input"], fake))
+                              pred_mask=pred_mask, fake=discriminator(batch["input"], fake))
             g_loss, _ = losses(ctx)
         opt_g.zero_grad()
         g_loss.backward()

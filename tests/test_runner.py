@@ -28,7 +28,7 @@ def make_checkpoint(path: Path, size: int = 48, count: int = 3, residual: bool =
     net = GENERATORS.build("autoretouch", **args)
     if residual:  # a fresh residual net is exactly the identity; nudge it so that it differs
         with torch.no_grad():
-            net.tail.weight.normal_(0, 0.01)
+            net.tail.weight.normal_(0, 0.001)
     options = resolve("train", overrides={"name": "tiny", "data": {"synthetic": {"size": size, "test_count": count}}})[0]
     entry = {"name": "autoretouch", "args": args, "state_dict": net.state_dict()}
     return save_checkpoint({"kind": "train", "options": options, "generator": entry, "step": 7}, path)

@@ -225,3 +225,12 @@ def test_leftover_generator_arguments_get_a_hint(tmp_path):
     options = tiny_options(tmp_path, "model.generator.name=student")
     with pytest.raises(ConfigError, match=r"no argument 'ngf'.*model.generator.args.NAME=null"):
         Trainer(options)
+
+
+def test_summary_names_the_step_best_pt_holds_when_it_is_not_the_last(tmp_path):
+    trainer = Trainer(tiny_options(tmp_path, "train.steps=1"))
+    trainer.step = 700
+    trainer.best = {"metric": "psnr", "value": 44.8012, "step": 350}
+    assert trainer._best_note() == " best.pt is step 350 (psnr 44.8)."
+    trainer.best["step"] = 700
+    assert trainer._best_note() == ""

@@ -237,10 +237,17 @@ class TrainingLoop:
             console.print(
                 f"[bold]done[/]: {self.step} steps. Validation PSNR {final['psnr']:.2f} dB vs identity "
                 f"{final['identity_psnr']:.2f} dB ([{'green' if gain > 0 else 'red'}]{gain:+.2f} dB[/]); SSIM "
-                f"{final['ssim']:.4f} vs {final['identity_ssim']:.4f}. Run folder: {self.run_dir}"
+                f"{final['ssim']:.4f} vs {final['identity_ssim']:.4f}.{self._best_note()} Run folder: {self.run_dir}"
             )
             (self.run_dir / "metrics.json").write_text(json.dumps({"step": self.step, **final}, indent=2))
         return final
+
+    def _best_note(self) -> str:
+        """Which step best.pt holds, when it is not the last one (the checkpoint to test and distil from)."""
+        step, value = self.best.get("step"), self.best.get("value")
+        if step is None or step == self.step:
+            return ""
+        return f" best.pt is step {step} ({self.best['metric']} {value:.4g})."
 
     def _install_interrupt_handler(self):
         def request_stop(signum, frame):

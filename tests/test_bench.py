@@ -49,6 +49,12 @@ def test_half_precisions_run_on_cpu(precision: str) -> None:
     assert report["latency_ms"]["median"] > 0
 
 
+def test_mask_guided_model_is_timed_with_a_stand_in_mask() -> None:
+    model = GENERATORS.build("gated", ngf=4, dilations=[2])
+    report = benchmark(model, bench_options(uhd=False)["bench"], torch.device("cpu"))
+    assert report["latency_ms"]["median"] > 0 and report["gmacs"] > 0
+
+
 def test_budget_verdicts() -> None:
     assert check_budgets(12.0, 3.0, None, None) == []
     verdicts = check_budgets(12.0, 3.0, 50.0, 2.5)

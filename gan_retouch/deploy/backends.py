@@ -23,7 +23,7 @@ from torch import nn
 
 from gan_retouch.errors import ConfigError, GanRetouchError
 from gan_retouch.nets.base import run_generator, unwrap
-from gan_retouch.nets.profile import inference_copy, measure_latency
+from gan_retouch.nets.profile import inference_copy, measure_latency, stand_in_mask
 from gan_retouch.registry import choice
 from gan_retouch.runtime import precision_dtype
 
@@ -37,6 +37,7 @@ class Backend(nn.Module):
 
     description: str = ""
     stride: int = 1
+    takes_mask: bool = False  # the network also needs a defect mask
 
 
 class TorchBackend(Backend):
@@ -134,7 +135,7 @@ def onnx_backend(generator: nn.Module, device: torch.device, checkpoint: str | N
 def parity(backend: Backend, generator: nn.Module, device: torch.device) -> float:
     """Max abs difference between ``backend`` and the float32 PyTorch generator on a random 67x45 image."""
     image = torch.rand(1, 3, 67, 45, generator=torch.Generator().manual_seed(0)).to(device)
-    mask = (image[:, :1] > 0.5).float() if getattr(unwrap(generator), "takes_mask", False) else None
+    mask = stand_in_mask(image, getattr(unwrap(generator), "takes_mask", False))
     reference = inference_copy(generator, device)
     with torch.inference_mode():
         expected = run_generator(reference, image, mask)[0]
@@ -144,7 +145,7 @@ def parity(backend: Backend, generator: nn.Module, device: torch.device) -> floa
 def probe_ms(backend: Backend, device: torch.device) -> float:
     """Median ms of ``backend`` on a random ``PROBE_SIDE`` square image (about half a second of runs)."""
     image = torch.rand(1, 3, PROBE_SIDE, PROBE_SIDE, device=device)
-    mask = (image[:, :1] > 0.5).float() if getattr(backend, "takes_mask", False) else None
+    mask = stand_in_mask(image, backend.takes_mask)
     return measure_latency(lambda: backend(image, mask), min_time_s=0.3)["median"]
 
 

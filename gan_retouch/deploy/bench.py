@@ -31,7 +31,7 @@ from gan_retouch.deploy.bench_report import (
 )
 from gan_retouch.errors import ConfigError
 from gan_retouch.nets.base import run_generator
-from gan_retouch.nets.profile import count_macs, measure_latency, model_figures
+from gan_retouch.nets.profile import count_macs, measure_latency, model_figures, stand_in_mask
 from gan_retouch.registry import choice
 from gan_retouch.runtime import PRECISION_DTYPES, resolve_device, seed_everything
 
@@ -95,8 +95,9 @@ def prepare(model: nn.Module, bench: dict[str, Any], device: torch.device, check
 
 def forward_fn(backend: Backend, x: torch.Tensor, cuda_graph: bool) -> Callable[[], Any]:
     """A no-argument callable running one forward pass on ``x`` (a replayed CUDA graph when asked)."""
+    mask = stand_in_mask(x, backend.takes_mask)
     if not cuda_graph:
-        return lambda: backend(x)
+        return lambda: backend(x, mask)
     network = backend.network
     x = x.to(backend.dtype).contiguous(memory_format=torch.channels_last if backend.channels_last
                                        else torch.contiguous_format)
@@ -104,11 +105,11 @@ def forward_fn(backend: Backend, x: torch.Tensor, cuda_graph: bool) -> Callable[
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
         for _ in range(3):  # warm up on a side stream before capture, as the CUDA graph docs require
-            run_generator(network, x)
+            run_generator(network, x, mask)
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        run_generator(network, x)
+        run_generator(network, x, mask)
     return graph.replay
 
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from gan_retouch.console import console
 from gan_retouch.deploy.backends import select_backend
-from gan_retouch.nets.profile import measure_latency, model_figures
+from gan_retouch.nets.profile import measure_latency, model_figures, stand_in_mask
 
 REPORT_NAME = "distill_report.json"
 
@@ -47,9 +47,8 @@ def _figures(model: nn.Module, size: int, seconds: float) -> dict[str, Any]:
     """Size figures plus the median CPU latency (ms, fp32, batch 1) through the backend ``retouch`` would pick."""
     backend = select_backend(model, torch.device("cpu"), "torch")
     image = torch.rand(1, 3, size, size)
-    mask = (image[:, :1] > 0.5).float() if getattr(model, "takes_mask", False) else None
-    with torch.inference_mode():
-        latency = measure_latency(lambda: backend(image, mask), min_time_s=seconds)
+    mask = stand_in_mask(image, backend.takes_mask)
+    latency = measure_latency(lambda: backend(image, mask), min_time_s=seconds)
     return {**model_figures(model, size), "cpu_ms": latency["median"], "backend": backend.description}
 
 

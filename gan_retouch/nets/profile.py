@@ -119,6 +119,11 @@ def inference_copy(model: nn.Module, device: torch.device | str = "cpu", dtype: 
     return inner
 
 
+def stand_in_mask(image: torch.Tensor, takes_mask: bool) -> torch.Tensor | None:
+    """A defect mask for timing and parity runs of a mask-guided network on ``image``; None for the others."""
+    return (image[:, :1] > 0.5).float() if takes_mask else None
+
+
 def model_latency(model: nn.Module, size: int = 1024, min_time_s: float = 1.0, channels_last: bool = False,
                   device: torch.device | str = "cpu") -> dict[str, float]:
     """Latency (ms, see ``measure_latency``) of one fp32 ``size`` x ``size`` image through the inference copy of
@@ -127,10 +132,10 @@ def model_latency(model: nn.Module, size: int = 1024, min_time_s: float = 1.0, c
     image = torch.rand(1, 3, size, size, device=device)
     if channels_last:
         image = image.contiguous(memory_format=torch.channels_last)
-    mask = (image[:, :1] > 0.5).float() if getattr(inner, "takes_mask", False) else None
+    mask = stand_in_mask(image, getattr(inner, "takes_mask", False))
     with torch.inference_mode():
         return measure_latency(lambda: run_generator(inner, image, mask), min_time_s)
 
 
 __all__ = ["BYTES_PER_MB", "count_macs", "count_parameters", "inference_copy", "measure_latency",
-           "model_figures", "model_latency", "model_size_mb"]
+           "model_figures", "model_latency", "model_size_mb", "stand_in_mask"]

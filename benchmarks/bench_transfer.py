@@ -8,6 +8,8 @@ Scores one generator (a checkpoint, or a recipe trained first on ``TRAIN_FAMILY`
   (output = input): PSNR overall, inside the edited region and outside it (the region = the data's defect mask
   or any pixel the target changes by more than half a level, so "outside" is what a retoucher left alone);
 - a real photo (scikit-image's astronaut) with the default family's defects drawn on its face skin;
+- independent blemishes (``independent_blemishes.py``: OpenCV polygons and ellipses, alpha-blended colours, code
+  that shares nothing with the training synthesizer) on new synthetic faces and on the astronaut's face skin;
 - clean real photos that ship with scikit-image (nothing to fix): PSNR of the output against the input.
 
 It prints a table, writes ``transfer.json`` and ``crop_<photo>.png`` (input | output | 10x |output - input| |
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +34,15 @@ import torch
 from gan_retouch.cli import main as cli_main
 from gan_retouch.config import resolve
 from gan_retouch.data import blemish_photo, build_dataset
+from gan_retouch.data.faces import face_region, find_faces
+from gan_retouch.data.skin import detect_skin
 from gan_retouch.engine.checkpoint import load_generator
 from gan_retouch.imaging import image_row, save_image
 from gan_retouch.metrics import masked_psnr, psnr
 from gan_retouch.nets.base import run_generator, unwrap
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling module, also when loaded by file path
+from independent_blemishes import independent_pair  # noqa: E402
 
 CHANGED = 0.5 / 255  # a target pixel that differs from the input by more than this was edited
 DATASET_SEED = 9001  # synthetic faces no recipe trains on (recipes use data.synthetic.seed 0)
@@ -80,6 +88,15 @@ def blemished_photo(photo: torch.Tensor, count: int) -> list[dict[str, torch.Ten
     """``count`` versions of a real photo with the default family's defects on its face skin."""
     family = resolve("train")[0]["data"]["synthetic"]
     return [blemish_photo(photo, family, (DATASET_SEED, "bench_transfer", index)) for index in range(count)]
+
+
+def independent_families(photo: torch.Tensor, count: int, size: int) -> dict[str, list[dict[str, torch.Tensor]]]:
+    """Independent blemishes on the clean targets of new synthetic faces, and on the photo's face skin."""
+    faces = synthetic_pairs({"clean_fraction": 0.0}, count, size)
+    on_faces = [independent_pair(pair["target"], pair["skin"], DATASET_SEED + index) for index, pair in enumerate(faces)]
+    skin = detect_skin(photo) * face_region(find_faces(photo), *photo.shape[-2:])
+    on_photo = [independent_pair(photo, skin, DATASET_SEED + 1000 + index) for index in range(max(count // 2, 1))]
+    return {"independent blemishes, synth faces": on_faces, "independent blemishes, astronaut": on_photo}
 
 
 @torch.no_grad()
@@ -178,6 +195,8 @@ def main() -> None:
     families = {name: score_pairs(model, synthetic_pairs(overrides, args.count, args.size))
                 for name, overrides in FAMILIES.items()}
     families["real photo + defects"] = score_pairs(model, blemished_photo(photos["astronaut"], args.count // 2))
+    for name, pairs in independent_families(photos["astronaut"], args.count, args.size).items():
+        families[name] = score_pairs(model, pairs)
     report = {"checkpoint": str(checkpoint), "trained_on": trained_on, "count": args.count, "size": args.size, "families": families,
               "clean_photos": score_clean(model, photos),
               "crops": [str(write_crop(model, name, photos[name], out)) for name in CROP]}

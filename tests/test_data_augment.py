@@ -1,8 +1,10 @@
 """Paired augmentation keeps input, target and mask aligned, and is a pure function of its generator."""
 
+import pytest
 import torch
 
 from gan_retouch.data.augment import AugmentOptions, augment_item, salt_and_pepper
+from gan_retouch.errors import ConfigError
 
 
 def _item() -> dict:
@@ -63,3 +65,29 @@ def test_salt_and_pepper_touches_only_the_input() -> None:
     assert set(out["input"][:, hit].unique().tolist()) <= {0.0, 1.0}
     assert torch.equal(out["target"], item["target"])
     assert torch.equal(salt_and_pepper(item["input"], 0.0, _generator(0)), item["input"])
+
+
+def test_scale_zooms_before_the_crop_and_keeps_pairs_aligned() -> None:
+    item = _item()
+    options = AugmentOptions(crop=16, scale=(0.5, 2.0))
+    scales = set()
+    for seed in range(8):
+        out = augment_item(item, options, _generator(seed))
+        assert out["input"].shape == (3, 16, 16)
+        torch.testing.assert_close(out["target"], out["input"] * 0.5)
+        ramp = out["input"][0, 0]  # the x ramp: its slope per pixel is the zoom's inverse
+        scales.add(round(float((ramp[1:] - ramp[:-1]).mean()) * 39, 1))
+    assert len(scales) > 3  # different zooms, not one fixed factor
+    small = augment_item(item, AugmentOptions(crop=30, scale=(0.25, 0.25)), _generator(0))
+    assert small["input"].shape == (3, 30, 30)  # a zoom below the crop is raised to fit it, never an error
+
+
+def test_scale_without_crop_changes_the_size() -> None:
+    out = augment_item(_item(), AugmentOptions(scale=(0.5, 0.5)), _generator(0))
+    assert out["input"].shape == (3, 16, 20) and out["mask"].shape == (1, 16, 20)
+
+
+@pytest.mark.parametrize("value", [[0.5], [1.0, 0.5], [0.1, 1.0], [1.0, 5.0], "big", [True, 1.0]])
+def test_bad_scale_is_a_clear_error(value) -> None:
+    with pytest.raises(ConfigError, match=r"data\.augment\.scale must be \[min, max\]"):
+        AugmentOptions.from_data({"augment": {"scale": value}})

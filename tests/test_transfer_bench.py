@@ -62,3 +62,18 @@ def test_crop_shows_input_output_diff_and_edit_map(bench, tmp_path: Path) -> Non
     assert height == 192 and width == 4 * 192 + 3 * 4  # four 100 % panels and their gaps
     small = bench.write_crop(model, "astronaut", photo[:, :100, :120], tmp_path)
     assert Image.open(small).size == (4 * 100 + 3 * 4, 100)  # a smaller photo: the largest crop that fits
+
+
+def test_independent_blemishes_change_only_skin_and_are_deterministic(bench) -> None:
+    clean = torch.full((3, 64, 64), 0.6)
+    clean[0] += 0.2
+    skin = torch.zeros(1, 64, 64)
+    skin[:, 16:48, 16:48] = 1.0
+    first = bench.independent_pair(clean, skin, seed=3)
+    assert torch.equal(first["target"], clean)
+    assert float(first["mask"].sum()) > 0  # something was drawn
+    assert float(first["mask"][:, skin[0] == 0].sum()) == 0  # and only on skin
+    assert torch.equal(first["input"], bench.independent_pair(clean, skin, seed=3)["input"])
+    assert not torch.equal(first["input"], bench.independent_pair(clean, skin, seed=4)["input"])
+    with pytest.raises(ValueError, match="no skin"):
+        bench.independent_pair(clean, torch.zeros(1, 64, 64), seed=0)

@@ -27,6 +27,7 @@ class AugmentOptions:
     resize: int | None = None
     hflip: bool = False
     rotate: float = 0.0
+    scale: tuple[float, float] = (1.0, 1.0)
     salt_pepper: float = 0.0
 
     @classmethod
@@ -38,6 +39,7 @@ class AugmentOptions:
             resize=data.get("resize"),
             hflip=bool(augment.get("hflip", False)),
             rotate=float(augment.get("rotate", 0.0)),
+            scale=_scale_range(augment.get("scale", [1.0, 1.0])),
             salt_pepper=float(augment.get("salt_pepper", 0.0)),
         )
         for key, value in (("data.crop", options.crop), ("data.resize", options.resize)):
@@ -48,6 +50,25 @@ class AugmentOptions:
         if not 0.0 <= options.salt_pepper < 1.0:
             raise ConfigError(f"data.augment.salt_pepper must be a fraction in [0, 1), got {options.salt_pepper}")
         return options
+
+
+def _scale_range(value: Any) -> tuple[float, float]:
+    """``data.augment.scale`` as ``(min, max)`` zoom factors with 0.25 <= min <= max <= 4."""
+    if (
+        not isinstance(value, (list, tuple)) or len(value) != 2
+        or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)
+        or not 0.25 <= value[0] <= value[1] <= 4.0
+    ):
+        raise ConfigError(f"data.augment.scale must be [min, max] zoom factors with 0.25 <= min <= max <= 4 "
+                          f"(1 = off; [0.5, 1.0] shows defects at up to half their size), got {value!r}")
+    return float(value[0]), float(value[1])
+
+
+def _zoom(stack: torch.Tensor, factor: float) -> torch.Tensor:
+    """The stack resized by ``factor`` (antialiased when shrinking), so the model sees features at new pixel scales."""
+    height, width = stack.shape[-2:]
+    size = (max(1, round(height * factor)), max(1, round(width * factor)))
+    return F.interpolate(stack[None], size=size, mode="bilinear", antialias=factor < 1, align_corners=False)[0]
 
 
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:
@@ -80,13 +101,24 @@ def _rotated_crop(stack: torch.Tensor, top: int, left: int, size: tuple[int, int
 
 
 def augment_stack(stack: torch.Tensor, options: AugmentOptions, generator: torch.Generator) -> torch.Tensor:
-    """Resize, crop, rotate and flip a ``[C,H,W]`` stack of aligned images (one geometry for all channels)."""
+    """Resize, zoom, crop, rotate and flip a ``[C,H,W]`` stack of aligned images (one geometry for all channels).
+
+    The random zoom never goes below the crop: a zoom that would make the image smaller than ``data.crop`` is
+    raised to the smallest one that still fits it.
+    """
     if options.resize is not None and stack.shape[-2:] != (options.resize, options.resize):
         stack = F.interpolate(
             stack[None], size=(options.resize, options.resize), mode="bilinear", antialias=True, align_corners=False
         )[0]
+    out_h, out_w = (options.crop, options.crop) if options.crop else stack.shape[-2:]
+    if options.scale != (1.0, 1.0):
+        factor = _uniform(generator, *options.scale)
+        if options.crop:
+            factor = max(factor, options.crop / min(stack.shape[-2:]))
+        stack = _zoom(stack, factor)
+        if not options.crop:
+            out_h, out_w = stack.shape[-2:]
     height, width = stack.shape[-2:]
-    out_h, out_w = (options.crop, options.crop) if options.crop else (height, width)
     if out_h > height or out_w > width:
         raise DataError(
             f"a {height}x{width} image is smaller than data.crop={options.crop}: lower data.crop, "

@@ -67,6 +67,14 @@ def test_freckles_are_kept_unless_the_family_says_they_are_defects() -> None:
     assert sum(changed) > 0
 
 
+def test_defects_never_land_off_skin() -> None:
+    """Eyes, teeth, gums, lips, hair and background are look-alikes a model must keep: never defect targets."""
+    for index in range(6):
+        pair = synthesize_pair(index, 128, face_scale=[1.8, 2.0], camera=False, defect_count=[30, 40], clean_fraction=0.0)
+        assert float(pair["mask"].sum()) > 0
+        assert float(pair["mask"][:, pair["skin"][0] == 0].sum()) == 0
+
+
 def test_skin_tone_range_sets_the_skin_colour() -> None:
     def skin_luma(tone: list[float]) -> float:
         pairs = [synthesize_pair(i, 64, skin_tone=tone, camera=False) for i in range(3)]

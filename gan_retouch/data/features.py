@@ -1,5 +1,7 @@
-"""Face features of the synthetic portraits: eyes with lashes and catchlights, brows, nose, lips and teeth,
-stubble and glasses. None of them is skin, so defects never land on them; they stay identical in input and target.
+"""Face features of the synthetic portraits: eyes with lashes, catchlights and pink inner corners, brows, nose,
+lips, teeth and gums, stubble and glasses. None of them is skin, so defects never land on them; they stay identical
+in input and target. Their colours vary like real ones (off-white to pinkish eye whites, white to yellow teeth)
+because on real photos these are what a model mistakes for pale or red blemishes if it never saw them kept.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ def draw_eyes(painter: Painter, head: Head, draws: Draws, strands: torch.Tensor)
         "brow_lift": eye_h * draws.uniform(1.9, 3.0), "brow_thick": eye_h * draws.uniform(0.3, 0.75),
         "brow_colour": head.hair * draws.uniform(0.6, 1.1), "brow_w": draws.uniform(1.15, 1.4),
         "lash": eye_h * draws.uniform(0.15, 0.45), "eye_h": eye_h, "eye_y": eye_y,
+        "sclera": colour((draws.uniform(215, 245), draws.uniform(195, 232), draws.uniform(185, 228))),
+        "caruncle": colour((draws.uniform(190, 235), draws.uniform(100, 150), draws.uniform(100, 145))),
     }
     centres = []
     for side in (-1.0, 1.0):
@@ -49,7 +53,9 @@ def _eye(painter: Painter, head: Head, strands: torch.Tensor, side: float, centr
     ex, ey = head.X - centre, head.Y - eye_y
     lid = eye_h * (1.0 - (ex / width).square()).clamp_min(0.0)
     eye_cover = painter.coverage(torch.minimum(lid - ey.abs(), width - ex.abs()))
-    painter.paint(colour((232, 226, 220)) * head.shade, eye_cover)
+    painter.paint(look["sclera"] * head.shade, eye_cover)
+    inner = ellipse(ex, ey, -side * 0.85 * width, 0.0, 0.2 * width, 0.7 * eye_h)  # the pink inner corner
+    painter.paint(look["caruncle"] * head.shade, painter.coverage(inner) * eye_cover)
     painter.paint(look["iris"], painter.coverage(ellipse(ex, ey, gaze, 0.0, eye_h * 0.95, eye_h * 0.95)) * eye_cover)
     painter.paint(torch.full((3, 1, 1), 0.04), painter.coverage(ellipse(ex, ey, gaze, 0.0, eye_h * 0.4, eye_h * 0.4)) * eye_cover)
     catch = ellipse(ex, ey, gaze + glint[0] * eye_h, glint[1] * eye_h, eye_h * 0.16, eye_h * 0.16)
@@ -76,8 +82,9 @@ def draw_nose_and_mouth(painter: Painter, head: Head, draws: Draws, light_x: flo
         "nose_y": ry * draws.uniform(0.2, 0.3), "lip_y": ry * draws.uniform(0.48, 0.58),
         "lip_w": rx * draws.uniform(0.24, 0.34), "tint": torch.tensor(draws.pick(LIP_TINTS))[:, None, None],
         "dark": draws.uniform(0.8, 1.1), "upper": ry * draws.uniform(0.035, 0.07),
-        "lower": ry * draws.uniform(0.05, 0.09), "gap": ry * draws.uniform(0.01, 0.05) if draws.chance(0.35) else 0.0,
-        "teeth": draws.uniform(0.85, 1.0), "light_x": light_x,
+        "lower": ry * draws.uniform(0.05, 0.09), "gap": ry * draws.uniform(0.01, 0.05) if draws.chance(0.5) else 0.0,
+        "teeth": colour((draws.uniform(215, 245), draws.uniform(200, 235), draws.uniform(150, 215))),
+        "gums": draws.uniform(0.0, 0.35), "light_x": light_x,
     }
     mid = head.side_x(1.0, 0.0)
     box = head.box(mid - 0.5 * rx, mid + 0.5 * rx, -0.15 * ry, shape["lip_y"] + 0.16 * ry)
@@ -116,7 +123,9 @@ def _nose_and_mouth(painter: Painter, head: Head, mid: float, shape: dict) -> No
     painter.paint(torch.full((3, 1, 1), 0.08), painter.coverage(opening))
     teeth = torch.minimum(opening, (offset + gap) * 0.8 - 0.2 * gap)
     gaps = 1.0 - 0.12 * (torch.cos(lx / (0.11 * lip_w) * math.pi).abs() < 0.12).float()
-    painter.paint(colour((235, 228, 210)) * head.shade * shape["teeth"] * gaps, painter.coverage(teeth))
+    painter.paint(shape["teeth"] * head.shade * gaps, painter.coverage(teeth))
+    gums = torch.minimum(teeth, shape["gums"] * gap - (offset + gap))  # a pink band above the teeth in wide smiles
+    painter.paint(colour((200, 95, 105)) * head.shade, painter.coverage(gums))
 
 
 def draw_stubble(painter: Painter, head: Head, draws: Draws, lip_y: float, size: int) -> None:

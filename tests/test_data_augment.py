@@ -82,9 +82,12 @@ def test_scale_zooms_before_the_crop_and_keeps_pairs_aligned() -> None:
     assert small["input"].shape == (3, 30, 30)  # a zoom below the crop is raised to fit it, never an error
 
 
-def test_scale_without_crop_changes_the_size() -> None:
-    out = augment_item(_item(), AugmentOptions(scale=(0.5, 0.5)), _generator(0))
-    assert out["input"].shape == (3, 16, 20) and out["mask"].shape == (1, 16, 20)
+def test_scale_without_crop_keeps_the_size_so_batches_stack() -> None:
+    assert augment_item(_item(), AugmentOptions(scale=(0.5, 0.5)), _generator(0))["input"].shape == (3, 32, 40)
+    zoomed = augment_item(_item(), AugmentOptions(scale=(2.0, 2.0)), _generator(0))
+    assert zoomed["input"].shape == (3, 32, 40) and zoomed["mask"].shape == (1, 32, 40)
+    slope = zoomed["input"][0, 0]
+    assert float((slope[1:] - slope[:-1]).mean()) * 39 == pytest.approx(0.5, abs=0.05)  # zoomed in 2x, then cropped
 
 
 @pytest.mark.parametrize("value", [[0.5], [1.0, 0.5], [0.1, 1.0], [1.0, 5.0], "big", [True, 1.0]])

@@ -103,8 +103,8 @@ def _rotated_crop(stack: torch.Tensor, top: int, left: int, size: tuple[int, int
 def augment_stack(stack: torch.Tensor, options: AugmentOptions, generator: torch.Generator) -> torch.Tensor:
     """Resize, zoom, crop, rotate and flip a ``[C,H,W]`` stack of aligned images (one geometry for all channels).
 
-    The random zoom never goes below the crop: a zoom that would make the image smaller than ``data.crop`` is
-    raised to the smallest one that still fits it.
+    The random zoom never goes below the crop (without ``data.crop``, the image's own size, so batches always
+    stack): a zoom that would make the image smaller is raised to the smallest one that still fits it.
     """
     if options.resize is not None and stack.shape[-2:] != (options.resize, options.resize):
         stack = F.interpolate(
@@ -112,12 +112,10 @@ def augment_stack(stack: torch.Tensor, options: AugmentOptions, generator: torch
         )[0]
     out_h, out_w = (options.crop, options.crop) if options.crop else stack.shape[-2:]
     if options.scale != (1.0, 1.0):
-        factor = _uniform(generator, *options.scale)
-        if options.crop:
-            factor = max(factor, options.crop / min(stack.shape[-2:]))
-        stack = _zoom(stack, factor)
-        if not options.crop:
-            out_h, out_w = stack.shape[-2:]
+        fits = max(out_h / stack.shape[-2], out_w / stack.shape[-1])
+        factor = max(_uniform(generator, *options.scale), fits)
+        if factor != 1.0:
+            stack = _zoom(stack, factor)
     height, width = stack.shape[-2:]
     if out_h > height or out_w > width:
         raise DataError(

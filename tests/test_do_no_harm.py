@@ -63,6 +63,52 @@ def test_output_equals_input_where_the_edit_map_is_zero() -> None:
         assert (generator(x)[0] - x).abs().max() > 0.05
 
 
+def floored_generator(floor: float, opened: float) -> torch.nn.Module:
+    """A tiny edit-mask teacher with a change everywhere and a uniform map sigmoid(z) = ``opened``."""
+    generator = GENERATORS.build("autoretouch", **TINY["autoretouch"], edit_mask=True, edit_floor=floor).eval()
+    torch.nn.init.normal_(generator.tail.weight, std=0.5)
+    with torch.no_grad():
+        generator.tail.bias[:3] = 0.3
+        generator.tail.weight[3].zero_()
+        generator.tail.bias[3] = float(torch.logit(torch.tensor(opened))) + 3.0  # cancels EDIT_PRIOR
+    return generator
+
+
+def test_edit_floor_zeroes_faint_edits_and_keeps_sure_ones() -> None:
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        faint = floored_generator(0.25, 0.2)
+        assert torch.equal(faint(x)[0], x)  # sigmoid(z) = 0.2 < 0.25: exactly the input
+        assert torch.equal(faint.edit_map(x), torch.zeros(1, 1, 16, 16))
+        assert not torch.equal(floored_generator(0.0, 0.2)(x)[0], x)  # no floor: the faint edit stays
+        half = floored_generator(0.25, 0.625).edit_map(x)  # (0.625 - 0.25) / 0.75 = 0.5
+        assert torch.allclose(half, torch.full_like(half, 0.5), atol=1e-5)
+        sure = floored_generator(0.25, 0.999999).edit_map(x)
+        assert sure.min() > 0.999
+
+
+def test_edit_floor_applies_at_inference_only() -> None:
+    generator = floored_generator(0.25, 0.2).train()  # training: the plain sigmoid, every pixel has a gradient
+    x = torch.rand(1, 3, 16, 16)
+    rgb, _ = generator(x)
+    assert not torch.equal(rgb.detach(), x)
+    rgb.mean().backward()
+    assert generator.tail.weight.grad[3].abs().sum() > 0
+    with torch.no_grad():
+        assert torch.equal(generator.eval()(x)[0], x)
+
+
+@pytest.mark.parametrize("floor", [-0.1, 1.0, 1.5, "0.2", True, None])
+def test_edit_floor_out_of_range_is_a_clear_error(floor: object) -> None:
+    with pytest.raises(ConfigError, match=r"edit_floor = .* is out of range; valid: \[0, 1\)"):
+        GENERATORS.build("autoretouch", **TINY["autoretouch"], edit_mask=True, edit_floor=floor)
+
+
+def test_edit_floor_needs_an_edit_map() -> None:
+    with pytest.raises(ConfigError, match="edit_floor = 0.25 needs edit_mask: true"):
+        GENERATORS.build("student_fast", width=8, blocks=1, context=1, detail=4, edit_floor=0.25)
+
+
 def test_edit_mask_is_a_clear_error_when_not_a_boolean() -> None:
     with pytest.raises(ConfigError, match="edit_mask must be true or false"):
         GENERATORS.build("autoretouch", **TINY["autoretouch"], edit_mask="yes")

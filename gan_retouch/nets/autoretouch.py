@@ -45,8 +45,9 @@ class AutoRetouch(Generator):
         upsample: str = "nearest",
         residual: bool = False,
         edit_mask: bool = False,
+        edit_floor: float = 0.0,
     ) -> None:
-        super().__init__(residual, edit_mask)
+        super().__init__(residual, edit_mask, edit_floor)
         check_positive(ngf, "autoretouch ngf")
         check_positive(n_blocks, "autoretouch n_blocks", minimum=0)
         self.head = nn.Sequential(nn.Conv2d(3, ngf, 7, padding=3), lrelu())

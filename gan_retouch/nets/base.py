@@ -26,7 +26,12 @@ class Generator(nn.Module):
       ``self.head_channels`` = 4 outputs, a change ``delta`` (3) and an edit-map logit ``z`` (1), and
       ``out = x + m * delta`` with ``m = sigmoid(z)`` in [0, 1]: pixels where m = 0 stay exactly at the input.
       ``z`` is the head's output plus ``EDIT_PRIOR`` (-3), so a fresh map is nearly closed (m = 0.047) and opens
-      only where training finds something to fix.
+      only where training finds something to fix. ``edit_floor`` f in [0, 1) makes the map sparse at
+      inference (eval mode): ``m = max(0, (sigmoid(z) - f) / (1 - f))``, so the faint edits a map leaves where
+      the network is unsure (sigmoid(z) < f: hair, eye whites, backgrounds of photos unlike the training data)
+      become exactly zero; where it is sure (sigmoid(z) near 1) m stays near 1. In training m stays the plain
+      sigmoid, like dropout: every pixel keeps its gradient, and the network is not taught to open its map wider
+      to make up for the floor (a floor in training did that: benchmarks/README.md). f = 0 is off.
       The forward returns ``(rgb, z)`` (``has_mask_head`` is True), so the engine hands ``z`` to the loss terms
       as ``pred_mask`` (supervise it with ``edit_map`` or ``mask_bce``; ``keep`` holds clean pixels still).
       A multi-task network that already returns ``(rgb, mask_logits)`` uses its mask logits as ``z``.
@@ -43,12 +48,13 @@ class Generator(nn.Module):
     has_mask_head: bool = False  # forward returns (rgb, mask_logits)
     takes_mask: bool = False  # forward uses the mask argument
 
-    def __init__(self, residual: bool = False, edit_mask: bool = False) -> None:
+    def __init__(self, residual: bool = False, edit_mask: bool = False, edit_floor: float = 0.0) -> None:
         super().__init__()
         for key, value in (("residual", residual), ("edit_mask", edit_mask)):
             if not isinstance(value, bool):
                 raise ConfigError(f"generator argument {key} must be true or false, got {value!r}")
         self.edit_mask = edit_mask
+        self.edit_floor = check_edit_floor(edit_floor, edit_mask)
         self.residual = residual or edit_mask
         self.splits_edit_channel = edit_mask and not self.has_mask_head
         if edit_mask:
@@ -85,7 +91,7 @@ class Generator(nn.Module):
         rgb, mask_logits = self._split(self.forward_padded(inside, mask))
         if self.edit_mask:
             mask_logits = mask_logits + EDIT_PRIOR
-            rgb = torch.sigmoid(mask_logits) * rgb
+            rgb = self.edit_strength(mask_logits) * rgb
         if self.residual:
             rgb = inside + rgb
         if self.value_range == SIGNED:
@@ -97,11 +103,29 @@ class Generator(nn.Module):
             return rgb, mask_logits[..., :height, :width]
         return rgb
 
+    def edit_strength(self, logits: torch.Tensor) -> torch.Tensor:
+        """m from the edit-map logits z: sigmoid(z); in eval mode floored at ``edit_floor`` and rescaled to reach 1."""
+        opened = torch.sigmoid(logits)
+        if self.edit_floor == 0.0 or self.training:
+            return opened
+        return ((opened - self.edit_floor) / (1.0 - self.edit_floor)).clamp_min(0.0)
+
     def edit_map(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The edit map m ``[N,1,H,W]`` in [0, 1] (where and how strongly the network edits ``x``)."""
         if not self.edit_mask:
             raise ConfigError("edit_map() needs a generator built with edit_mask: true")
-        return torch.sigmoid(self.forward(x, mask)[1])
+        return self.edit_strength(self.forward(x, mask)[1])
+
+
+def check_edit_floor(value: object, edit_mask: bool) -> float:
+    """``edit_floor`` as a float in [0, 1); a clear error otherwise, or when there is no edit map to floor."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ConfigError(f"generator argument edit_floor = {value!r} is out of range; valid: [0, 1) "
+                          "(0 = off; e.g. 0.25 zeroes the edits where the edit map is below 0.25)")
+    if value and not edit_mask:
+        raise ConfigError(f"generator argument edit_floor = {value!r} needs edit_mask: true (it floors the edit "
+                          "map); set model.generator.args.edit_mask=true or drop edit_floor")
+    return float(value)
 
 
 def residual_head(conv: nn.Conv2d | nn.ConvTranspose2d, residual: bool) -> nn.Module:

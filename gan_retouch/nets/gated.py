@@ -53,8 +53,9 @@ class GatedGenerator(Generator):
         erase_masked: bool = False,
         residual: bool = False,
         edit_mask: bool = False,
+        edit_floor: float = 0.0,
     ) -> None:
-        super().__init__(residual, edit_mask)
+        super().__init__(residual, edit_mask, edit_floor)
         check_positive(ngf, "gated ngf")
         self.erase_masked = erase_masked
         self.encoder = nn.Sequential(

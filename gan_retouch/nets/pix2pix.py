@@ -41,8 +41,9 @@ class Pix2PixResnet(Generator):
     def __init__(
         self, ngf: int = 64, n_blocks: int = 9, norm: str = "batch", dropout: bool = False, residual: bool = False,
         edit_mask: bool = False,
+        edit_floor: float = 0.0,
     ) -> None:
-        super().__init__(residual, edit_mask)
+        super().__init__(residual, edit_mask, edit_floor)
         check_positive(ngf, "pix2pix_resnet ngf")
         check_positive(n_blocks, "pix2pix_resnet n_blocks", minimum=0)
         make_norm, bias = norm_factory(norm), conv_bias(norm)
@@ -81,8 +82,9 @@ class Pix2PixUnet(Generator):
     def __init__(
         self, ngf: int = 64, num_downs: int = 8, norm: str = "batch", dropout: bool = True, residual: bool = False,
         edit_mask: bool = False,
+        edit_floor: float = 0.0,
     ) -> None:
-        super().__init__(residual, edit_mask)
+        super().__init__(residual, edit_mask, edit_floor)
         check_positive(ngf, "pix2pix_unet ngf")
         check_positive(num_downs, "pix2pix_unet num_downs", minimum=2)
         self.stride = 2**num_downs

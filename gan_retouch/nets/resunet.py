@@ -48,8 +48,9 @@ class ResUNet(Generator):
         norm: str = "batch",
         residual: bool = False,
         edit_mask: bool = False,
+        edit_floor: float = 0.0,
     ) -> None:
-        super().__init__(residual, edit_mask)
+        super().__init__(residual, edit_mask, edit_floor)
         filters, kernels = list(filters), list(kernels)
         if len(filters) < 2 or len(filters) != len(kernels):
             raise ConfigError(

@@ -87,6 +87,7 @@ class Student(Generator):
             construction (out = x + a*x + b, zero-initialised), so True and False build the same network.
         edit_mask: do no harm by design (``nets.base.Generator``): the head also predicts an edit-map logit z
             and out = x + sigmoid(z) * (a * x + b).
+        edit_floor: the edit map's floor f (``nets.base.Generator``): m = max(0, (sigmoid(z) - f) / (1 - f)).
     """
 
     value_range = UNIT
@@ -94,8 +95,9 @@ class Student(Generator):
     def __init__(
         self, width: int = 32, depth: int = 2, levels: int = 3, lowres: int = 1, residual: bool = False,
         edit_mask: bool = False,
+        edit_floor: float = 0.0,
     ) -> None:
-        super().__init__(True, edit_mask)  # forward_padded returns the change a*x + b; the base adds x, clamps
+        super().__init__(True, edit_mask, edit_floor)  # forward_padded returns the change a*x + b; the base adds x, clamps
         check_student_args(width, depth, levels, lowres)
         self.width, self.depth, self.levels, self.lowres = width, depth, levels, lowres
         self.stride = 2**levels * lowres

@@ -125,13 +125,15 @@ class FastStudent(Generator):
             construction (zero-initialised head), so True and False build the same network.
         edit_mask: do no harm by design (``nets.base.Generator``): the head also predicts an edit-map logit z
             per full-resolution pixel and out = x + sigmoid(z) * (a * x + b).
+        edit_floor: the edit map's floor f (``nets.base.Generator``): m = max(0, (sigmoid(z) - f) / (1 - f)).
     """
 
     value_range = UNIT
 
     def __init__(self, width: int = 48, blocks: int = 3, context: int = 2, detail: int = 32,
-                 detail_blocks: int = 1, residual: bool = False, edit_mask: bool = False) -> None:
-        super().__init__(True, edit_mask)  # forward_padded returns the change; the base adds x and clamps
+                 detail_blocks: int = 1, residual: bool = False, edit_mask: bool = False,
+                 edit_floor: float = 0.0) -> None:
+        super().__init__(True, edit_mask, edit_floor)  # forward_padded returns the change; the base adds x and clamps
         check_fast_student_args(width, blocks, context, detail, detail_blocks)
         self.width, self.n_blocks, self.n_context, self.n_detail = width, blocks, context, detail
         self.stride = 4 * 2**context

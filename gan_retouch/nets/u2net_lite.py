@@ -75,8 +75,9 @@ class U2NetLite(Generator):
     stride = 32
     has_mask_head = True
 
-    def __init__(self, width: int = 64, mid: int = 16, residual: bool = False, edit_mask: bool = False) -> None:
-        super().__init__(residual, edit_mask)
+    def __init__(self, width: int = 64, mid: int = 16, residual: bool = False, edit_mask: bool = False,
+                 edit_floor: float = 0.0) -> None:
+        super().__init__(residual, edit_mask, edit_floor)
         check_positive(width, "u2net_lite width")
         check_positive(mid, "u2net_lite mid")
         heights = (7, 6, 5, 4, 4, 4)

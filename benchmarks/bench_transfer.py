@@ -33,9 +33,7 @@ import torch
 
 from gan_retouch.cli import main as cli_main
 from gan_retouch.config import resolve
-from gan_retouch.data import blemish_photo, build_dataset
-from gan_retouch.data.faces import face_region, find_faces
-from gan_retouch.data.skin import detect_skin
+from gan_retouch.data import blemish_photo, build_dataset, face_skin
 from gan_retouch.engine.checkpoint import load_generator
 from gan_retouch.imaging import image_row, save_image
 from gan_retouch.metrics import masked_psnr, psnr
@@ -94,7 +92,7 @@ def independent_families(photo: torch.Tensor, count: int, size: int) -> dict[str
     """Independent blemishes on the clean targets of new synthetic faces, and on the photo's face skin."""
     faces = synthetic_pairs({"clean_fraction": 0.0}, count, size)
     on_faces = [independent_pair(pair["target"], pair["skin"], DATASET_SEED + index) for index, pair in enumerate(faces)]
-    skin = detect_skin(photo) * face_region(find_faces(photo), *photo.shape[-2:])
+    _, skin = face_skin(photo, name="the astronaut")
     on_photo = [independent_pair(photo, skin, DATASET_SEED + 1000 + index) for index in range(max(count // 2, 1))]
     return {"independent blemishes, synth faces": on_faces, "independent blemishes, astronaut": on_photo}
 

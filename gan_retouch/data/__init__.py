@@ -5,7 +5,7 @@ from gan_retouch.data.datasets import SYNTHETIC_STREAM_LENGTH, build_dataset
 from gan_retouch.data.family import SynthOptions
 from gan_retouch.data.io import read_image, read_image_with_info, read_mask
 from gan_retouch.data.loader import build_loader
-from gan_retouch.data.photos import blemish_photo
+from gan_retouch.data.photos import blemish_photo, face_skin
 from gan_retouch.data.skin import detect_skin
 from gan_retouch.data.synthetic import synthesize_pair
 
@@ -17,6 +17,7 @@ __all__ = [
     "build_dataset",
     "build_loader",
     "detect_skin",
+    "face_skin",
     "read_image",
     "read_image_with_info",
     "read_mask",

@@ -14,6 +14,21 @@ from gan_retouch.data.synthetic import blemish, calibrate_subtle
 from gan_retouch.errors import DataError
 
 
+def face_skin(
+    photo: torch.Tensor, faces: list[Face] | None = None, name: str = "the photo"
+) -> tuple[list[Face], torch.Tensor]:
+    """The faces in a ``[3,H,W]`` photo and its ``[1,H,W]`` skin mask bounded by them (where defects may go).
+
+    ``faces`` skips the detection when the caller already ran it; no face is a DataError naming ``name``.
+    """
+    faces = find_faces(photo) if faces is None else faces
+    if not faces:
+        raise DataError(f"no face found in {name}: defects go on face skin only, so it needs an upright face of at "
+                        f"least 8 % of the shorter side (crop or rotate it)")
+    with single_thread():
+        return faces, detect_skin(photo) * face_region(faces, *photo.shape[-2:])
+
+
 def blemish_photo(
     photo: torch.Tensor, family: dict[str, Any] | SynthOptions, seed_parts: tuple, faces: list[Face] | None = None,
     name: str = "the photo",
@@ -25,12 +40,8 @@ def blemish_photo(
     without a detectable face is a DataError naming ``name``. ``clean_fraction`` and ``camera`` do not apply.
     """
     options = family if isinstance(family, SynthOptions) else SynthOptions.from_mapping(family)
-    faces = find_faces(photo) if faces is None else faces
-    if not faces:
-        raise DataError(f"no face found in {name}: defects go on face skin only, so it needs an upright face of at "
-                        f"least 8 % of the shorter side (crop or rotate it)")
+    faces, skin = face_skin(photo, faces, name)
     with single_thread():
-        skin = detect_skin(photo) * face_region(faces, *photo.shape[-2:])
         draws = Draws(*seed_parts, "photo")
         blemished = blemish(photo, skin, faces[0].eyes, faces[0].w / 2, options, draws)
         if options.mode == "subtle":

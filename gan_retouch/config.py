@@ -18,6 +18,7 @@ import yaml
 from gan_retouch.errors import ConfigError
 from gan_retouch.option_docs import Range, comments_with_bases, ranges_of
 from gan_retouch.registry import closest
+from gan_retouch.values import is_integer, is_number
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 OPTIONS_DIR = PACKAGE_DIR / "bundled" / "options"
@@ -169,10 +170,10 @@ def _check_type(path: str, default: Any, value: Any) -> Any:
         if isinstance(value, bool):
             return value
     elif isinstance(default, int):
-        if isinstance(value, int) and not isinstance(value, bool):
+        if is_integer(value):
             return value
     elif isinstance(default, float):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if is_number(value):
             return float(value)
         if isinstance(value, str):
             try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gan_retouch.errors import ConfigError
+from gan_retouch.values import is_number
 
 _NUMBER = r"-?inf|[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?"
 RANGE = re.compile(
@@ -50,7 +51,7 @@ class Range:
                 raise ConfigError(f"{key} cannot be null; valid: {self.text}")
             return
         for item in _numbers(value):
-            if isinstance(item, bool) or not isinstance(item, (int, float)):
+            if not is_number(item):
                 raise ConfigError(f"{key} must be a number in {self.text}, got {item!r}")
             if not self.contains(float(item)):
                 raise ConfigError(f"{key} = {item!r} is out of range; valid: {self.text}")

@@ -196,3 +196,12 @@ def test_range_notation_parses_open_closed_and_null():
     valid = parse_range("(0, 1] | null  meaning")
     assert valid is not None and valid.nullable and valid.contains(1.0) and not valid.contains(0.0)
     assert parse_range("plain meaning (0 = off)") is None
+
+
+def test_value_checks_reject_booleans():
+    from gan_retouch.values import is_integer, is_number
+
+    assert is_number(3) and is_number(0.5) and is_integer(3)
+    for value in (True, False, "1", None, [1]):
+        assert not is_number(value) and not is_integer(value), value
+    assert not is_integer(2.0)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from gan_retouch.errors import ConfigError, DataError
+from gan_retouch.values import is_number
 
 IMAGE_KEYS = ("input", "target", "mask", "skin")
 
@@ -56,7 +57,7 @@ def _scale_range(value: Any) -> tuple[float, float]:
     """``data.augment.scale`` as ``(min, max)`` zoom factors with 0.25 <= min <= max <= 4."""
     if (
         not isinstance(value, (list, tuple)) or len(value) != 2
-        or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)
+        or not all(is_number(v) for v in value)
         or not 0.25 <= value[0] <= value[1] <= 4.0
     ):
         raise ConfigError(f"data.augment.scale must be [min, max] zoom factors with 0.25 <= min <= max <= 4 "

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from gan_retouch.errors import ConfigError
+from gan_retouch.values import is_integer, is_number
 
 DEFECT_KINDS = ("acne", "pustule", "post_acne", "dark_spot", "redness", "pores", "lines", "under_eye")
 BACKGROUND_KINDS = ("plain", "gradient", "blotchy", "pattern", "bokeh", "skin")
@@ -60,7 +61,7 @@ class SynthOptions:
             elif key in RANGES:
                 settings[key] = _min_max(value, RANGES[key], key == "defect_count", where)
             elif key in PROBABILITIES:
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                if not is_number(value) or not 0.0 <= value <= 1.0:
                     raise ConfigError(f"{where} must be a probability in [0, 1], got {value!r}")
                 settings[key] = float(value)
             else:
@@ -80,10 +81,10 @@ def _one_of(value: Any, valid: tuple[str, ...], where: str) -> str:
 
 
 def _min_max(value: Any, bounds: tuple[float, float], integer: bool, where: str) -> tuple:
-    kind = int if integer else (int, float)
+    valid = is_integer if integer else is_number
     if (
         not isinstance(value, (list, tuple)) or len(value) != 2
-        or any(isinstance(v, bool) or not isinstance(v, kind) for v in value)
+        or not all(valid(v) for v in value)
         or not bounds[0] <= value[0] <= value[1] <= bounds[1]
     ):
         raise ConfigError(f"{where} must be [min, max] with {bounds[0]:g} <= min <= max <= {bounds[1]:g}, got {value!r}")

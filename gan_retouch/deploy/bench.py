@@ -34,6 +34,7 @@ from gan_retouch.nets.base import run_generator
 from gan_retouch.nets.profile import count_macs, measure_latency, model_figures, stand_in_mask
 from gan_retouch.registry import choice
 from gan_retouch.runtime import PRECISION_DTYPES, resolve_device, seed_everything
+from gan_retouch.values import is_integer, is_number
 
 UHD = (2160, 3840)  # 4K UHD portrait area, height x width
 UHD_AUTO_MAX_GMACS = 50.0  # bench.uhd=auto times 4K for models up to this many GMACs at 1024x1024
@@ -64,13 +65,12 @@ def check_bench_settings(bench: dict[str, Any], device: torch.device) -> None:
     choice(bench["channels_last"], ("auto", True, False), "bench.channels_last")
     choice(bench["uhd"], ("auto", True, False), "bench.uhd")
     for key, minimum in (("size", 1), ("batch_size", 1), ("warmup", 0)):
-        if not isinstance(bench[key], int) or bench[key] < minimum:
+        if not is_integer(bench[key]) or bench[key] < minimum:
             raise ConfigError(f"bench.{key} must be an integer >= {minimum}, got {bench[key]!r}")
-    if isinstance(bench["min_time_s"], bool) or not isinstance(bench["min_time_s"], (int, float)) \
-            or bench["min_time_s"] <= 0:
+    if not is_number(bench["min_time_s"]) or bench["min_time_s"] <= 0:
         raise ConfigError(f"bench.min_time_s must be a number of seconds > 0, got {bench['min_time_s']!r}")
     batches = bench["throughput_batches"]
-    if not batches or not all(isinstance(b, int) and b > 0 for b in batches):
+    if not batches or not all(is_integer(b) and b > 0 for b in batches):
         raise ConfigError(f"bench.throughput_batches must be a list of positive integers, got {batches!r}")
     if bench["cuda_graph"] and device.type != "cuda":
         raise ConfigError(f"bench.cuda_graph replays a CUDA graph and needs a CUDA device; this run uses "

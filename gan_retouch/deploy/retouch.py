@@ -31,6 +31,7 @@ from gan_retouch.fileio import atomic_write, ensure_writable_dir
 from gan_retouch.nets.tiling import auto_tile, check_tiling, infer
 from gan_retouch.registry import choice
 from gan_retouch.runtime import PRECISION_DTYPES, resolve_device
+from gan_retouch.values import is_number
 
 IS_AN_INPUT = "is an input"
 
@@ -107,7 +108,7 @@ def check_retouch_settings(settings: dict[str, Any], device: torch.device) -> No
     if settings["batch_size"] < 1:
         raise ConfigError(f"retouch.batch_size must be >= 1, got {settings['batch_size']}")
     strength = settings["strength"]
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+    if not is_number(strength) or not 0.0 <= strength <= 1.0:
         raise ConfigError(f"retouch.strength = {strength!r} is out of range; valid: [0, 1] "
                           "(0 = the input unchanged, 1 = the model's full edit), e.g. --strength 0.7")
     check_tiling(settings["tile"] or 0, settings["tile_overlap"], "retouch.tile")

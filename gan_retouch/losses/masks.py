@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from gan_retouch.errors import ConfigError
 from gan_retouch.losses.base import LossContext, LossTerm
 from gan_retouch.registry import LOSSES, choice
+from gan_retouch.values import is_number
 
 MASK_SOURCES = ("none", "given", "hard", "soft")
 HARD_THRESHOLD = 30 / 255  # the brief's "blemish" pixels: input and target differ by more than this
@@ -41,7 +42,7 @@ def check_threshold(term: str, source: str, threshold: float | None) -> float:
     """The threshold to use for ``source`` (``None`` = its default), or a ConfigError naming the term."""
     if threshold is None:
         return DEFAULT_THRESHOLDS.get(source, HARD_THRESHOLD)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold < 1.0:
+    if not is_number(threshold) or not 0.0 <= threshold < 1.0:
         raise ConfigError(
             f"{term}: threshold is a difference in [0, 1) (e.g. 4/255 = 0.0157 for soft, 30/255 = 0.118 for hard), "
             f"got {threshold!r}"

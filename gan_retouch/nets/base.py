@@ -8,6 +8,7 @@ from torch import nn
 
 from gan_retouch.errors import ConfigError
 from gan_retouch.imaging import SIGNED, UNIT, to_signed, to_unit
+from gan_retouch.values import is_number
 
 EDIT_PRIOR = -3.0  # added to the edit-map logit: a fresh map is nearly closed (sigmoid(-3) = 0.047)
 
@@ -119,7 +120,7 @@ class Generator(nn.Module):
 
 def check_edit_floor(value: object, edit_mask: bool) -> float:
     """``edit_floor`` as a float in [0, 1); a clear error otherwise, or when there is no edit map to floor."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+    if not is_number(value) or not 0.0 <= value < 1.0:
         raise ConfigError(f"generator argument edit_floor = {value!r} is out of range; valid: [0, 1) "
                           "(0 = off; e.g. 0.25 zeroes the edits where the edit map is below 0.25)")
     if value and not edit_mask:

@@ -8,6 +8,7 @@ from torch import nn
 
 from gan_retouch.errors import ConfigError
 from gan_retouch.registry import choice
+from gan_retouch.values import is_integer
 
 NORMS = ("batch", "instance", "none")
 UPSAMPLES = ("nearest", "bilinear", "transpose", "pixelshuffle")
@@ -52,6 +53,6 @@ def upsample_x2(in_channels: int, out_channels: int, mode: str, key: str = "upsa
 
 def check_positive(value: int, key: str, minimum: int = 1) -> int:
     """A ConfigError-raising check for integer network arguments (widths, depths, counts)."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+    if not is_integer(value) or value < minimum:
         raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
     return value

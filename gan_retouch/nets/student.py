@@ -37,6 +37,7 @@ from gan_retouch.errors import ConfigError
 from gan_retouch.imaging import UNIT
 from gan_retouch.nets.base import Generator
 from gan_retouch.registry import GENERATORS
+from gan_retouch.values import is_integer
 
 LOWRES_FACTORS = (1, 2, 4)
 
@@ -147,7 +148,7 @@ class Student(Generator):
 def check_student_args(width: int, depth: int, levels: int, lowres: int) -> None:
     """Reject student sizes that cannot build, with the reason and a valid example."""
     for name, value, low in (("width", width, 1), ("depth", depth, 0), ("levels", levels, 1)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        if not is_integer(value) or value < low:
             raise ConfigError(f"student {name} must be an integer >= {low}, got {value!r} (e.g. width 32, "
                               "depth 2, levels 3)")
     if lowres not in LOWRES_FACTORS:

@@ -18,6 +18,7 @@ from gan_retouch.nets.profile import model_figures
 from gan_retouch.nets.student import Student
 from gan_retouch.nets.student_fast import FastStudent
 from gan_retouch.registry import check_arguments
+from gan_retouch.values import is_number
 
 GRID_WIDTHS = (16, 24, 32, 48, 64)
 GRID_DEPTHS = (1, 2, 3)
@@ -111,5 +112,5 @@ def _check_name(name: str) -> None:
 
 def _check_budgets(budget_mb: float | None, budget_gmacs: float | None) -> None:
     for name, value in (("budget_mb", budget_mb), ("budget_gmacs", budget_gmacs)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+        if value is not None and (not is_number(value) or value <= 0):
             raise ConfigError(f"distill.{name} must be a positive number or null, got {value!r}")

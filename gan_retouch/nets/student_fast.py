@@ -39,6 +39,7 @@ from gan_retouch.errors import ConfigError
 from gan_retouch.imaging import UNIT
 from gan_retouch.nets.base import Generator
 from gan_retouch.registry import GENERATORS
+from gan_retouch.values import is_integer
 
 SLOPE = 0.1
 
@@ -180,6 +181,6 @@ def check_fast_student_args(width: int, blocks: int, context: int, detail: int, 
     """Reject sizes that cannot build, with the reason and a valid example."""
     for name, value, low in (("width", width, 1), ("blocks", blocks, 0), ("context", context, 0),
                              ("detail", detail, 0), ("detail_blocks", detail_blocks, 0)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        if not is_integer(value) or value < low:
             raise ConfigError(f"student_fast {name} must be an integer >= {low}, got {value!r} "
                               "(e.g. width 48, blocks 3, context 2, detail 16)")

@@ -13,7 +13,7 @@ from gan_retouch.distill.teacher import load_teacher
 from gan_retouch.engine.checkpoint import load_checkpoint, save_checkpoint
 from gan_retouch.errors import CheckpointError, ConfigError
 from gan_retouch.losses.base import LossContext
-from gan_retouch.losses.distill import DistillFeature, DistillOutput, TeacherPerceptual
+from gan_retouch.losses.distill import DistillFeature, DistillMap, DistillOutput, TeacherPerceptual
 from gan_retouch.nets.base import run_generator
 from gan_retouch.nets.student import Student
 from gan_retouch.registry import GENERATORS
@@ -97,6 +97,56 @@ def test_output_distances():
     assert DistillOutput("charbonnier")(ctx).item() == pytest.approx(0.5, abs=1e-5)
 
 
+def map_pair():
+    """A tiny edit-mask teacher with a confident, floored map and an edit-mask student with the same floor."""
+    teacher = GENERATORS.build("autoretouch", **TEACHER_ARGS, edit_mask=True, edit_floor=0.25)
+    with torch.no_grad():  # a trained-looking map: sure in places, faint in others (a fresh one is flat)
+        torch.nn.init.normal_(teacher.tail.weight, std=0.5)
+        teacher.tail.bias[3] = 3.0
+    student = GENERATORS.build("student_fast", **FAST_ARGS, edit_mask=True, edit_floor=0.25)
+    features = TeacherFeatures(teacher, student, torch.device("cpu"))
+    return teacher, student, features
+
+
+def test_distill_map_teaches_the_student_the_teachers_map():
+    teacher, student, extension = map_pair()
+    images = torch.rand(2, 3, 32, 32)
+    optimizer = torch.optim.Adam(student.parameters(), lr=1e-2)
+    history = []
+    for _ in range(40):
+        output, logits = student(images)
+        ctx = LossContext(input=images, output=output, target=images, pred_mask=logits)
+        extension.fill(ctx, {"input": images, "target": images})
+        loss = DistillMap()(ctx)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.append(loss.item())
+    assert history[-1] < 0.9 * history[0], history
+    target = torch.sigmoid(ctx.teacher_mask)
+    learned = torch.sigmoid(student(images)[1]).detach()
+    assert (learned - target).abs().mean() < 0.5 * (torch.sigmoid(logits.new_tensor(-3.0)) - target).abs().mean()
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_distill_map_needs_two_edit_maps():
+    images = torch.rand(1, 3, 16, 16)
+    logits = torch.zeros(1, 1, 16, 16)
+    with pytest.raises(ConfigError, match="distill_map.*student with edit_mask"):
+        DistillMap()(LossContext(input=images, output=images, target=images))
+    with pytest.raises(ConfigError, match="distill_map.*teacher built with edit_mask"):
+        DistillMap()(LossContext(input=images, output=images, target=images, pred_mask=logits))
+    _, student, extension = tiny_pair()  # a teacher without an edit map
+    ctx = step_context(student, extension, images)
+    assert ctx.teacher_mask is None
+    ctx.pred_mask = logits
+    with pytest.raises(ConfigError, match="teacher built with edit_mask"):
+        DistillMap()(ctx)
+    ctx.teacher_mask = torch.zeros(1, 1, 8, 8)
+    with pytest.raises(ConfigError, match="different shapes"):
+        DistillMap()(ctx)
+
+
 def save_generator_checkpoint(path, kind, name, args):
     model = GENERATORS.build(name, **args)
     entry = {"name": name, "args": args, "state_dict": model.state_dict()}
@@ -142,8 +192,27 @@ def test_budget_option_reports_and_picks(capsys):
         apply_budget(options)
 
 
+def test_distill_map_needs_an_edit_map_teacher_before_training(tmp_path):
+    plain = save_generator_checkpoint(tmp_path / "plain.pt", "train", "autoretouch", TEACHER_ARGS)
+    overrides = {"device": "cpu", "checkpoints_root": str(tmp_path / "ck"), "distill": {"teacher": str(plain)}}
+    options, _ = resolve("distill", "student", overrides)
+    with pytest.raises(ConfigError, match=r"distill_map .*plain\.pt has none.*losses\.distill_map=null"):
+        run_distillation(options)
+    assert not (tmp_path / "ck").exists()  # stopped before the run folder was made
+    masked = save_generator_checkpoint(tmp_path / "masked.pt", "train", "autoretouch",
+                                       {**TEACHER_ARGS, "edit_mask": True})
+    overrides = {**overrides, "distill": {"teacher": str(masked)},
+                 "model": {"generator": {"args": {**FAST_ARGS, "edit_mask": False, "edit_floor": 0.0}}}}
+    options, _ = resolve("distill", "student", overrides)
+    with pytest.raises(ConfigError, match="distill_map needs a student with an edit map"):
+        run_distillation(options)
+    options, _ = resolve("distill", "student", {**overrides, "losses": {"distill_map": None, "keep": None}})
+    assert "distill_map" not in options["losses"]
+
+
 def test_distill_end_to_end(tmp_path):
-    teacher_path = save_generator_checkpoint(tmp_path / "teacher.pt", "train", "autoretouch", TEACHER_ARGS)
+    teacher_path = save_generator_checkpoint(tmp_path / "teacher.pt", "train", "autoretouch",
+                                             {**TEACHER_ARGS, "edit_mask": True})
     overrides = {
         "device": "cpu", "checkpoints_root": str(tmp_path / "ck"), "results_root": str(tmp_path / "res"),
         "data": {"batch_size": 2, "crop": 32, "val_count": 2, "synthetic": {"size": 48, "val_count": 2}},

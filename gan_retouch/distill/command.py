@@ -44,22 +44,41 @@ def apply_budget(options: dict[str, Any]) -> dict[str, Any] | None:
     return figures
 
 
-def check_perceptual_option(options: dict[str, Any]) -> None:
-    """A teacher_perceptual term without ``distill.perceptual_layers`` is an error before training starts."""
+def uses_term(options: dict[str, Any], term: str) -> bool:
+    """Whether the recipe's ``losses`` (or any stage's) weights the loss term ``term``."""
     specs = [options["losses"]] + [stage_options(options, i)["losses"] for i in range(len(options["stages"] or []))]
-    uses = any(
-        (entry.get("type", label) if isinstance(entry, dict) else label) == "teacher_perceptual"
+    return any(
+        (entry.get("type", label) if isinstance(entry, dict) else label) == term
         for spec in specs for label, entry in spec.items()
     )
-    if uses and not options["distill"]["perceptual_layers"]:
+
+
+def check_perceptual_option(options: dict[str, Any]) -> None:
+    """A teacher_perceptual term without ``distill.perceptual_layers`` is an error before training starts."""
+    if uses_term(options, "teacher_perceptual") and not options["distill"]["perceptual_layers"]:
         raise ConfigError("the loss term teacher_perceptual needs distill.perceptual_layers (teacher module "
                           "names, e.g. [blocks]); set it or remove the term")
+
+
+def check_map_option(options: dict[str, Any], teacher: Any, teacher_path: str | None) -> None:
+    """A distill_map term needs an edit map on both sides; say so before training starts."""
+    if not uses_term(options, "distill_map"):
+        return
+    fix = "or learn the map from the data: --set losses.distill_map=null \"losses.edit_map={weight: 0.25}\""
+    if not getattr(teacher, "edit_mask", False):
+        raise ConfigError(f"the loss term distill_map learns the teacher's edit map, but the teacher {teacher_path} "
+                          "has none (it was trained without model.generator.args.edit_mask: true); distil from "
+                          f"an edit-mask teacher (the quickstart and autoretouch recipes), {fix}")
+    if not options["model"]["generator"].get("args", {}).get("edit_mask", False):
+        raise ConfigError("the loss term distill_map needs a student with an edit map: set "
+                          f"model.generator.args.edit_mask=true, {fix}")
 
 
 def run_distillation(options: dict[str, Any]) -> int:
     """Distill ``distill.teacher`` into ``model.generator`` and print the comparison table."""
     teacher, info = load_teacher(options["distill"]["teacher"])
     check_perceptual_option(options)
+    check_map_option(options, teacher, info.get("path"))
     apply_budget(options)
 
     def model_factory(options, device, dist, precision) -> DistillModel:
@@ -69,7 +88,7 @@ def run_distillation(options: dict[str, Any]) -> int:
     final = loop.fit()
     if loop.dist.is_main:
         features = loop.model.features
-        teacher_scores = loop.validation.evaluate(lambda x: features.run_teacher(x))
+        teacher_scores = loop.validation.evaluate(lambda x: features.run_teacher(x)[0])
         write_report(loop.run_dir, options, teacher_scores, final, features.teacher,
                      loop.model.eval_generator(), info.get("path"))
     return 0

@@ -56,11 +56,14 @@ class TeacherFeatures:
             for s, t in self.feature_layers.items()
         ).to(device)
 
-    def run_teacher(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The teacher's output in float32 (its hooks record the chosen layers on the way)."""
+    def run_teacher(self, images: torch.Tensor, mask: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The teacher's output and edit-map logits (None without a map) in float32; its hooks record the
+        chosen layers on the way."""
         if self.teacher_fp16:
             images = images.half()
-        return run_generator(self.teacher, images, mask)[0].float()
+        output, logits = run_generator(self.teacher, images, mask)
+        return output.float(), None if logits is None else logits.float()
 
     def adapt(self, student_map: torch.Tensor, index: int, size: torch.Size) -> torch.Tensor:
         """A student map through its 1x1 adapter, resized (bilinear) to the teacher map's spatial ``size``."""
@@ -72,7 +75,7 @@ class TeacherFeatures:
     def fill(self, ctx: LossContext, batch: dict[str, Any]) -> None:
         """Teacher output, adapted feature pairs and perceptual pairs for one step's loss context."""
         with torch.no_grad():
-            ctx.teacher_output = self.run_teacher(batch["input"], batch.get("mask"))
+            ctx.teacher_output, ctx.teacher_mask = self.run_teacher(batch["input"], batch.get("mask"))
         for index, (student_name, teacher_name) in enumerate(self.feature_layers.items()):
             target = self._teacher_maps[teacher_name].float()
             ctx.student_features[student_name] = self.adapt(self._student_maps[student_name], index,
@@ -80,7 +83,7 @@ class TeacherFeatures:
             ctx.teacher_features[student_name] = target
         if self.perceptual_layers:
             with torch.no_grad():
-                self.run_teacher(ctx.teacher_output, batch.get("mask"))
+                self.run_teacher(ctx.teacher_output, batch.get("mask"))  # records the reference features
                 reference = {name: self._teacher_maps[name].float() for name in self.perceptual_layers}
             self.run_teacher(ctx.output, batch.get("mask"))  # gradients flow through the frozen teacher
             for name in self.perceptual_layers:

@@ -26,6 +26,7 @@ class LossContext:
     fake: DiscriminatorOutput | None = None  # D(input, output), with gradients to the generator
     real: DiscriminatorOutput | None = None  # D(input, target), detached
     teacher_output: torch.Tensor | None = None  # distillation: the frozen teacher's output
+    teacher_mask: torch.Tensor | None = None  # distillation: an edit-mask teacher's edit-map logits [N,1,H,W]
     student_features: dict[str, torch.Tensor] = field(default_factory=dict)  # adapted student features
     teacher_features: dict[str, torch.Tensor] = field(default_factory=dict)  # matching teacher features
 

@@ -3,6 +3,7 @@
 They read what ``gan_retouch.distill.DistillExtension`` puts into the ``LossContext`` every step:
 
 - ``teacher_output``: the frozen teacher's output for the batch.
+- ``teacher_mask``: an edit-mask teacher's edit-map logits for the batch (None for a teacher without a map).
 - ``student_features[name]`` / ``teacher_features[name]``: for each ``distill.feature_layers`` entry
   ``{student_module: teacher_module}``, the student map (1x1-adapted to the teacher's channels and resized to
   its spatial size) and the teacher map, both keyed by the student module name.
@@ -66,6 +67,27 @@ class DistillOutput(LossTerm):
     def forward(self, ctx: LossContext) -> torch.Tensor:
         teacher = ctx.need("teacher_output", "distill_output")
         return distance(ctx.output, teacher.detach(), self.kind, self.eps)
+
+
+@LOSSES.register("distill_map")
+class DistillMap(LossTerm):
+    """Binary cross-entropy of the student's edit-map logits against the teacher's edit map sigmoid(z_T).
+
+    Both generators need ``edit_mask: true``. The target is the teacher's plain (unfloored) map, so the student
+    learns to be as sure as its teacher where to edit; an ``edit_floor`` then removes the same faint edits from
+    both. Without it a student learns its map from the data alone, opens it less surely, and a shared floor
+    removes more of its right edits than of the teacher's (benchmarks/README.md).
+    """
+
+    needs_teacher = True
+
+    def forward(self, ctx: LossContext) -> torch.Tensor:
+        logits = ctx.need("pred_mask", "distill_map (build the student with edit_mask: true)")
+        teacher = ctx.need("teacher_mask", "distill_map (distill from a teacher built with edit_mask: true)")
+        if teacher.shape != logits.shape:
+            raise ConfigError(f"distill_map compares edit maps of different shapes: student {tuple(logits.shape)}, "
+                              f"teacher {tuple(teacher.shape)}")
+        return F.binary_cross_entropy_with_logits(logits.float(), torch.sigmoid(teacher.detach().float()))
 
 
 @LOSSES.register("distill_feature")

@@ -49,6 +49,9 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
         (("--tile",), "retouch.tile", {"type": int, "help": "tile size for large images, 0 = off (retouch.tile)"}),
         (("--strength",), "retouch.strength", {"type": float, "metavar": "S",
                                                "help": "0 = the input, 1 = the full edit (retouch.strength)"}),
+        (("--edit-floor",), "retouch.edit_floor", {"type": float, "metavar": "F",
+                                                   "help": "edit-map floor for this run, [0, 1); default: the "
+                                                           "checkpoint's (retouch.edit_floor)"}),
         (("--overwrite",), "retouch.overwrite", {"action": "store_const", "const": True,
                                                  "help": "allow overwriting existing files (retouch.overwrite)"}),
     ],

@@ -106,3 +106,43 @@ def test_large_image_is_tiled_only_when_it_does_not_fit(checkpoint: Path, tmp_pa
     assert "tiles of" in printed(capsys)
     whole, tiled = read_image(tmp_path / "whole" / "big.png"), read_image(tmp_path / "tiled" / "big.png")
     assert (whole - tiled).abs().max() <= 1 / 255 + 1e-6
+
+
+def test_edit_floor_overrides_the_checkpoints_for_one_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = {**ARGS, "edit_mask": True}
+    net = GENERATORS.build("student_fast", **args)
+    torch.nn.init.normal_(net.head.weight, std=0.3, generator=torch.Generator().manual_seed(0))
+    entry = {"name": "student_fast", "args": args, "state_dict": net.state_dict()}
+    masked = save_checkpoint({"kind": "train", "options": resolve("train")[0], "generator": entry, "step": 0},
+                             tmp_path / "masked.pt")
+    tensor_to_pil(photo(32, 48)).save(tmp_path / "face.png")
+    source = read_image(tmp_path / "face.png")
+    model = load_generator(masked)[0].eval()
+    with torch.no_grad():
+        opened = torch.sigmoid(model(source[None])[1])
+    floor = float(opened.median())  # zeroes about half of the map
+    model.edit_floor = floor
+    expected = infer(model, source[None])[0]
+    assert retouch(tmp_path / "face.png", tmp_path / "plain", masked) == 0
+    assert retouch(tmp_path / "face.png", tmp_path / "floored", masked, f"retouch.edit_floor={floor}") == 0
+    plain, floored = read_image(tmp_path / "plain" / "face.png"), read_image(tmp_path / "floored" / "face.png")
+    assert (floored - expected).abs().max() <= 1.5 / 255
+    assert (floored - source).abs().sum() < 0.9 * (plain - source).abs().sum()  # the floor left more untouched
+    flag = main(["retouch", str(tmp_path / "face.png"), "-o", str(tmp_path / "flag"), "--checkpoint", str(masked),
+                 "--device", "cpu", "--edit-floor", str(floor)])
+    assert flag == 0 and "torch" in printed(capsys)
+    assert (read_image(tmp_path / "flag" / "face.png") - floored).abs().max() == 0
+    for bad in ("1.0", "-0.2"):
+        assert retouch(tmp_path / "face.png", tmp_path / "bad", masked, f"retouch.edit_floor={bad}") == 2
+        assert "retouch.edit_floor" in (report := printed(capsys)) and "[0, 1)" in report
+    assert main(["retouch", str(tmp_path / "face.png"), "-o", str(tmp_path / "bad"), "--checkpoint", str(masked),
+                 "--device", "cpu", "--edit-floor", "0.5", "--set", "retouch.backend=onnxruntime"]) == 2
+    assert "ONNX export has its floor built in" in printed(capsys)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_edit_floor_needs_an_edit_map(checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    tensor_to_pil(photo(16, 16)).save(tmp_path / "face.png")
+    assert retouch(tmp_path / "face.png", tmp_path / "out", checkpoint, "retouch.edit_floor=0.3") == 2
+    assert "needs a model with an edit map" in printed(capsys)
+    assert not (tmp_path / "out" / "face.png").exists()

@@ -5,10 +5,11 @@ upright (EXIF orientation applied), 8- or 16-bit; same-sized images are batched.
 fastest installed backend (``deploy.backends``; ``retouch.backend`` forces one) and the whole image at once
 unless it would not fit the memory budget, in which case it runs in overlapping tiles blended without seams
 (``nets.tiling``; ``retouch.tile`` forces a tile size). ``retouch.strength`` S blends the edit:
-``x + S * (model(x) - x)``. The output keeps the ICC profile, EXIF (orientation reset) and the alpha channel where
-the format allows, and 16-bit PNGs stay 16-bit. Outputs are written atomically (``fileio``); an existing file or
-an input is never overwritten unless ``retouch.overwrite``. An unreadable file is reported and the run goes on;
-the exit status is 1 if any failed or was skipped for being an input.
+``x + S * (model(x) - x)``; ``retouch.edit_floor`` replaces an edit-mask model's floor for the run. The output
+keeps the ICC profile, EXIF (orientation reset) and the alpha channel where the format allows, and 16-bit PNGs
+stay 16-bit. Outputs are written atomically (``fileio``); an existing file or an input is never overwritten unless
+``retouch.overwrite``. An unreadable file is reported and the run goes on; the exit status is 1 if any failed or
+was skipped for being an input.
 """
 
 from __future__ import annotations
@@ -111,7 +112,27 @@ def check_retouch_settings(settings: dict[str, Any], device: torch.device) -> No
     if not is_number(strength) or not 0.0 <= strength <= 1.0:
         raise ConfigError(f"retouch.strength = {strength!r} is out of range; valid: [0, 1] "
                           "(0 = the input unchanged, 1 = the model's full edit), e.g. --strength 0.7")
+    floor = settings["edit_floor"]
+    if floor is not None and (not is_number(floor) or not 0.0 <= floor < 1.0):
+        raise ConfigError(f"retouch.edit_floor = {floor!r} is out of range; valid: [0, 1) or null (the checkpoint's "
+                          "own), e.g. --edit-floor 0.5")
+    if floor is not None and settings["backend"] == "onnxruntime":
+        raise ConfigError("retouch.edit_floor changes the PyTorch model, but an ONNX export has its floor built in: "
+                          "use --set retouch.backend=torch, or export the model again with the floor you want")
     check_tiling(settings["tile"] or 0, settings["tile_overlap"], "retouch.tile")
+
+
+def apply_edit_floor(generator: torch.nn.Module, settings: dict[str, Any], checkpoint: str | None) -> str:
+    """Give the model ``retouch.edit_floor`` when set; returns the backend to ask for (torch when the floor is
+    changed, since an ONNX export next to the checkpoint keeps the floor it was exported with)."""
+    floor = settings["edit_floor"]
+    if floor is None:
+        return settings["backend"]
+    if not getattr(generator, "edit_mask", False):
+        raise ConfigError(f"retouch.edit_floor needs a model with an edit map; {checkpoint} was trained without "
+                          "model.generator.args.edit_mask: true (drop --edit-floor)")
+    generator.edit_floor = float(floor)
+    return "torch"
 
 
 def check_not_in_place(jobs: list[Job], skipped: list[tuple[str, str]], output: str) -> None:
@@ -196,7 +217,8 @@ def run_retouch(options: dict[str, Any], inputs: list[str]) -> int:
     check_not_in_place(jobs, skipped, settings["output"])
     ensure_writable_dir(settings["output"], "retouch output folder")
     generator, info = load_generator(settings["checkpoint"], use_ema=settings["use_ema"])
-    backend = select_backend(generator, device, settings["backend"], settings["precision"], "retouch",
+    backend_name = apply_edit_floor(generator, settings, info.get("path"))
+    backend = select_backend(generator, device, backend_name, settings["precision"], "retouch",
                              checkpoint=info.get("path"))
     console.print(f"backend: {backend.description}")
     jobs = read_sizes(jobs, failed)

@@ -23,15 +23,17 @@ def printed(capsys: pytest.CaptureFixture) -> str:
     return " ".join(capsys.readouterr().out.split())
 
 
+def save_student(path: Path, args: dict) -> Path:
+    """A tiny fast student that visibly changes images (a fresh one is the identity), saved as a checkpoint."""
+    net = GENERATORS.build("student_fast", **args)
+    torch.nn.init.normal_(net.head.weight, std=0.3, generator=torch.Generator().manual_seed(0))
+    entry = {"name": "student_fast", "args": args, "state_dict": net.state_dict()}
+    return save_checkpoint({"kind": "train", "options": resolve("train")[0], "generator": entry, "step": 0}, path)
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny fast student that visibly changes images (a fresh one is the identity)."""
-    net = GENERATORS.build("student_fast", **ARGS)
-    torch.nn.init.normal_(net.head.weight, std=0.3, generator=torch.Generator().manual_seed(0))
-    entry = {"name": "student_fast", "args": ARGS, "state_dict": net.state_dict()}
-    options = resolve("train")[0]
-    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    return save_checkpoint({"kind": "train", "options": options, "generator": entry, "step": 0}, path)
+    return save_student(tmp_path_factory.mktemp("ckpt") / "best.pt", ARGS)
 
 
 def photo(height: int, width: int, seed: int = 0) -> torch.Tensor:
@@ -109,12 +111,7 @@ def test_large_image_is_tiled_only_when_it_does_not_fit(checkpoint: Path, tmp_pa
 
 
 def test_edit_floor_overrides_the_checkpoints_for_one_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    args = {**ARGS, "edit_mask": True}
-    net = GENERATORS.build("student_fast", **args)
-    torch.nn.init.normal_(net.head.weight, std=0.3, generator=torch.Generator().manual_seed(0))
-    entry = {"name": "student_fast", "args": args, "state_dict": net.state_dict()}
-    masked = save_checkpoint({"kind": "train", "options": resolve("train")[0], "generator": entry, "step": 0},
-                             tmp_path / "masked.pt")
+    masked = save_student(tmp_path / "masked.pt", {**ARGS, "edit_mask": True})
     tensor_to_pil(photo(32, 48)).save(tmp_path / "face.png")
     source = read_image(tmp_path / "face.png")
     model = load_generator(masked)[0].eval()

@@ -112,11 +112,7 @@ def check_retouch_settings(settings: dict[str, Any], device: torch.device) -> No
     if not is_number(strength) or not 0.0 <= strength <= 1.0:
         raise ConfigError(f"retouch.strength = {strength!r} is out of range; valid: [0, 1] "
                           "(0 = the input unchanged, 1 = the model's full edit), e.g. --strength 0.7")
-    floor = settings["edit_floor"]
-    if floor is not None and (not is_number(floor) or not 0.0 <= floor < 1.0):
-        raise ConfigError(f"retouch.edit_floor = {floor!r} is out of range; valid: [0, 1) or null (the checkpoint's "
-                          "own), e.g. --edit-floor 0.5")
-    if floor is not None and settings["backend"] == "onnxruntime":
+    if settings["edit_floor"] is not None and settings["backend"] == "onnxruntime":  # its range: options/retouch.yaml
         raise ConfigError("retouch.edit_floor changes the PyTorch model, but an ONNX export has its floor built in: "
                           "use --set retouch.backend=torch, or export the model again with the floor you want")
     check_tiling(settings["tile"] or 0, settings["tile_overlap"], "retouch.tile")

@@ -61,6 +61,17 @@ def test_every_defect_kind_draws_on_its_own(kind: str) -> None:
     assert sum(float(mask.sum()) for mask in masks) > 0
 
 
+def test_one_kind_comes_in_many_hues() -> None:
+    """Each defect draws its own channel balance: the blue share of a patch's darkening varies from pair to pair."""
+    blue_shares = []
+    for index in range(8):
+        pair = synthesize_pair(index, 96, defects=["redness"], defect_count=[1, 1], clean_fraction=0.0, camera=False)
+        inside = pair["mask"][0] > 0
+        drop = (1.0 - pair["input"] / pair["target"].clamp_min(1e-3))[:, inside]  # per-channel darkening
+        blue_shares.append(float(drop[2].sum() / drop.sum()))
+    assert max(blue_shares) - min(blue_shares) > 0.05
+
+
 def test_freckles_are_kept_unless_the_family_says_they_are_defects() -> None:
     changed = [float(synthesize_pair(i, 96, defects=[], freckles_are_defects=True, defect_count=[3, 3],
                                      clean_fraction=0.0, camera=False)["mask"].sum()) for i in range(3)]

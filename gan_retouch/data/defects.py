@@ -2,11 +2,13 @@
 
 Kinds: ``acne`` (raised red papule, halo, light-side shading, sometimes a glint), ``pustule`` (a papule with a
 yellow-white head), ``post_acne`` (flat red, brown or purple mark), ``dark_spot`` (brown pigment), ``redness``
-(a large soft patch), ``pores`` (a patch of enlarged, darker pores), ``lines`` (fine curved wrinkles with a lit
-edge), ``under_eye`` (dark, bluish crescents under both eyes), and ``freckles`` when a family says they are
-defects. Most are multiplicative tints, so the skin texture underneath survives, as on real skin; a pustule head
-covers it partly. Every alpha has compact support and is multiplied by the skin mask. Positions and sizes are
-fractions of the image's shorter side, so the same seed gives the same defects at any resolution.
+(a large soft patch), ``pores`` (a patch of enlarged, darker pores),
+``lines`` (fine curved wrinkles with a lit edge), ``under_eye`` (dark, bluish crescents under both eyes), and
+``freckles`` when a family says they are defects. Each defect scales its tint per channel by its own random
+factor, so every kind comes in a range of hues. Most are multiplicative tints, so the skin texture underneath
+survives, as on real skin; a pustule head covers it partly. Every alpha has compact support and is multiplied
+by the skin mask. Positions and sizes are fractions of the image's shorter side, so the same seed gives the
+same defects at any resolution.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from gan_retouch.data.noise import Draws, smooth_noise
 
 MIN_RADIUS_PX = 1.0  # keeps the smallest defects visible (and learnable) on 96-128 px crops
 PLACEMENT_TRIES = 48  # candidate positions drawn per defect; the first one on skin is used
+CHANNEL_JITTER = (0.8, 1.2)  # each defect scales each channel's tint by a factor in this range: hues vary per defect
 
 
 def _bump(distance: torch.Tensor, power: float = 1.5) -> torch.Tensor:
@@ -40,6 +43,7 @@ class DefectLayer:
         self.gain = torch.ones(3, height, width)
         self.cover = torch.zeros(3, height, width)
         self.cover_alpha = torch.zeros(1, height, width)
+        self.jitter = torch.ones(3, 1, 1)
 
     def apply(self, clean: torch.Tensor) -> torch.Tensor:
         """The clean image with every defect drawn so far."""
@@ -60,7 +64,7 @@ class DefectLayer:
     def _tint(self, rows: slice, cols: slice, alpha: torch.Tensor, tint: tuple[float, float, float]) -> None:
         alpha = alpha * self.skin[rows, cols]
         colour = torch.tensor(tint)[:, None, None]
-        self.gain[:, rows, cols] *= 1.0 + (colour - 1.0) * alpha
+        self.gain[:, rows, cols] *= 1.0 + (colour - 1.0) * self.jitter * alpha
 
     def _place(self) -> tuple[float, float] | None:
         """A random pixel position on skin, or None when none was found."""
@@ -88,7 +92,11 @@ class DefectLayer:
 
     # -- kinds -------------------------------------------------------------------------------------------------
     def add(self, kind: str, strength: float, scale: float) -> None:
-        """Draw one defect of ``kind`` (``under_eye`` draws both eyes) with contrast ``strength`` in [0, 1]."""
+        """Draw one defect of ``kind`` (``under_eye`` draws both eyes) with contrast ``strength`` in [0, 1].
+
+        Each defect gets its own channel jitter, so that one kind comes in a range of hues, not one fixed tint.
+        """
+        self.jitter = torch.tensor([self.draws.uniform(*CHANNEL_JITTER) for _ in range(3)])[:, None, None]
         if kind == "under_eye":
             self._under_eye(strength, scale)
             return

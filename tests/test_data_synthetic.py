@@ -157,6 +157,27 @@ def test_synthetic_dataset_splits_and_virtual_indices() -> None:
     assert len(finite) == 4 and finite[6]["name"] == finite[2]["name"]
 
 
+def test_crops_per_face_cuts_consecutive_training_items_from_one_face(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gan_retouch.data.datasets as datasets
+
+    generated = []
+
+    def counting(index: int, *args, **kwargs) -> dict:
+        generated.append(index)
+        return synthesize_pair(index, *args, **kwargs)
+
+    monkeypatch.setattr(datasets, "synthesize_pair", counting)
+    data = _synthetic_data(synthetic={**_synthetic_data()["synthetic"], "crops_per_face": 2})
+    train = build_dataset(data, "train", seed=3)
+    items = [train[index] for index in range(6)]
+    assert generated == [0, 1, 2]  # three faces for six items
+    assert items[0]["name"] == items[1]["name"] != items[2]["name"]
+    assert not torch.equal(items[0]["input"], items[1]["input"])  # same face, another crop
+    assert torch.equal(items[1]["input"], build_dataset(data, "train", seed=3)[1]["input"])  # deterministic
+    val = build_dataset(data, "val")
+    assert val[0]["name"] != val[1]["name"]  # validation and test pairs are never repeated
+
+
 def test_a_family_setting_reaches_the_pairs_and_bad_ones_fail_early() -> None:
     only_redness = _synthetic_data(synthetic={**_synthetic_data()["synthetic"], "defects": [], "clean_fraction": 0.0})
     item = build_dataset(only_redness, "val")[0]

@@ -24,7 +24,7 @@ from gan_retouch.registry import choice
 SOURCES = ("synthetic", "folder", "aligned")
 DATASET_SPLITS = (*SPLITS, ALL)
 SYNTHETIC_STREAM_LENGTH = 2**30  # length of the infinite synthetic stream (the engine's sampler treats it as one)
-NOT_FAMILY_KEYS = ("size", "seed", "train_count", "val_count", "test_count")  # the rest defines the family
+NOT_FAMILY_KEYS = ("size", "seed", "train_count", "val_count", "test_count", "crops_per_face")  # the rest: the family
 
 
 class PairedDataset(Dataset):
@@ -49,7 +49,12 @@ class PairedDataset(Dataset):
 
 
 class SyntheticPairs(PairedDataset):
-    """The built-in benchmark: pairs generated on the fly (an infinite stream, or a fixed count per split)."""
+    """The built-in benchmark: pairs generated on the fly (an infinite stream, or a fixed count per split).
+
+    In the train split, ``crops_per_face`` consecutive items share one generated face (item i is face
+    i // crops_per_face) and differ by their augmentation, i.e. their crop: generating a face costs far more than
+    cutting a crop, and the training stream asks for consecutive items, so the last face is kept for the next.
+    """
 
     def __init__(self, synthetic: dict[str, Any], split: str, count: int, seed: int,
                  augment: AugmentOptions | None) -> None:
@@ -59,12 +64,17 @@ class SyntheticPairs(PairedDataset):
         self.family = {key: value for key, value in synthetic.items() if key not in NOT_FAMILY_KEYS}
         SynthOptions.from_mapping(self.family)  # a bad setting is an error now, not in a loader worker
         self.count = count
+        self.crops_per_face = int(synthetic.get("crops_per_face", 1)) if split == "train" else 1
+        self._last: tuple[int, dict[str, Any]] | None = None
 
     def __len__(self) -> int:
         return self.count
 
     def load(self, index: int) -> dict[str, Any]:
-        return synthesize_pair(index, self.size, self.dataset_seed, self.split, **self.family)
+        face = index // self.crops_per_face
+        if self._last is None or self._last[0] != face:
+            self._last = (face, synthesize_pair(face, self.size, self.dataset_seed, self.split, **self.family))
+        return dict(self._last[1])
 
 
 class FolderPairs(PairedDataset):

@@ -234,3 +234,19 @@ def test_summary_names_the_step_best_pt_holds_when_it_is_not_the_last(tmp_path):
     assert trainer._best_note() == " best.pt is step 350 (psnr 44.8)."
     trainer.best["step"] = 700
     assert trainer._best_note() == ""
+
+
+def test_validation_reports_psnr_inside_and_outside_the_masks_and_can_select_best_by_them(tmp_path):
+    trainer = Trainer(tiny_options(tmp_path, "train.steps=2", "val.metric=psnr_clean"))
+    trainer.fit()
+    record = [row for row in read_log(trainer.run_dir) if "val_psnr" in row][-1]
+    assert record["identity_psnr_clean"] == 100.0  # the input is untouched outside the defects
+    assert record["identity_psnr_mask"] < record["identity_psnr"] < 100.0
+    assert record["val_psnr_clean"] > record["val_psnr_mask"]
+    assert load_checkpoint(trainer.run_dir / "best.pt")["best"]["metric"] == "psnr_clean"
+
+
+def test_an_unknown_validation_metric_stops_before_anything_is_written(tmp_path):
+    with pytest.raises(ConfigError, match="val.metric .*psnr_clean.*got 'psnr_clen'. Did you mean 'psnr_clean'"):
+        Trainer(tiny_options(tmp_path, "val.metric=psnr_clen"))
+    assert not (tmp_path / "tiny").exists()

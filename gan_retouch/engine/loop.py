@@ -26,6 +26,7 @@ from gan_retouch.engine.precision import resolve_precision
 from gan_retouch.engine.run_folder import RunFolder
 from gan_retouch.engine.stage import StagePlan, batch_stream, plan_stages
 from gan_retouch.errors import ConfigError, GanRetouchError
+from gan_retouch.registry import choice
 from gan_retouch.runtime import resolve_device, seed_everything
 
 MAX_CONSECUTIVE_SKIPS = 20  # nan_policy=skip gives up after this many non-finite steps in a row
@@ -44,6 +45,8 @@ class TrainingInterrupted(TrainingStopped):
 
 class Validation(Protocol):
     """What the loop needs from validation (``gan_retouch.evaluate.validation.Validator`` provides it)."""
+
+    names: tuple[str, ...]  # the metrics evaluate() returns
 
     def evaluate(self, model: nn.Module) -> dict[str, float]: ...
 
@@ -82,6 +85,7 @@ class TrainingLoop:
         self.plans = plan_stages(options)
         self.total_steps = sum(plan.steps for plan in self.plans)
         self.validation = validation_factory(options, device, self.dist)
+        choice(options["val"]["metric"], self.validation.names, "val.metric (the metric that selects best.pt)")
         self.run = RunFolder(options, self.dist.is_main)
         self.run_dir = self.run.path
         self.step = self.stage_index = self.stage_step = 0
@@ -117,8 +121,6 @@ class TrainingLoop:
         self.validation.write_samples(model.eval_generator(), self.step, self.run_dir,
                                       {"identity": identity, "model": scores})
         metric = self.options["val"]["metric"]
-        if metric not in scores:
-            raise ConfigError(f"val.metric {metric!r} is not measured here; measured: {', '.join(scores)}")
         self.log.write({"step": self.step, "stage": plan.name, **{f"val_{k}": v for k, v in scores.items()},
                         **{f"identity_{k}": v for k, v in identity.items()}})
         console.print(validation_table(self.step, scores, identity))

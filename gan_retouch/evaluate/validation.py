@@ -1,5 +1,6 @@
-"""Validation during training: mean PSNR / SSIM / MS-SSIM (and LPIPS when its weights are here) on fixed pairs,
-the identity baseline, and the sample grid + HTML page of the run (the same page ``gan-retouch test`` writes)."""
+"""Validation during training: mean PSNR / SSIM / MS-SSIM (and LPIPS when its weights are here; PSNR inside and
+outside the defect masks when the pairs have masks) on fixed pairs, the identity baseline, and the sample grid +
+HTML page of the run (the same page ``gan-retouch test`` writes)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from gan_retouch.nets.base import run_generator
 
 ImageFunction = nn.Module | Callable[[torch.Tensor], torch.Tensor]  # a generator, or any image -> image callable
 METRICS = ("psnr", "ssim", "ms_ssim")
+MASK_METRICS = ("psnr_mask", "psnr_clean")  # PSNR inside / outside the defect mask: fixed enough? harm done?
 
 
 def resolve_lpips(setting: Any, key: str) -> tuple[nn.Module | None, str | None]:
@@ -53,6 +55,8 @@ class Validator:
         self.samples = samples
         self.title = title
         self._identity: dict[str, float] | None = None
+        has_masks = len(dataset) > 0 and "mask" in dataset[0]
+        self.names = METRICS + (("lpips",) if self.lpips is not None else ()) + (MASK_METRICS if has_masks else ())
 
     @classmethod
     def from_options(cls, options: dict[str, Any], device: torch.device, dist: DistInfo) -> Validator:
@@ -76,26 +80,31 @@ class Validator:
 
     @torch.no_grad()
     def evaluate(self, model: ImageFunction) -> dict[str, float]:
-        """Mean metrics of ``model`` over the validation set (averaged over every pair on every rank)."""
+        """Mean metrics of ``model`` over the validation set (averaged over every pair on every rank; a masked
+        PSNR over the pairs where its region is not empty)."""
         was_training = isinstance(model, nn.Module) and model.training
         if isinstance(model, nn.Module):
             model.eval()
-        names = list(METRICS) + (["lpips"] if self.lpips is not None else [])
-        sums = torch.zeros(len(names) + 1, dtype=torch.float64, device=self.device)
+        sums = torch.zeros(2, len(self.names), dtype=torch.float64, device=self.device)  # sums, counts
         for batch in self.loader:
             target = batch["target"].to(self.device)
             output = self._outputs(model, batch).float().clamp(0, 1)
             values = [metrics.psnr(output, target), metrics.ssim(output, target), metrics.ms_ssim(output, target)]
             if self.lpips is not None:
-                values.append(self.lpips(output, target))
+                values.append(self.lpips(output, target).flatten())
+            if MASK_METRICS[0] in self.names:
+                mask = batch["mask"].to(self.device)
+                values += [metrics.masked_psnr(output, target, mask, inside=True),
+                           metrics.masked_psnr(output, target, mask, inside=False)]
             for index, value in enumerate(values):
-                sums[index] += value.double().sum()
-            sums[-1] += target.shape[0]
+                value = value.double()
+                sums[0, index] += value.nan_to_num(0.0).sum()
+                sums[1, index] += (~value.isnan()).sum()
         if was_training:
             model.train()
         sums = all_reduce_sum(sums, self.dist)
-        count = max(1.0, float(sums[-1]))
-        return {name: float(sums[i]) / count for i, name in enumerate(names)}
+        return {name: float(sums[0, i] / sums[1, i]) if sums[1, i] > 0 else float("nan")
+                for i, name in enumerate(self.names)}
 
     def identity(self) -> dict[str, float]:
         """The identity baseline (output = input), computed once."""

@@ -42,6 +42,9 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
         (("--data",), "data.root", {"metavar": "DIR", "help": "paired test folder (data.root; sets data.source=folder)"}),
         (("--split",), "test.split", {"help": "pairs to score: auto | all | test | val | train (test.split)"}),
         (("--tile",), "test.tile", {"type": int, "help": "tile size for large images, 0 = off (test.tile)"}),
+        (("--edit-floor",), "test.edit_floor", {"type": float, "metavar": "F",
+                                                "help": "edit-map floor of every model for this run, [0, 1); "
+                                                        "default: each checkpoint's (test.edit_floor)"}),
     ],
     "retouch": [
         (("--checkpoint",), "retouch.checkpoint", {"help": "model checkpoint (retouch.checkpoint)"}),

@@ -22,13 +22,14 @@ def printed(capsys: pytest.CaptureFixture) -> str:
 TINY = {"ngf": 4, "n_blocks": 1}
 
 
-def make_checkpoint(path: Path, size: int = 48, count: int = 3, residual: bool = False) -> Path:
+def make_checkpoint(path: Path, size: int = 48, count: int = 3, residual: bool = False,
+                    edit_mask: bool = False) -> Path:
     """A randomly initialised tiny AutoRetouch, saved with train options whose synthetic data is small."""
-    args = {**TINY, "residual": residual}
+    args = {**TINY, "residual": residual, "edit_mask": edit_mask}
     net = GENERATORS.build("autoretouch", **args)
-    if residual:  # a fresh residual net is exactly the identity; nudge it so that it differs
+    if residual or edit_mask:  # such a fresh net is (almost) the identity; nudge it so that it differs
         with torch.no_grad():
-            net.tail.weight.normal_(0, 0.001)
+            net.tail.weight.normal_(0, 0.001 if residual else 0.3)
     options = resolve("train", overrides={"name": "tiny", "data": {"synthetic": {"size": size, "test_count": count}}})[0]
     entry = {"name": "autoretouch", "args": args, "state_dict": net.state_dict()}
     return save_checkpoint({"kind": "train", "options": options, "generator": entry, "step": 7}, path)
@@ -89,6 +90,25 @@ def test_tiled_run_matches_and_data_flag_wins(tmp_path: Path, checkpoints: tuple
     tiled = json.loads((tmp_path / "run" / "test_tiny-best_2" / "metrics.json").read_text())
     assert whole["data"]["synthetic"]["size"] == 40  # the --set data options were used, not the checkpoint's
     assert tiled["summary"]["tiny-best"]["psnr"] == pytest.approx(whole["summary"]["tiny-best"]["psnr"], abs=0.5)
+
+
+def test_edit_floor_replaces_every_models_floor_for_one_run(tmp_path: Path, checkpoints: tuple[Path, Path],
+                                                            capsys: pytest.CaptureFixture) -> None:
+    masked = make_checkpoint(tmp_path / "masked" / "best.pt", edit_mask=True)
+    base = ["test", "--checkpoint", str(masked), "--device", "cpu", "--set", f"results_root={tmp_path / 'r'}",
+            "test.lpips=false"]
+    assert main(base) == 0 and main([*base, "--edit-floor", "0.999"]) == 0
+    own = json.loads((tmp_path / "r" / "tiny" / "test_masked-best" / "metrics.json").read_text())["summary"]
+    floored = json.loads((tmp_path / "r" / "tiny" / "test_masked-best_2" / "metrics.json").read_text())["summary"]
+    assert own["masked-best"]["psnr_clean"] < 100.0  # its own floor (0) lets it edit clean pixels
+    assert floored["masked-best (floor 0.999)"]["psnr_clean"] == 100.0  # nearly no pixel passes this floor
+    for bad, message in (("1.0", "test.edit_floor"), ("-0.1", "test.edit_floor")):
+        assert main([*base, "--edit-floor", bad, "--set", "name=bad"]) == 2
+        assert message in (report := printed(capsys)) and "[0, 1)" in report
+    assert main(["test", "--checkpoint", str(masked), "--checkpoint", str(checkpoints[0]), "--device", "cpu",
+                 "--edit-floor", "0.3", "--set", f"results_root={tmp_path / 'r'}", "name=bad"]) == 2
+    assert "test.edit_floor needs a model with an edit map" in printed(capsys)
+    assert not (tmp_path / "r" / "bad").exists()
 
 
 def test_missing_checkpoint_is_a_clean_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -29,6 +29,7 @@ from gan_retouch.deploy.image_files import ALPHA_FORMATS, FORMATS, encode_image,
 from gan_retouch.engine.checkpoint import load_generator
 from gan_retouch.errors import ConfigError, DataError, GanRetouchError
 from gan_retouch.fileio import atomic_write, ensure_writable_dir
+from gan_retouch.nets.base import override_edit_floor
 from gan_retouch.nets.tiling import auto_tile, check_tiling, infer
 from gan_retouch.registry import choice
 from gan_retouch.runtime import PRECISION_DTYPES, resolve_device
@@ -121,14 +122,8 @@ def check_retouch_settings(settings: dict[str, Any], device: torch.device) -> No
 def apply_edit_floor(generator: torch.nn.Module, settings: dict[str, Any], checkpoint: str | None) -> str:
     """Give the model ``retouch.edit_floor`` when set; returns the backend to ask for (torch when the floor is
     changed, since an ONNX export next to the checkpoint keeps the floor it was exported with)."""
-    floor = settings["edit_floor"]
-    if floor is None:
-        return settings["backend"]
-    if not getattr(generator, "edit_mask", False):
-        raise ConfigError(f"retouch.edit_floor needs a model with an edit map; {checkpoint} was trained without "
-                          "model.generator.args.edit_mask: true (drop --edit-floor)")
-    generator.edit_floor = float(floor)
-    return "torch"
+    override_edit_floor(generator, settings["edit_floor"], "retouch.edit_floor", str(checkpoint))
+    return settings["backend"] if settings["edit_floor"] is None else "torch"
 
 
 def check_not_in_place(jobs: list[Job], skipped: list[tuple[str, str]], output: str) -> None:

@@ -35,6 +35,7 @@ from gan_retouch.evaluate.validation import resolve_lpips
 from gan_retouch.fileio import ensure_writable_dir
 from gan_retouch.imaging import save_image
 from gan_retouch.metrics import compute_metrics
+from gan_retouch.nets.base import override_edit_floor
 from gan_retouch.nets.tiling import check_tiling, infer
 from gan_retouch.runtime import resolve_device
 
@@ -87,16 +88,21 @@ def unused_folder(folder: Path) -> Path:
     return candidate
 
 
-def load_models(paths: list[str], use_ema: bool, device: torch.device) -> list[Model]:
-    """Every checkpoint as a Model on ``device``; labels are unique (a repeated tag gets ``#2``)."""
+def load_models(paths: list[str], use_ema: bool, device: torch.device, edit_floor: float | None = None) -> list[Model]:
+    """Every checkpoint as a Model on ``device``; labels are unique (a repeated tag gets ``#2``).
+
+    ``edit_floor`` (``test.edit_floor``) replaces each model's inference floor; the labels then say so.
+    """
     if not paths:
         raise ConfigError("no checkpoint to test: give one or more --checkpoint PATH (test.checkpoints)")
     models: list[Model] = []
     for path in paths:
         network, info = load_generator(path, use_ema=use_ema, map_location="cpu")
+        override_edit_floor(network, edit_floor, "test.edit_floor", str(info.get("path", path)))
         tag = checkpoint_tag(path)
         label = tag if tag not in {m.tag for m in models} else f"{tag}#{len(models) + 1}"
         label += " (ema)" if info.get("used_ema") else ""
+        label += f" (floor {edit_floor:g})" if edit_floor is not None else ""
         models.append(Model(network.to(device).eval(), tag, label, str(info.get("path", path)), info))
     return models
 
@@ -233,7 +239,7 @@ def run_test(options: dict[str, Any]) -> int:
     settings = options["test"]
     check_tiling(settings["tile"], settings["tile_overlap"], "test.tile")
     device = resolve_device(options["device"])
-    models = load_models(list(settings["checkpoints"]), settings["use_ema"], device)
+    models = load_models(list(settings["checkpoints"]), settings["use_ema"], device, settings["edit_floor"])
     data, data_source = scoring_data_options(options, models[0])
     split = scoring_split(settings["split"], data, data_source)
     from gan_retouch.data import build_dataset

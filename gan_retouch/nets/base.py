@@ -129,6 +129,19 @@ def check_edit_floor(value: object, edit_mask: bool) -> float:
     return float(value)
 
 
+def override_edit_floor(generator: nn.Module, floor: float | None, key: str, source: str) -> None:
+    """Give a loaded edit-mask generator the inference floor ``floor`` for one run (None keeps its own).
+
+    ``key`` names the option and ``source`` the checkpoint in the error for a generator without an edit map.
+    """
+    if floor is None:
+        return
+    if not getattr(generator, "edit_mask", False):
+        raise ConfigError(f"{key} needs a model with an edit map; {source} was trained without "
+                          f"model.generator.args.edit_mask: true (drop {key})")
+    generator.edit_floor = check_edit_floor(floor, True)
+
+
 def residual_head(conv: nn.Conv2d | nn.ConvTranspose2d, residual: bool) -> nn.Module:
     """The last layer: tanh(conv) normally; a zero-initialised conv (no activation) in residual mode."""
     if residual:

@@ -91,6 +91,29 @@ def test_cli_export_writes_next_to_the_checkpoint(tmp_path: Path) -> None:
     assert (tmp_path / "student.ts").is_file()
 
 
+def test_cli_export_builds_in_another_edit_floor_under_its_own_name(tmp_path: Path) -> None:
+    args = {**TINY["student"], "edit_mask": True}
+    generator = GENERATORS.build("student", **args)
+    with torch.no_grad():
+        for parameter in generator.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.1)
+    entry = {"name": "student", "args": args, "state_dict": generator.state_dict()}
+    checkpoint = save_checkpoint({"kind": "train", "options": {}, "generator": entry}, tmp_path / "best.pt")
+    base = ["export", "--checkpoint", str(checkpoint), "--format", "torchscript", "--set", "export.check_sizes=[[1,32,32]]"]
+    assert main(base) == 0 and main([*base, "--edit-floor", "0.5"]) == 0
+    x = torch.rand(1, 3, 32, 32)
+    own, floored = (torch.jit.load(tmp_path / name)(x)[0] for name in ("best.ts", "best-floor0.5.ts"))  # image, map
+    generator.eval().edit_floor = 0.5
+    with torch.no_grad():
+        expected = generator(x)[0]
+    assert (floored - expected).abs().max() < 1e-4  # the floor is built into the file
+    assert (floored - x).abs().sum() < (own - x).abs().sum()  # it leaves more pixels at the input
+    assert main([*base, "--edit-floor", "1.0"]) == 2
+    plain = write_checkpoint(tmp_path, "student")  # no edit map
+    assert main(["export", "--checkpoint", str(plain), "--edit-floor", "0.3"]) == 2
+    assert not (tmp_path / "student-floor0.3.onnx").exists()
+
+
 def test_cli_export_bad_inputs(tmp_path: Path) -> None:
     assert main(["export", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
     assert main(["export"]) == 2

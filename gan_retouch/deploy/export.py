@@ -27,7 +27,7 @@ from torch import nn
 from gan_retouch.console import console
 from gan_retouch.errors import ConfigError, GanRetouchError
 from gan_retouch.fileio import ensure_writable_dir, staged_path
-from gan_retouch.nets.base import run_generator, unwrap
+from gan_retouch.nets.base import override_edit_floor, run_generator, unwrap
 from gan_retouch.registry import choice
 from gan_retouch.runtime import resolve_device
 
@@ -180,12 +180,18 @@ def check_parity(generator: nn.Module, runner, check_sizes: list, seed: int,
 
 
 def export_path(options: dict[str, Any], checkpoint_path: str) -> Path:
-    """``export.out``, or the checkpoint's path with the format's suffix (``-fp16`` added for half)."""
+    """``export.out``, or the checkpoint's path with the format's suffix (``-floorF`` added for another edit
+    floor, ``-fp16`` for half). Only a plain export takes ``best.onnx``, the name ``retouch`` looks for next to
+    ``best.pt``, so that it never runs a floor other than the checkpoint's without being told."""
     export = options["export"]
     if export["out"]:
         return Path(export["out"])
     source = Path(checkpoint_path)
-    stem = f"{source.stem}-fp16" if export["fp16"] else source.stem
+    stem = source.stem
+    if export["edit_floor"] is not None:
+        stem += f"-floor{export['edit_floor']:g}"
+    if export["fp16"]:
+        stem += "-fp16"
     return source.with_name(stem + FORMATS[export["format"]])
 
 
@@ -262,6 +268,7 @@ def run_export(options: dict[str, Any]) -> int:
     path = export_path(options, export["checkpoint"])
     ensure_writable_dir(path.parent, "export output folder")  # before loading and exporting, not after
     generator, info = load_generator(export["checkpoint"], use_ema=export["use_ema"])
+    override_edit_floor(generator, export["edit_floor"], "export.edit_floor", str(info.get("path")))
     tolerance = export["tolerance_fp16"] if export["fp16"] else export["tolerance"]
     results = export_model(generator, fmt, path, fp16=export["fp16"], opset=export["opset"],
                            check=export["check"], tolerance=tolerance, check_sizes=export["check_sizes"],

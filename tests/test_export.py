@@ -10,7 +10,7 @@ import torch
 import gan_retouch.nets  # noqa: F401  (registers the generators)
 from gan_retouch.cli import main
 from gan_retouch.deploy.export import export_model
-from gan_retouch.engine.checkpoint import save_checkpoint
+from gan_retouch.engine.checkpoint import load_generator, save_checkpoint
 from gan_retouch.errors import ConfigError, GanRetouchError
 from gan_retouch.registry import GENERATORS
 
@@ -22,19 +22,21 @@ TINY = {
 SIZES = [[1, 32, 32], [2, 37, 29]]  # the second is not a multiple of either network's stride
 
 
-def perturbed(name: str) -> torch.nn.Module:
-    """A tiny generator with random non-zero weights (a fresh student is the identity, which proves nothing)."""
-    generator = GENERATORS.build(name, **TINY[name])
+def perturbed(name: str, **args) -> torch.nn.Module:
+    """A tiny generator (``args`` added to its tiny ones) with random non-zero weights (a fresh student is the
+    identity, which proves nothing)."""
+    generator = GENERATORS.build(name, **TINY[name], **args)
     with torch.no_grad():
         for parameter in generator.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.1)
     return generator.eval()
 
 
-def write_checkpoint(tmp_path: Path, name: str) -> Path:
-    generator = perturbed(name)
-    entry = {"name": name, "args": TINY[name], "state_dict": generator.state_dict()}
-    return save_checkpoint({"kind": "train", "options": {}, "generator": entry}, tmp_path / f"{name}.pt")
+def write_checkpoint(folder: Path, name: str, **args) -> Path:
+    generator = perturbed(name, **args)
+    entry = {"name": name, "args": {**TINY[name], **args}, "state_dict": generator.state_dict()}
+    folder.mkdir(parents=True, exist_ok=True)
+    return save_checkpoint({"kind": "train", "options": {}, "generator": entry}, folder / f"{name}.pt")
 
 
 @pytest.mark.parametrize("name", ["autoretouch", "student", "student_fast"])
@@ -92,26 +94,21 @@ def test_cli_export_writes_next_to_the_checkpoint(tmp_path: Path) -> None:
 
 
 def test_cli_export_builds_in_another_edit_floor_under_its_own_name(tmp_path: Path) -> None:
-    args = {**TINY["student"], "edit_mask": True}
-    generator = GENERATORS.build("student", **args)
-    with torch.no_grad():
-        for parameter in generator.parameters():
-            parameter.add_(torch.randn_like(parameter) * 0.1)
-    entry = {"name": "student", "args": args, "state_dict": generator.state_dict()}
-    checkpoint = save_checkpoint({"kind": "train", "options": {}, "generator": entry}, tmp_path / "best.pt")
+    checkpoint = write_checkpoint(tmp_path, "student", edit_mask=True)
     base = ["export", "--checkpoint", str(checkpoint), "--format", "torchscript", "--set", "export.check_sizes=[[1,32,32]]"]
     assert main(base) == 0 and main([*base, "--edit-floor", "0.5"]) == 0
     x = torch.rand(1, 3, 32, 32)
-    own, floored = (torch.jit.load(tmp_path / name)(x)[0] for name in ("best.ts", "best-floor0.5.ts"))  # image, map
-    generator.eval().edit_floor = 0.5
+    own, floored = (torch.jit.load(tmp_path / name)(x)[0] for name in ("student.ts", "student-floor0.5.ts"))
+    generator = load_generator(checkpoint)[0]
+    generator.edit_floor = 0.5
     with torch.no_grad():
         expected = generator(x)[0]
     assert (floored - expected).abs().max() < 1e-4  # the floor is built into the file
     assert (floored - x).abs().sum() < (own - x).abs().sum()  # it leaves more pixels at the input
     assert main([*base, "--edit-floor", "1.0"]) == 2
-    plain = write_checkpoint(tmp_path, "student")  # no edit map
+    plain = write_checkpoint(tmp_path / "plain", "student")  # no edit map
     assert main(["export", "--checkpoint", str(plain), "--edit-floor", "0.3"]) == 2
-    assert not (tmp_path / "student-floor0.3.onnx").exists()
+    assert not (tmp_path / "plain" / "student-floor0.3.onnx").exists()
 
 
 def test_cli_export_bad_inputs(tmp_path: Path) -> None:

@@ -55,8 +55,8 @@ class Validator:
         self.samples = samples
         self.title = title
         self._identity: dict[str, float] | None = None
-        has_masks = len(dataset) > 0 and "mask" in dataset[0]
-        self.names = METRICS + (("lpips",) if self.lpips is not None else ()) + (MASK_METRICS if has_masks else ())
+        self.has_masks = len(dataset) > 0 and "mask" in dataset[0]
+        self.names = METRICS + (("lpips",) if self.lpips is not None else ()) + (MASK_METRICS if self.has_masks else ())
 
     @classmethod
     def from_options(cls, options: dict[str, Any], device: torch.device, dist: DistInfo) -> Validator:
@@ -92,7 +92,7 @@ class Validator:
             values = [metrics.psnr(output, target), metrics.ssim(output, target), metrics.ms_ssim(output, target)]
             if self.lpips is not None:
                 values.append(self.lpips(output, target).flatten())
-            if MASK_METRICS[0] in self.names:
+            if self.has_masks:
                 mask = batch["mask"].to(self.device)
                 values += [metrics.masked_psnr(output, target, mask, inside=True),
                            metrics.masked_psnr(output, target, mask, inside=False)]

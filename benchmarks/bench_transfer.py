@@ -12,12 +12,17 @@ Scores one generator (a checkpoint, or a recipe trained first on ``TRAIN_FAMILY`
   that shares nothing with the training synthesizer) on new synthetic faces and on the astronaut's face skin;
 - clean real photos that ship with scikit-image (nothing to fix): PSNR of the output against the input.
 
+The model runs at its working size (``model.generator.work_size``, as ``gan-retouch test`` and ``retouch`` run
+it; ``--work-size`` overrides, 0 = native). ``--size 1024 --photo-scale 2`` asks whether it transfers to
+high-resolution portraits: 1024 px faces and a 1024 px astronaut, every defect four (twice) as many pixels.
+
 It prints a table, writes ``transfer.json`` and ``crop_<photo>.png`` (input | output | 10x |output - input| |
 edit map when the model has one, at 100 %) under ``--out``. Needs scikit-image: ``pip install scikit-image``.
 
 Run:
     python benchmarks/bench_transfer.py --checkpoint checkpoints/quickstart/best.pt
     python benchmarks/bench_transfer.py --recipe quickstart   # trains on TRAIN_FAMILY into --out first
+    python benchmarks/bench_transfer.py --checkpoint checkpoints/quickstart/best.pt --size 1024 --photo-scale 2
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from gan_retouch.cli import main as cli_main
 from gan_retouch.config import resolve
@@ -37,7 +43,9 @@ from gan_retouch.data import blemish_photo, build_dataset, face_skin
 from gan_retouch.engine.checkpoint import load_generator
 from gan_retouch.imaging import image_row, save_image
 from gan_retouch.metrics import masked_psnr, psnr
-from gan_retouch.nets.base import run_generator, unwrap
+from gan_retouch.nets.base import unwrap
+from gan_retouch.nets.tiling import infer
+from gan_retouch.nets.work_size import override_work_size, work_shape, work_size_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling module, also when loaded by file path
 from independent_blemishes import independent_pair  # noqa: E402
@@ -58,11 +66,13 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "held-out: close-ups, busy bg": {"face_scale": [1.6, 2.0], "backgrounds": ["pattern", "bokeh", "skin"]},
 }
 CLEAN_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
-CROP = {"astronaut": (30, 150, 192)}  # photo -> (top, left, side) of the 100 % crop: the face
+CROP = {"astronaut": (30, 150, 192)}  # photo -> (top, left, side) of the 100 % crop: the face, at --photo-scale 1
 
 
-def real_photos(names: tuple[str, ...]) -> dict[str, torch.Tensor]:
-    """scikit-image's sample photos as ``[3,H,W]`` in [0, 1]; a clear message when scikit-image is missing."""
+def real_photos(names: tuple[str, ...], scale: float = 1.0) -> dict[str, torch.Tensor]:
+    """scikit-image's sample photos as ``[3,H,W]`` in [0, 1], resized by ``scale`` (bicubic; 2 = the astronaut at
+    1024 px, every feature twice as many pixels, like a high-resolution portrait); a clear message when
+    scikit-image is missing."""
     try:
         from skimage import data as samples
     except ImportError as error:
@@ -70,7 +80,11 @@ def real_photos(names: tuple[str, ...]) -> dict[str, torch.Tensor]:
     photos = {}
     for name in names:
         array = getattr(samples, name)()
-        photos[name] = torch.from_numpy(array[..., :3].copy()).permute(2, 0, 1).float() / 255.0
+        photo = torch.from_numpy(array[..., :3].copy()).permute(2, 0, 1).float() / 255.0
+        if scale != 1.0:
+            photo = F.interpolate(photo[None], scale_factor=scale, mode="bicubic", align_corners=False,
+                                  antialias=scale < 1)[0].clamp(0.0, 1.0)
+        photos[name] = photo
     return photos
 
 
@@ -99,10 +113,11 @@ def independent_families(photo: torch.Tensor, count: int, size: int) -> dict[str
 
 @torch.no_grad()
 def retouch(model: torch.nn.Module, image: torch.Tensor) -> torch.Tensor:
-    """The model's output for one ``[3,H,W]`` image, ``[1,3,H,W]`` in [0, 1]."""
+    """The model's output for one ``[3,H,W]`` image, ``[1,3,H,W]`` in [0, 1], at its working size as
+    ``gan-retouch test`` and ``retouch`` run it."""
     x = image[None]
     mask = torch.zeros_like(x[:, :1]) if getattr(unwrap(model), "takes_mask", False) else None
-    return run_generator(model, x, mask)[0].float().clamp(0.0, 1.0)
+    return infer(model, x, mask, work_size=work_size_of(unwrap(model))).float().clamp(0.0, 1.0)
 
 
 def score_pairs(model: torch.nn.Module, pairs: list[dict[str, torch.Tensor]]) -> dict[str, float]:
@@ -131,19 +146,24 @@ def _mean(values: list[float]) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
-def write_crop(model: torch.nn.Module, name: str, photo: torch.Tensor, out: Path) -> Path:
-    """input | output | 10x |output - input| (| edit map) of the photo's face at 100 %."""
+def write_crop(model: torch.nn.Module, name: str, photo: torch.Tensor, out: Path, scale: float = 1.0) -> Path:
+    """input | output | 10x |output - input| (| edit map) of the photo's face at 100 % (``CROP`` times ``scale``,
+    the photo's --photo-scale), the model run on the whole photo at its working size, as a user runs it."""
     height, width = photo.shape[-2:]
     top, left, side = CROP.get(name, (0, 0, min(height, width)))
+    top, left, side = (round(value * scale) for value in (top, left, side))
     side = min(side, height, width)
     top, left = min(top, height - side), min(left, width - side)  # the crop stays inside smaller photos
-    crop = photo[:, top:top + side, left:left + side]
-    output = retouch(model, crop)[0]
+    face = (slice(None), slice(top, top + side), slice(left, left + side))
+    crop, output = photo[face], retouch(model, photo)[0][face]
     panels = [crop, output, ((output - crop).abs() * 10).clamp(0, 1)]
     inner = unwrap(model)
     if getattr(inner, "edit_mask", False):
+        shape = work_shape(height, width, work_size_of(inner))
+        small = F.interpolate(photo[None], size=shape, mode="bilinear", align_corners=False, antialias=True)
         with torch.no_grad():
-            panels.append(inner.edit_map(crop[None])[0].expand(3, -1, -1))
+            edit_map = F.interpolate(inner.edit_map(small), size=(height, width), mode="bilinear", align_corners=False)
+        panels.append(edit_map[0][face].expand(3, -1, -1))
     path = out / f"crop_{name}.png"
     save_image(image_row(panels), path)
     return path
@@ -163,6 +183,8 @@ def train_first(recipe: str, sets: list[str], out: Path) -> Path:
 
 def print_table(report: dict[str, Any]) -> None:
     print(f"trained on data.synthetic: {json.dumps(report['trained_on'])}")
+    print(f"pairs of {report['size']} px, photos x{report['photo_scale']:g}, "
+          f"work size {report['work_size'] or 'native'}")
     print(f"{'family':<34} {'identity':>9} {'model':>9} {'gain':>7} | {'in: id':>7} {'model':>7} |"
           f" {'out: id':>8} {'model':>7}")
     for name, row in report["families"].items():
@@ -181,13 +203,18 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], help="KEY=VALUE options for --recipe")
     parser.add_argument("--count", type=int, default=16, help="pairs per synthetic family (default 16)")
     parser.add_argument("--size", type=int, default=256, help="side of the synthetic pairs in pixels (256)")
+    parser.add_argument("--photo-scale", type=float, default=1.0,
+                        help="resize the real photos by this factor (2 = the astronaut at 1024 px; default 1)")
+    parser.add_argument("--work-size", type=int, default=None,
+                        help="the model's working size for this run, 0 = native (default: the checkpoint's)")
     parser.add_argument("--out", default="results/bench_transfer", help="folder for transfer.json and crops")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = Path(args.checkpoint) if args.checkpoint else train_first(args.recipe, args.set, out)
-    photos = real_photos(CLEAN_PHOTOS)
+    photos = real_photos(CLEAN_PHOTOS, args.photo_scale)
     model, info = load_generator(checkpoint)
+    override_work_size(model, args.work_size, "--work-size")
     data = info.get("options", {}).get("data", {})
     trained_on = data.get("synthetic") if data.get("source") == "synthetic" else data.get("root")
     families = {name: score_pairs(model, synthetic_pairs(overrides, args.count, args.size))
@@ -195,9 +222,10 @@ def main() -> None:
     families["real photo + defects"] = score_pairs(model, blemished_photo(photos["astronaut"], args.count // 2))
     for name, pairs in independent_families(photos["astronaut"], args.count, args.size).items():
         families[name] = score_pairs(model, pairs)
-    report = {"checkpoint": str(checkpoint), "trained_on": trained_on, "count": args.count, "size": args.size, "families": families,
+    report = {"checkpoint": str(checkpoint), "trained_on": trained_on, "count": args.count, "size": args.size,
+              "photo_scale": args.photo_scale, "work_size": work_size_of(model), "families": families,
               "clean_photos": score_clean(model, photos),
-              "crops": [str(write_crop(model, name, photos[name], out)) for name in CROP]}
+              "crops": [str(write_crop(model, name, photos[name], out, args.photo_scale)) for name in CROP]}
     print_table(report)
     (out / "transfer.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {out / 'transfer.json'} and {', '.join(report['crops'])}")

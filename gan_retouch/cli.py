@@ -45,6 +45,9 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
         (("--edit-floor",), "test.edit_floor", {"type": float, "metavar": "F",
                                                 "help": "edit-map floor of every model for this run, [0, 1); "
                                                         "default: each checkpoint's (test.edit_floor)"}),
+        (("--work-size",), "test.work_size", {"type": int, "metavar": "PX",
+                                              "help": "longer side at which the networks see each image, 0 = native; "
+                                                      "default: each checkpoint's (test.work_size)"}),
     ],
     "retouch": [
         (("--checkpoint",), "retouch.checkpoint", {"help": "model checkpoint (retouch.checkpoint)"}),
@@ -55,6 +58,9 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
         (("--edit-floor",), "retouch.edit_floor", {"type": float, "metavar": "F",
                                                    "help": "edit-map floor for this run, [0, 1); default: the "
                                                            "checkpoint's (retouch.edit_floor)"}),
+        (("--work-size",), "retouch.work_size", {"type": int, "metavar": "PX",
+                                                 "help": "longer side at which the network sees each photo, 0 = "
+                                                         "native; default: the checkpoint's (retouch.work_size)"}),
         (("--overwrite",), "retouch.overwrite", {"action": "store_const", "const": True,
                                                  "help": "allow overwriting existing files (retouch.overwrite)"}),
     ],

@@ -28,6 +28,7 @@ from gan_retouch.console import console
 from gan_retouch.errors import ConfigError, GanRetouchError
 from gan_retouch.fileio import ensure_writable_dir, staged_path
 from gan_retouch.nets.base import override_edit_floor, run_generator, unwrap
+from gan_retouch.nets.work_size import work_size_of
 from gan_retouch.registry import choice
 from gan_retouch.runtime import resolve_device
 
@@ -281,4 +282,8 @@ def run_export(options: dict[str, Any]) -> int:
     size_mb = path.stat().st_size / 1e6
     console.print(f"[green]wrote[/] {path} ({fmt}, {precision}, {size_mb:.2f} MB; "
                   f"inputs {io_names(generator)[0]}, dynamic batch/height/width)")
+    if work_size_of(generator) is not None:
+        console.print(f"note: the model works at {work_size_of(generator)} px (model.generator.work_size); the file runs "
+                      "at the size it is given. `gan-retouch retouch` scales larger photos down for it and adds the "
+                      "upscaled edit; do the same when you run the file yourself (docs/deploy.md)")
     return 0

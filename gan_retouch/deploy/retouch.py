@@ -5,7 +5,9 @@ upright (EXIF orientation applied), 8- or 16-bit; same-sized images are batched.
 fastest installed backend (``deploy.backends``; ``retouch.backend`` forces one) and the whole image at once
 unless it would not fit the memory budget, in which case it runs in overlapping tiles blended without seams
 (``nets.tiling``; ``retouch.tile`` forces a tile size). ``retouch.strength`` S blends the edit:
-``x + S * (model(x) - x)``; ``retouch.edit_floor`` replaces an edit-mask model's floor for the run. The output
+``x + S * (model(x) - x)``; ``retouch.edit_floor`` replaces an edit-mask model's floor for the run. A photo
+larger than the model's working size (``retouch.work_size``, default the checkpoint's) is scaled down for the
+network and the edit scaled back up and added at full resolution (``nets.work_size``). The output
 keeps the ICC profile, EXIF (orientation reset) and the alpha channel where the format allows, and 16-bit PNGs
 stay 16-bit. Outputs are written atomically (``fileio``); an existing file or an input is never overwritten unless
 ``retouch.overwrite``. An unreadable file is reported and the run goes on; the exit status is 1 if any failed or
@@ -31,6 +33,7 @@ from gan_retouch.errors import ConfigError, DataError, GanRetouchError
 from gan_retouch.fileio import atomic_write, ensure_writable_dir
 from gan_retouch.nets.base import override_edit_floor
 from gan_retouch.nets.tiling import auto_tile, check_tiling, infer
+from gan_retouch.nets.work_size import check_work_size, override_work_size, work_shape, work_size_of
 from gan_retouch.registry import choice
 from gan_retouch.runtime import PRECISION_DTYPES, resolve_device
 from gan_retouch.values import is_number
@@ -117,6 +120,8 @@ def check_retouch_settings(settings: dict[str, Any], device: torch.device) -> No
         raise ConfigError("retouch.edit_floor changes the PyTorch model, but an ONNX export has its floor built in: "
                           "use --set retouch.backend=torch, or export the model again with the floor you want")
     check_tiling(settings["tile"] or 0, settings["tile_overlap"], "retouch.tile")
+    if settings["work_size"] not in (None, 0):  # 0 = native, None = the checkpoint's
+        check_work_size(settings["work_size"], "retouch.work_size")
 
 
 def apply_edit_floor(generator: torch.nn.Module, settings: dict[str, Any], checkpoint: str | None) -> str:
@@ -168,7 +173,7 @@ def apply_strength(images: torch.Tensor, edited: torch.Tensor, strength: float) 
     return images + strength * (edited - images)
 
 
-def retouch_batch(jobs: list[Job], backend: Backend, tile: int, settings: dict[str, Any],
+def retouch_batch(jobs: list[Job], backend: Backend, tile: int, work_size: int | None, settings: dict[str, Any],
                   device: torch.device, failed: list[tuple[str, str]]) -> int:
     """Read, retouch and write one batch of same-sized images; returns how many were written."""
     loaded = []
@@ -182,7 +187,7 @@ def retouch_batch(jobs: list[Job], backend: Backend, tile: int, settings: dict[s
     if not loaded:
         return 0
     batch = torch.stack([image for _, image, _ in loaded]).to(device)
-    edited = infer(backend, batch, tile=tile, overlap=settings["tile_overlap"]).float()
+    edited = infer(backend, batch, tile=tile, overlap=settings["tile_overlap"], work_size=work_size).float()
     outputs = apply_strength(batch, edited, float(settings["strength"])).clamp(0, 1)
     written = 0
     for (job, _, info), output in zip(loaded, outputs, strict=True):
@@ -209,9 +214,14 @@ def run_retouch(options: dict[str, Any], inputs: list[str]) -> int:
     ensure_writable_dir(settings["output"], "retouch output folder")
     generator, info = load_generator(settings["checkpoint"], use_ema=settings["use_ema"])
     backend_name = apply_edit_floor(generator, settings, info.get("path"))
+    override_work_size(generator, settings["work_size"], "retouch.work_size")
+    work_size = work_size_of(generator)
     backend = select_backend(generator, device, backend_name, settings["precision"], "retouch",
                              checkpoint=info.get("path"))
     console.print(f"backend: {backend.description}")
+    if work_size is not None:
+        console.print(f"work size: {work_size} px (photos with a longer side are scaled down for the network, its "
+                      "edit is scaled back up and added at full resolution; --work-size 0 for native)")
     jobs = read_sizes(jobs, failed)
     jobs.sort(key=lambda job: job.size)
     budget = memory_budget(settings, device)
@@ -225,11 +235,12 @@ def run_retouch(options: dict[str, Any], inputs: list[str]) -> int:
                 batch = group[start : start + settings["batch_size"]]
                 tile = settings["tile"]
                 if tile is None:
-                    tile = auto_tile(generator, height, width, budget, len(batch), settings["tile_overlap"])
-                if tile and (height > tile or width > tile):
+                    tile = auto_tile(generator, *work_shape(height, width, work_size), budget, len(batch),
+                                     settings["tile_overlap"])
+                if tile and max(work_shape(height, width, work_size)) > tile:
                     progress.console.print(f"{height}x{width}: tiles of {tile} px ({settings['tile_overlap']} px "
                                            "overlap) to stay within the memory budget")
-                written += retouch_batch(batch, backend, tile, settings, device, failed)
+                written += retouch_batch(batch, backend, tile, work_size, settings, device, failed)
                 progress.advance(task, len(batch))
     strength = f" at strength {settings['strength']:g}" if settings["strength"] != 1.0 else ""
     console.print(f"retouched [bold]{written}[/] image(s){strength} with {info.get('path')} into "

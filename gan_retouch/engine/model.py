@@ -19,7 +19,13 @@ from gan_retouch.config import Options
 from gan_retouch.engine import distributed
 from gan_retouch.engine.checkpoint import describe_network, load_state_strict
 from gan_retouch.engine.distributed import DistInfo
-from gan_retouch.engine.networks import build_discriminator, build_generator, check_loss_terms, wrap
+from gan_retouch.engine.networks import (
+    build_discriminator,
+    build_generator,
+    check_loss_terms,
+    resolve_work_size,
+    wrap,
+)
 from gan_retouch.engine.precision import Precision
 from gan_retouch.engine.stage import Optimization, StagePlan
 from gan_retouch.errors import CheckpointError
@@ -44,9 +50,10 @@ class RetouchModel:
 
     def __init__(self, options: Options, device: torch.device, dist: DistInfo, precision: Precision) -> None:
         self.device, self.dist, self.precision = device, dist, precision
-        self.g_entry = dict(options["model"]["generator"])
+        self.g_entry = {**options["model"]["generator"], "work_size": resolve_work_size(options)}
         self.d_entry = dict(options["model"]["discriminator"])
         self.generator = build_generator(self.g_entry).to(device)
+        self.generator.work_size = self.g_entry["work_size"]  # inference scale; copied into the EMA, saved
         self.discriminator = build_discriminator(self.d_entry)
         if self.discriminator is not None:
             self.discriminator.to(device)

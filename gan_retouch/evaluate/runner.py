@@ -37,6 +37,7 @@ from gan_retouch.imaging import save_image
 from gan_retouch.metrics import compute_metrics
 from gan_retouch.nets.base import override_edit_floor
 from gan_retouch.nets.tiling import check_tiling, infer
+from gan_retouch.nets.work_size import override_work_size, work_size_of
 from gan_retouch.runtime import resolve_device
 
 IDENTITY = "identity (input)"
@@ -88,10 +89,12 @@ def unused_folder(folder: Path) -> Path:
     return candidate
 
 
-def load_models(paths: list[str], use_ema: bool, device: torch.device, edit_floor: float | None = None) -> list[Model]:
+def load_models(paths: list[str], use_ema: bool, device: torch.device, edit_floor: float | None = None,
+                work_size: int | None = None) -> list[Model]:
     """Every checkpoint as a Model on ``device``; labels are unique (a repeated tag gets ``#2``).
 
-    ``edit_floor`` (``test.edit_floor``) replaces each model's inference floor; the labels then say so.
+    ``edit_floor`` (``test.edit_floor``) replaces each model's inference floor and ``work_size``
+    (``test.work_size``, 0 = native) its working size; the labels then say so.
     """
     if not paths:
         raise ConfigError("no checkpoint to test: give one or more --checkpoint PATH (test.checkpoints)")
@@ -99,10 +102,12 @@ def load_models(paths: list[str], use_ema: bool, device: torch.device, edit_floo
     for path in paths:
         network, info = load_generator(path, use_ema=use_ema, map_location="cpu")
         override_edit_floor(network, edit_floor, "test.edit_floor", str(info.get("path", path)))
+        override_work_size(network, work_size, "test.work_size")
         tag = checkpoint_tag(path)
         label = tag if tag not in {m.tag for m in models} else f"{tag}#{len(models) + 1}"
         label += " (ema)" if info.get("used_ema") else ""
         label += f" (floor {edit_floor:g})" if edit_floor is not None else ""
+        label += f" (work size {work_size_of(network) or 'native'})" if work_size is not None else ""
         models.append(Model(network.to(device).eval(), tag, label, str(info.get("path", path)), info))
     return models
 
@@ -206,7 +211,8 @@ def score_split(dataset: Any, models: list[Model], count: int, settings: dict[st
             save_image(target[0], folder / row.target)
             outputs = {IDENTITY: source}
             for model in models:
-                outputs[model.label] = infer(model.network, source, mask, settings["tile"], settings["tile_overlap"])
+                outputs[model.label] = infer(model.network, source, mask, settings["tile"], settings["tile_overlap"],
+                                               work_size_of(model.network))
             metrics = {}
             for label, output in outputs.items():
                 values = compute_metrics(output, target, mask, lpips_model, settings["y_channel"])
@@ -239,7 +245,8 @@ def run_test(options: dict[str, Any]) -> int:
     settings = options["test"]
     check_tiling(settings["tile"], settings["tile_overlap"], "test.tile")
     device = resolve_device(options["device"])
-    models = load_models(list(settings["checkpoints"]), settings["use_ema"], device, settings["edit_floor"])
+    models = load_models(list(settings["checkpoints"]), settings["use_ema"], device, settings["edit_floor"],
+                         settings["work_size"])
     data, data_source = scoring_data_options(options, models[0])
     split = scoring_split(settings["split"], data, data_source)
     from gan_retouch.data import build_dataset

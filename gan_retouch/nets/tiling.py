@@ -23,6 +23,7 @@ from torch import nn
 
 from gan_retouch.errors import ConfigError
 from gan_retouch.nets.base import run_generator, unwrap
+from gan_retouch.nets.work_size import at_work_size
 
 PROBE_SIDE = 256  # side of the shape-only pass that measures activation sizes
 LIVE_COPIES = 4  # the estimate's peak: this many of the largest activation alive at once, plus the images
@@ -76,13 +77,22 @@ def infer(
     mask: torch.Tensor | None = None,
     tile: int = 0,
     overlap: int = 32,
+    work_size: int | None = None,
 ) -> torch.Tensor:
     """The generator's RGB output ``[N,3,H,W]`` in [0, 1] for images of any size, optionally tiled.
 
     ``tile`` = 0 runs the whole image at once; otherwise square tiles of that side with ``overlap`` px shared
-    between neighbours are run one by one (memory bounded by the tile) and blended without seams.
+    between neighbours are run one by one (memory bounded by the tile) and blended without seams. ``work_size``
+    (``nets.work_size``; None = native) runs the network on the image scaled down to fit it and adds the
+    upscaled edit to the full-resolution input; tiles then cover the scaled-down image.
     """
     check_tiling(tile, overlap)
+    return at_work_size(lambda x, m: _infer_native(generator, x, m, tile, overlap), images, mask, work_size)
+
+
+def _infer_native(generator: nn.Module, images: torch.Tensor, mask: torch.Tensor | None, tile: int,
+                  overlap: int) -> torch.Tensor:
+    """``infer`` at the images' own resolution."""
     height, width = images.shape[-2:]
     if not tile or (height <= tile and width <= tile):
         return run_generator(generator, images, mask)[0]

@@ -9,6 +9,7 @@ from engine_utils import tiny_options
 from gan_retouch.engine import checkpoint as checkpoint_module
 from gan_retouch.engine.checkpoint import load_checkpoint, save_checkpoint
 from gan_retouch.engine.loop import TrainingLoop, TrainingStopped
+from gan_retouch.engine.model import RetouchModel
 from gan_retouch.errors import CheckpointError, ConfigError
 from gan_retouch.train import build_training as Trainer
 
@@ -249,4 +250,28 @@ def test_validation_reports_psnr_inside_and_outside_the_masks_and_can_select_bes
 def test_an_unknown_validation_metric_stops_before_anything_is_written(tmp_path):
     with pytest.raises(ConfigError, match="val.metric .*psnr_clean.*got 'psnr_clen'. Did you mean 'psnr_clean'"):
         Trainer(tiny_options(tmp_path, "val.metric=psnr_clen"))
+    assert not (tmp_path / "tiny").exists()
+
+
+def test_min_psnr_clean_keeps_checkpoints_that_edit_clean_skin_out_of_best_pt(tmp_path, capsys):
+    unreachable = Trainer(tiny_options(tmp_path, "train.steps=2", "val.min_psnr_clean=1000"))
+    unreachable.fit()
+    report = " ".join(capsys.readouterr().out.split())
+    assert "below val.min_psnr_clean 1000 dB" in report and "there is no best.pt: use latest.pt" in report
+    assert not (unreachable.run_dir / "best.pt").exists() and (unreachable.run_dir / "latest.pt").exists()
+    reachable = Trainer(tiny_options(tmp_path, "train.steps=2", "val.min_psnr_clean=1", "name=ok"))
+    reachable.fit()
+    assert (reachable.run_dir / "best.pt").exists()
+
+
+def test_min_psnr_clean_without_masks_stops_before_anything_is_written(tmp_path):
+    from gan_retouch.evaluate.validation import Validator
+
+    def without_masks(options, device, dist):
+        validator = Validator.from_options(options, device, dist)
+        validator.names = tuple(name for name in validator.names if name not in ("psnr_mask", "psnr_clean"))
+        return validator
+
+    with pytest.raises(ConfigError, match="val.min_psnr_clean needs validation pairs with defect masks"):
+        TrainingLoop(tiny_options(tmp_path, "val.min_psnr_clean=60"), RetouchModel, without_masks)
     assert not (tmp_path / "tiny").exists()

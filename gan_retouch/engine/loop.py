@@ -86,6 +86,10 @@ class TrainingLoop:
         self.total_steps = sum(plan.steps for plan in self.plans)
         self.validation = validation_factory(options, device, self.dist)
         choice(options["val"]["metric"], self.validation.names, "val.metric (the metric that selects best.pt)")
+        self.min_clean = options["val"]["min_psnr_clean"]
+        if self.min_clean is not None and "psnr_clean" not in self.validation.names:
+            raise ConfigError("val.min_psnr_clean needs validation pairs with defect masks (the synthetic data has "
+                              "them; for folders give data.mask_dir), to measure PSNR outside them; drop the option")
         self.run = RunFolder(options, self.dist.is_main)
         self.run_dir = self.run.path
         self.step = self.stage_index = self.stage_step = 0
@@ -124,7 +128,11 @@ class TrainingLoop:
         self.log.write({"step": self.step, "stage": plan.name, **{f"val_{k}": v for k, v in scores.items()},
                         **{f"identity_{k}": v for k, v in identity.items()}})
         console.print(validation_table(self.step, scores, identity))
-        if is_better(metric, scores[metric], self.best["value"]):
+        eligible = self.min_clean is None or scores["psnr_clean"] >= self.min_clean
+        if not eligible:
+            console.print(f"step {self.step}: psnr_clean {scores['psnr_clean']:.2f} dB is below val.min_psnr_clean "
+                          f"{self.min_clean:g} dB, so this step cannot become best.pt")
+        if eligible and is_better(metric, scores[metric], self.best["value"]):
             self.best = {"metric": metric, "value": scores[metric], "step": self.step}
             self.save(plan, "best.pt")
         return scores
@@ -247,6 +255,9 @@ class TrainingLoop:
     def _best_note(self) -> str:
         """Which step best.pt holds, when it is not the last one (the checkpoint to test and distil from)."""
         step, value = self.best.get("step"), self.best.get("value")
+        if step is None and self.min_clean is not None:
+            return (f" No validation kept psnr_clean >= {self.min_clean:g} dB (val.min_psnr_clean), so there is no "
+                    "best.pt: use latest.pt, or lower val.min_psnr_clean.")
         if step is None or step == self.step:
             return ""
         return f" best.pt is step {step} ({self.best['metric']} {value:.4g})."

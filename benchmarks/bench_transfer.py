@@ -12,9 +12,9 @@ Scores one generator (a checkpoint, or a recipe trained first on ``TRAIN_FAMILY`
   that shares nothing with the training synthesizer) on new synthetic faces and on the astronaut's face skin;
 - clean real photos that ship with scikit-image (nothing to fix): PSNR of the output against the input.
 
-The model runs at its working size (``model.generator.work_size``, as ``gan-retouch test`` and ``retouch`` run
-it; ``--work-size`` overrides, 0 = native). ``--size 1024 --photo-scale 2`` asks whether it transfers to
-high-resolution portraits: 1024 px faces and a 1024 px astronaut, every defect four (twice) as many pixels.
+The model runs at its working size (``model.generator.work_size``) and with its coarse pass setting, as
+``gan-retouch test`` and ``retouch`` run it (``--work-size`` overrides, 0 = native; ``--coarse-pass on|off``). ``--size 1024 --photo-scale 2`` asks whether it transfers to high-resolution portraits: 1024 px faces
+and a 1024 px astronaut, every defect four (twice) as many pixels.
 
 It prints a table, writes ``transfer.json`` and ``crop_<photo>.png`` (input | output | 10x |output - input| |
 edit map when the model has one, at 100 %) under ``--out``. Needs scikit-image: ``pip install scikit-image``.
@@ -45,7 +45,7 @@ from gan_retouch.imaging import image_row, save_image
 from gan_retouch.metrics import masked_psnr, psnr
 from gan_retouch.nets.base import unwrap
 from gan_retouch.nets.tiling import infer
-from gan_retouch.nets.work_size import override_work_size, work_shape, work_size_of
+from gan_retouch.nets.work_size import override_work_size, use_coarse_pass, work_shape, work_size_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling module, also when loaded by file path
 from independent_blemishes import independent_pair  # noqa: E402
@@ -112,15 +112,16 @@ def independent_families(photo: torch.Tensor, count: int, size: int) -> dict[str
 
 
 @torch.no_grad()
-def retouch(model: torch.nn.Module, image: torch.Tensor) -> torch.Tensor:
-    """The model's output for one ``[3,H,W]`` image, ``[1,3,H,W]`` in [0, 1], at its working size as
-    ``gan-retouch test`` and ``retouch`` run it."""
+def retouch(model: torch.nn.Module, image: torch.Tensor, coarse: bool | None = None) -> torch.Tensor:
+    """The model's output for one ``[3,H,W]`` image, ``[1,3,H,W]`` in [0, 1], at its working size and with the
+    coarse pass as ``gan-retouch test`` and ``retouch`` run it (``coarse`` None = the model's own)."""
     x = image[None]
     mask = torch.zeros_like(x[:, :1]) if getattr(unwrap(model), "takes_mask", False) else None
-    return infer(model, x, mask, work_size=work_size_of(unwrap(model))).float().clamp(0.0, 1.0)
+    return infer(model, x, mask, work_size=work_size_of(unwrap(model)),
+                 coarse=use_coarse_pass(coarse, model, "--coarse-pass")).float().clamp(0.0, 1.0)
 
 
-def score_pairs(model: torch.nn.Module, pairs: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+def score_pairs(model: torch.nn.Module, pairs: list[dict[str, torch.Tensor]], coarse: bool | None = None) -> dict[str, float]:
     """Mean PSNR of model and identity: overall, inside the edited region, outside it."""
     rows: dict[str, list[float]] = {key: [] for key in ("psnr", "psnr_in", "psnr_out", "id", "id_in", "id_out")}
     for pair in pairs:
@@ -128,7 +129,7 @@ def score_pairs(model: torch.nn.Module, pairs: list[dict[str, torch.Tensor]]) ->
         region = ((x - target).abs().amax(1, keepdim=True) > CHANGED).float()
         if "mask" in pair:
             region = torch.maximum(region, (pair["mask"][None] > 0).float())
-        output = retouch(model, pair["input"])
+        output = retouch(model, pair["input"], coarse)
         for prefix, image in (("psnr", output), ("id", x)):
             rows[prefix].append(float(psnr(image, target)))
             rows[f"{prefix}_in"].append(float(masked_psnr(image, target, region, inside=True)))
@@ -136,9 +137,9 @@ def score_pairs(model: torch.nn.Module, pairs: list[dict[str, torch.Tensor]]) ->
     return {key: _mean(values) for key, values in rows.items()}
 
 
-def score_clean(model: torch.nn.Module, photos: dict[str, torch.Tensor]) -> dict[str, float]:
+def score_clean(model: torch.nn.Module, photos: dict[str, torch.Tensor], coarse: bool | None = None) -> dict[str, float]:
     """PSNR of the output against the input for each clean photo (100 dB = untouched)."""
-    return {name: float(psnr(retouch(model, photo), photo[None])) for name, photo in photos.items()}
+    return {name: float(psnr(retouch(model, photo, coarse), photo[None])) for name, photo in photos.items()}
 
 
 def _mean(values: list[float]) -> float:
@@ -146,7 +147,8 @@ def _mean(values: list[float]) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
-def write_crop(model: torch.nn.Module, name: str, photo: torch.Tensor, out: Path, scale: float = 1.0) -> Path:
+def write_crop(model: torch.nn.Module, name: str, photo: torch.Tensor, out: Path, scale: float = 1.0,
+               coarse: bool | None = None) -> Path:
     """input | output | 10x |output - input| (| edit map) of the photo's face at 100 % (``CROP`` times ``scale``,
     the photo's --photo-scale), the model run on the whole photo at its working size, as a user runs it."""
     height, width = photo.shape[-2:]
@@ -155,7 +157,7 @@ def write_crop(model: torch.nn.Module, name: str, photo: torch.Tensor, out: Path
     side = min(side, height, width)
     top, left = min(top, height - side), min(left, width - side)  # the crop stays inside smaller photos
     face = (slice(None), slice(top, top + side), slice(left, left + side))
-    crop, output = photo[face], retouch(model, photo)[0][face]
+    crop, output = photo[face], retouch(model, photo, coarse)[0][face]
     panels = [crop, output, ((output - crop).abs() * 10).clamp(0, 1)]
     inner = unwrap(model)
     if getattr(inner, "edit_mask", False):
@@ -184,7 +186,7 @@ def train_first(recipe: str, sets: list[str], out: Path) -> Path:
 def print_table(report: dict[str, Any]) -> None:
     print(f"trained on data.synthetic: {json.dumps(report['trained_on'])}")
     print(f"pairs of {report['size']} px, photos x{report['photo_scale']:g}, "
-          f"work size {report['work_size'] or 'native'}")
+          f"work size {report['work_size'] or 'native'}, coarse pass {'on' if report['coarse_pass'] else 'off'}")
     print(f"{'family':<34} {'identity':>9} {'model':>9} {'gain':>7} | {'in: id':>7} {'model':>7} |"
           f" {'out: id':>8} {'model':>7}")
     for name, row in report["families"].items():
@@ -207,6 +209,8 @@ def main() -> None:
                         help="resize the real photos by this factor (2 = the astronaut at 1024 px; default 1)")
     parser.add_argument("--work-size", type=int, default=None,
                         help="the model's working size for this run, 0 = native (default: the checkpoint's)")
+    parser.add_argument("--coarse-pass", choices=("model", "on", "off"), default="model",
+                        help="the coarse pass (default: the checkpoint's own, as gan-retouch test runs it)")
     parser.add_argument("--out", default="results/bench_transfer", help="folder for transfer.json and crops")
     args = parser.parse_args()
     out = Path(args.out)
@@ -217,15 +221,16 @@ def main() -> None:
     override_work_size(model, args.work_size, "--work-size")
     data = info.get("options", {}).get("data", {})
     trained_on = data.get("synthetic") if data.get("source") == "synthetic" else data.get("root")
-    families = {name: score_pairs(model, synthetic_pairs(overrides, args.count, args.size))
+    coarse = {"model": None, "on": True, "off": False}[args.coarse_pass]
+    families = {name: score_pairs(model, synthetic_pairs(overrides, args.count, args.size), coarse)
                 for name, overrides in FAMILIES.items()}
-    families["real photo + defects"] = score_pairs(model, blemished_photo(photos["astronaut"], args.count // 2))
+    families["real photo + defects"] = score_pairs(model, blemished_photo(photos["astronaut"], args.count // 2), coarse)
     for name, pairs in independent_families(photos["astronaut"], args.count, args.size).items():
-        families[name] = score_pairs(model, pairs)
+        families[name] = score_pairs(model, pairs, coarse)
     report = {"checkpoint": str(checkpoint), "trained_on": trained_on, "count": args.count, "size": args.size,
               "photo_scale": args.photo_scale, "work_size": work_size_of(model), "families": families,
-              "clean_photos": score_clean(model, photos),
-              "crops": [str(write_crop(model, name, photos[name], out, args.photo_scale)) for name in CROP]}
+              "coarse_pass": use_coarse_pass(coarse, model, "--coarse-pass"), "clean_photos": score_clean(model, photos, coarse),
+              "crops": [str(write_crop(model, name, photos[name], out, args.photo_scale, coarse)) for name in CROP]}
     print_table(report)
     (out / "transfer.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {out / 'transfer.json'} and {', '.join(report['crops'])}")

@@ -14,13 +14,21 @@ from gan_retouch.config import resolve
 from gan_retouch.data import read_image
 from gan_retouch.engine.checkpoint import load_checkpoint, load_generator, save_checkpoint
 from gan_retouch.engine.distributed import DistInfo
-from gan_retouch.engine.networks import resolve_work_size
+from gan_retouch.engine.networks import resolve_coarse_pass, resolve_work_size
 from gan_retouch.errors import ConfigError
 from gan_retouch.evaluate.validation import Validator
 from gan_retouch.imaging import tensor_to_pil
 from gan_retouch.nets.base import run_generator
 from gan_retouch.nets.tiling import infer
-from gan_retouch.nets.work_size import at_work_size, check_work_size, override_work_size, work_shape
+from gan_retouch.nets.work_size import (
+    COARSE_FLOOR,
+    at_work_size,
+    check_work_size,
+    coarse_to_fine,
+    override_work_size,
+    use_coarse_pass,
+    work_shape,
+)
 from gan_retouch.registry import GENERATORS
 from gan_retouch.train import build_training
 
@@ -87,8 +95,9 @@ def test_training_saves_the_work_size_and_loading_restores_it(tmp_path: Path) ->
     trainer.fit()
     state = load_checkpoint(trainer.run_dir / "latest.pt")
     assert state["generator"]["work_size"] == 32  # data.synthetic.size of the tiny options
+    assert state["generator"]["coarse_pass"] is True  # the quickstart recipe the tiny options build on
     generator, info = load_generator(trainer.run_dir / "best.pt")
-    assert generator.work_size == 32 and info["generator"]["work_size"] == 32
+    assert generator.work_size == 32 and info["generator"]["work_size"] == 32 and generator.coarse_pass is True
 
 
 def make_checkpoint(path: Path, work_size: int | None) -> Path:
@@ -163,3 +172,93 @@ def test_validation_runs_at_the_work_size(tmp_path: Path) -> None:
     scaled = validator._outputs(generator, batch)
     assert torch.allclose(scaled, (batch["input"] + edit).clamp(0, 1), atol=1e-5)
     assert not torch.allclose(scaled, native, atol=1e-3)
+
+
+def open_edit_mask_net() -> torch.nn.Module:
+    """A tiny edit-mask AutoRetouch whose map is wide open (m near 1) and whose change is visible."""
+    net = GENERATORS.build("autoretouch", ngf=4, n_blocks=1, edit_mask=True, edit_floor=0.25).eval()
+    with torch.no_grad():
+        net.tail.weight.normal_(0, 0.05)
+        net.tail.bias[3] = 10.0
+    return net
+
+
+def test_the_coarse_pass_applies_a_half_size_edit_first_then_the_full_size_network() -> None:
+    seen = []
+
+    def coarse(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        seen.append(("coarse", tuple(x.shape[-2:])))
+        return x + 0.1
+
+    def fine(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        seen.append(("fine", tuple(x.shape[-2:])))
+        return x
+
+    image = torch.rand(1, 3, 40, 60) * 0.5
+    assert torch.allclose(coarse_to_fine(fine, coarse, image, None), image + 0.1, atol=1e-6)
+    assert seen == [("coarse", (20, 30)), ("fine", (40, 60))]
+    seen.clear()
+    at_work_size(fine, torch.rand(1, 3, 80, 120), None, 60, coarse)  # the coarse pass halves the working size
+    assert seen == [("coarse", (20, 30)), ("fine", (40, 60))]
+
+
+def test_infer_runs_the_coarse_pass_with_a_raised_floor_and_restores_it() -> None:
+    net = open_edit_mask_net()
+    image = torch.rand(1, 3, 48, 64)
+    out = infer(net, image, coarse=True)
+    assert net.edit_floor == 0.25  # restored after the coarse pass
+    small = F.interpolate(image, size=(24, 32), mode="bilinear", antialias=True)
+    net.edit_floor = COARSE_FLOOR
+    edit = F.interpolate(run_generator(net, small)[0] - small, size=(48, 64), mode="bilinear")
+    net.edit_floor = 0.25
+    expected = run_generator(net, (image + edit).clamp(0, 1))[0]
+    assert torch.allclose(out, expected, atol=1e-5)
+    assert not torch.allclose(out, infer(net, image), atol=1e-3)
+
+
+def test_coarse_pass_settings() -> None:
+    masked, plain = open_edit_mask_net(), GENERATORS.build("autoretouch", ngf=4, n_blocks=1)
+    assert not use_coarse_pass(None, masked, "k")  # a model saved without the setting: off
+    masked.coarse_pass = True
+    assert use_coarse_pass(None, masked, "k") and not use_coarse_pass(False, masked, "k")
+    assert not use_coarse_pass(None, plain, "k") and use_coarse_pass(True, open_edit_mask_net(), "k")
+    with pytest.raises(ConfigError, match="k=true needs a model with an edit map"):
+        use_coarse_pass(True, plain, "k")
+    with pytest.raises(ConfigError, match="k must be true or false; got 'yes'"):
+        use_coarse_pass("yes", masked, "k")
+    with pytest.raises(ConfigError, match="the coarse pass needs a model with an edit map"):
+        infer(plain, torch.rand(1, 3, 16, 16), coarse=True)
+
+    def resolved(**generator) -> bool:
+        return resolve_coarse_pass(resolve("train", "quickstart", {"model": {"generator": generator}})[0])
+
+    assert resolved() is True and resolved(coarse_pass=False) is False  # the quickstart recipe turns it on
+    with pytest.raises(ConfigError, match="coarse_pass=true needs an edit map"):
+        resolved(args={"edit_mask": False, "edit_floor": 0.0})
+    with pytest.raises(ConfigError, match="model.generator.coarse_pass .*must be of type bool"):
+        resolved(coarse_pass="on")
+
+
+def test_test_and_retouch_run_the_checkpoints_coarse_pass_unless_told(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    net = open_edit_mask_net()
+    options = resolve("train", overrides={"name": "tiny", "data": {"synthetic": {"size": 48, "test_count": 2}}})[0]
+    entry = {"name": "autoretouch", "args": {"ngf": 4, "n_blocks": 1, "edit_mask": True, "edit_floor": 0.25},
+             "coarse_pass": True, "state_dict": net.state_dict()}
+    checkpoint = save_checkpoint({"kind": "train", "options": options, "generator": entry}, tmp_path / "m" / "best.pt")
+    base = ["test", "--checkpoint", str(checkpoint), "--device", "cpu", "--set", f"results_root={tmp_path / 'r'}",
+            "test.lpips=false"]
+    assert main(base) == 0 and main([*base, "--set", "test.coarse_pass=false"]) == 0
+    own = json.loads((tmp_path / "r" / "tiny" / "test_m-best" / "metrics.json").read_text())["summary"]
+    off = json.loads((tmp_path / "r" / "tiny" / "test_m-best_2" / "metrics.json").read_text())["summary"]
+    assert "m-best (coarse pass off)" in off
+    assert own["m-best"]["psnr"] != pytest.approx(off["m-best (coarse pass off)"]["psnr"], abs=1e-3)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    tensor_to_pil(torch.rand(3, 40, 40)).save(photos / "a.png")
+    retouch = ["retouch", str(photos), "--checkpoint", str(checkpoint), "--device", "cpu"]
+    assert main([*retouch, "-o", str(tmp_path / "out")]) == 0
+    assert "coarse pass on" in printed(capsys)
+    assert main([*retouch, "-o", str(tmp_path / "bad"), "--set", "retouch.coarse_pass=true",
+                 "retouch.backend=onnxruntime"]) == 2
+    assert "an ONNX export has its floor built in" in printed(capsys)
+    assert not (tmp_path / "bad").exists()

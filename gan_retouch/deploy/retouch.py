@@ -33,7 +33,13 @@ from gan_retouch.errors import ConfigError, DataError, GanRetouchError
 from gan_retouch.fileio import atomic_write, ensure_writable_dir
 from gan_retouch.nets.base import override_edit_floor
 from gan_retouch.nets.tiling import auto_tile, check_tiling, infer
-from gan_retouch.nets.work_size import check_work_size, override_work_size, work_shape, work_size_of
+from gan_retouch.nets.work_size import (
+    check_work_size,
+    override_work_size,
+    use_coarse_pass,
+    work_shape,
+    work_size_of,
+)
 from gan_retouch.registry import choice
 from gan_retouch.runtime import PRECISION_DTYPES, resolve_device
 from gan_retouch.values import is_number
@@ -122,6 +128,12 @@ def check_retouch_settings(settings: dict[str, Any], device: torch.device) -> No
     check_tiling(settings["tile"] or 0, settings["tile_overlap"], "retouch.tile")
     if settings["work_size"] not in (None, 0):  # 0 = native, None = the checkpoint's
         check_work_size(settings["work_size"], "retouch.work_size")
+    if settings["coarse_pass"] is not None and not isinstance(settings["coarse_pass"], bool):
+        raise ConfigError(f"retouch.coarse_pass must be null (the checkpoint's), true or false; "
+                          f"got {settings['coarse_pass']!r}")
+    if settings["coarse_pass"] is True and settings["backend"] == "onnxruntime":
+        raise ConfigError("retouch.coarse_pass=true raises the edit map's floor for its first pass, but an ONNX export "
+                          "has its floor built in: use --set retouch.backend=torch or retouch.coarse_pass=false")
 
 
 def apply_edit_floor(generator: torch.nn.Module, settings: dict[str, Any], checkpoint: str | None) -> str:
@@ -173,9 +185,11 @@ def apply_strength(images: torch.Tensor, edited: torch.Tensor, strength: float) 
     return images + strength * (edited - images)
 
 
-def retouch_batch(jobs: list[Job], backend: Backend, tile: int, work_size: int | None, settings: dict[str, Any],
+def retouch_batch(jobs: list[Job], backend: Backend, plan: tuple[int, int | None, bool], settings: dict[str, Any],
                   device: torch.device, failed: list[tuple[str, str]]) -> int:
-    """Read, retouch and write one batch of same-sized images; returns how many were written."""
+    """Read, retouch and write one batch of same-sized images; returns how many were written.
+
+    ``plan`` is (tile side, working size, coarse pass) for ``nets.tiling.infer``."""
     loaded = []
     for job in jobs:
         try:
@@ -187,7 +201,9 @@ def retouch_batch(jobs: list[Job], backend: Backend, tile: int, work_size: int |
     if not loaded:
         return 0
     batch = torch.stack([image for _, image, _ in loaded]).to(device)
-    edited = infer(backend, batch, tile=tile, overlap=settings["tile_overlap"], work_size=work_size).float()
+    tile, work_size, coarse = plan
+    edited = infer(backend, batch, tile=tile, overlap=settings["tile_overlap"], work_size=work_size,
+                   coarse=coarse).float()
     outputs = apply_strength(batch, edited, float(settings["strength"])).clamp(0, 1)
     written = 0
     for (job, _, info), output in zip(loaded, outputs, strict=True):
@@ -214,11 +230,18 @@ def run_retouch(options: dict[str, Any], inputs: list[str]) -> int:
     ensure_writable_dir(settings["output"], "retouch output folder")
     generator, info = load_generator(settings["checkpoint"], use_ema=settings["use_ema"])
     backend_name = apply_edit_floor(generator, settings, info.get("path"))
+    if use_coarse_pass(settings["coarse_pass"], generator, "retouch.coarse_pass"):
+        if backend_name == "onnxruntime":
+            raise ConfigError(f"{info.get('path')} runs a coarse pass, which raises the edit map's floor, but an ONNX "
+                              "export has its floor built in: use --set retouch.backend=torch or "
+                              "retouch.coarse_pass=false")
+        backend_name = "torch"
     override_work_size(generator, settings["work_size"], "retouch.work_size")
     work_size = work_size_of(generator)
     backend = select_backend(generator, device, backend_name, settings["precision"], "retouch",
                              checkpoint=info.get("path"))
-    console.print(f"backend: {backend.description}")
+    coarse = use_coarse_pass(settings["coarse_pass"], backend, "retouch.coarse_pass")
+    console.print(f"backend: {backend.description}; coarse pass {'on' if coarse else 'off'}")
     if work_size is not None:
         console.print(f"work size: {work_size} px (photos with a longer side are scaled down for the network, its "
                       "edit is scaled back up and added at full resolution; --work-size 0 for native)")
@@ -240,7 +263,7 @@ def run_retouch(options: dict[str, Any], inputs: list[str]) -> int:
                 if tile and max(work_shape(height, width, work_size)) > tile:
                     progress.console.print(f"{height}x{width}: tiles of {tile} px ({settings['tile_overlap']} px "
                                            "overlap) to stay within the memory budget")
-                written += retouch_batch(batch, backend, tile, work_size, settings, device, failed)
+                written += retouch_batch(batch, backend, (tile, work_size, coarse), settings, device, failed)
                 progress.advance(task, len(batch))
     strength = f" at strength {settings['strength']:g}" if settings["strength"] != 1.0 else ""
     console.print(f"retouched [bold]{written}[/] image(s){strength} with {info.get('path')} into "

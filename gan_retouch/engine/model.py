@@ -23,6 +23,7 @@ from gan_retouch.engine.networks import (
     build_discriminator,
     build_generator,
     check_loss_terms,
+    resolve_coarse_pass,
     resolve_work_size,
     wrap,
 )
@@ -50,10 +51,12 @@ class RetouchModel:
 
     def __init__(self, options: Options, device: torch.device, dist: DistInfo, precision: Precision) -> None:
         self.device, self.dist, self.precision = device, dist, precision
-        self.g_entry = {**options["model"]["generator"], "work_size": resolve_work_size(options)}
+        self.g_entry = {**options["model"]["generator"], "work_size": resolve_work_size(options),
+                        "coarse_pass": resolve_coarse_pass(options)}
         self.d_entry = dict(options["model"]["discriminator"])
         self.generator = build_generator(self.g_entry).to(device)
-        self.generator.work_size = self.g_entry["work_size"]  # inference scale; copied into the EMA, saved
+        # How the network runs at inference (nets.work_size); copied into the EMA and saved in checkpoints.
+        self.generator.work_size, self.generator.coarse_pass = self.g_entry["work_size"], self.g_entry["coarse_pass"]
         self.discriminator = build_discriminator(self.d_entry)
         if self.discriminator is not None:
             self.discriminator.to(device)

@@ -43,6 +43,16 @@ def resolve_work_size(options: Options) -> int | None:
     return int(data["resize"]) if data.get("resize") else None
 
 
+def resolve_coarse_pass(options: Options) -> bool:
+    """``model.generator.coarse_pass`` (a bool, as the options check) true only with an edit map (``args.edit_mask``)."""
+    entry = options["model"]["generator"]
+    value = bool(entry.get("coarse_pass", False))
+    if value and not entry.get("args", {}).get("edit_mask", False):
+        raise ConfigError("model.generator.coarse_pass=true needs an edit map (it keeps only the edits the map is "
+                          "nearly sure of): set model.generator.args.edit_mask=true or coarse_pass=false")
+    return value
+
+
 def build_discriminator(entry: dict[str, Any]) -> nn.Module | None:
     """The discriminator a recipe names, or None for reconstruction-only training (``name: null``)."""
     if not entry.get("name"):

@@ -37,7 +37,7 @@ from gan_retouch.imaging import save_image
 from gan_retouch.metrics import compute_metrics
 from gan_retouch.nets.base import override_edit_floor
 from gan_retouch.nets.tiling import check_tiling, infer
-from gan_retouch.nets.work_size import override_work_size, work_size_of
+from gan_retouch.nets.work_size import override_work_size, use_coarse_pass, work_size_of
 from gan_retouch.runtime import resolve_device
 
 IDENTITY = "identity (input)"
@@ -56,6 +56,7 @@ class Model:
     label: str
     path: str
     info: dict[str, Any]
+    coarse: bool = False  # run with the coarse pass (nets.work_size)
 
 
 def slug(text: str) -> str:
@@ -90,11 +91,12 @@ def unused_folder(folder: Path) -> Path:
 
 
 def load_models(paths: list[str], use_ema: bool, device: torch.device, edit_floor: float | None = None,
-                work_size: int | None = None) -> list[Model]:
+                work_size: int | None = None, coarse_pass: bool | None = None) -> list[Model]:
     """Every checkpoint as a Model on ``device``; labels are unique (a repeated tag gets ``#2``).
 
     ``edit_floor`` (``test.edit_floor``) replaces each model's inference floor and ``work_size``
-    (``test.work_size``, 0 = native) its working size; the labels then say so.
+    (``test.work_size``, 0 = native) its working size, ``coarse_pass`` (``test.coarse_pass``) whether it runs
+    the coarse pass; the labels then say so.
     """
     if not paths:
         raise ConfigError("no checkpoint to test: give one or more --checkpoint PATH (test.checkpoints)")
@@ -108,7 +110,9 @@ def load_models(paths: list[str], use_ema: bool, device: torch.device, edit_floo
         label += " (ema)" if info.get("used_ema") else ""
         label += f" (floor {edit_floor:g})" if edit_floor is not None else ""
         label += f" (work size {work_size_of(network) or 'native'})" if work_size is not None else ""
-        models.append(Model(network.to(device).eval(), tag, label, str(info.get("path", path)), info))
+        coarse = use_coarse_pass(coarse_pass, network, "test.coarse_pass")
+        label += f" (coarse pass {'on' if coarse else 'off'})" if coarse_pass is not None else ""
+        models.append(Model(network.to(device).eval(), tag, label, str(info.get("path", path)), info, coarse))
     return models
 
 
@@ -212,7 +216,7 @@ def score_split(dataset: Any, models: list[Model], count: int, settings: dict[st
             outputs = {IDENTITY: source}
             for model in models:
                 outputs[model.label] = infer(model.network, source, mask, settings["tile"], settings["tile_overlap"],
-                                               work_size_of(model.network))
+                                               work_size_of(model.network), model.coarse)
             metrics = {}
             for label, output in outputs.items():
                 values = compute_metrics(output, target, mask, lpips_model, settings["y_channel"])
@@ -246,7 +250,7 @@ def run_test(options: dict[str, Any]) -> int:
     check_tiling(settings["tile"], settings["tile_overlap"], "test.tile")
     device = resolve_device(options["device"])
     models = load_models(list(settings["checkpoints"]), settings["use_ema"], device, settings["edit_floor"],
-                         settings["work_size"])
+                         settings["work_size"], settings["coarse_pass"])
     data, data_source = scoring_data_options(options, models[0])
     split = scoring_split(settings["split"], data, data_source)
     from gan_retouch.data import build_dataset

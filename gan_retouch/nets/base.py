@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -140,6 +143,17 @@ def override_edit_floor(generator: nn.Module, floor: float | None, key: str, sou
         raise ConfigError(f"{key} needs a model with an edit map; {source} was trained without "
                           f"model.generator.args.edit_mask: true (drop {key})")
     generator.edit_floor = check_edit_floor(floor, True)
+
+
+@contextmanager
+def edit_floor_at_least(generator: nn.Module, floor: float) -> Iterator[None]:
+    """Within the block an edit-mask generator floors its map at ``floor`` or its own floor, whichever is higher."""
+    own = generator.edit_floor
+    generator.edit_floor = max(own, floor)
+    try:
+        yield
+    finally:
+        generator.edit_floor = own
 
 
 def residual_head(conv: nn.Conv2d | nn.ConvTranspose2d, residual: bool) -> nn.Module:

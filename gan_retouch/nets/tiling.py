@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from gan_retouch.errors import ConfigError
-from gan_retouch.nets.base import run_generator, unwrap
-from gan_retouch.nets.work_size import at_work_size
+from gan_retouch.nets.base import edit_floor_at_least, run_generator, unwrap
+from gan_retouch.nets.work_size import COARSE_FLOOR, at_work_size, floored_network
 
 PROBE_SIDE = 256  # side of the shape-only pass that measures activation sizes
 LIVE_COPIES = 4  # the estimate's peak: this many of the largest activation alive at once, plus the images
@@ -78,16 +78,32 @@ def infer(
     tile: int = 0,
     overlap: int = 32,
     work_size: int | None = None,
+    coarse: bool = False,
 ) -> torch.Tensor:
     """The generator's RGB output ``[N,3,H,W]`` in [0, 1] for images of any size, optionally tiled.
 
     ``tile`` = 0 runs the whole image at once; otherwise square tiles of that side with ``overlap`` px shared
     between neighbours are run one by one (memory bounded by the tile) and blended without seams. ``work_size``
     (``nets.work_size``; None = native) runs the network on the image scaled down to fit it and adds the
-    upscaled edit to the full-resolution input; tiles then cover the scaled-down image.
+    upscaled edit to the full-resolution input; tiles then cover the scaled-down image. ``coarse`` runs the
+    coarse pass first (``nets.work_size``; the generator, or a backend's ``network``, needs an edit map).
     """
     check_tiling(tile, overlap)
-    return at_work_size(lambda x, m: _infer_native(generator, x, m, tile, overlap), images, mask, work_size)
+
+    def run(x: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
+        return _infer_native(generator, x, m, tile, overlap)
+
+    coarse_run = None
+    if coarse:
+        floored = floored_network(generator)
+        if floored is None:
+            raise ConfigError("the coarse pass needs a model with an edit map run by PyTorch")
+
+        def coarse_run(x: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
+            with edit_floor_at_least(floored, COARSE_FLOOR):
+                return run(x, m)
+
+    return at_work_size(run, images, mask, work_size, coarse_run)
 
 
 def _infer_native(generator: nn.Module, images: torch.Tensor, mask: torch.Tensor | None, tile: int,

@@ -1,4 +1,4 @@
-"""Retouching at the scale a model learned: the edit is computed at a working size and applied at full resolution.
+"""Retouching at the scales a model learned: a working size, and a coarse pass for blemishes larger than it saw.
 
 A network sees defects and features at the pixel sizes of its training images. On a larger photo (a 1024 px
 portrait after training on 256 px faces) every blemish is several times larger than anything it learned, and a
@@ -9,20 +9,32 @@ the background) keeps every original pixel, and where an edit-mask model's map i
 the input. Images no larger than W run as they are. A generator carries its working size as the attribute
 ``work_size`` (int, or None = native resolution), set from ``model.generator.work_size`` in training and saved in
 checkpoints.
+
+Coarse pass (edit-mask models; the attribute ``coarse_pass``, set from ``model.generator.coarse_pass`` and saved in
+checkpoints): a blemish larger than any the network learned stays shut out of its edit map at
+every working size. With ``coarse`` the network first runs on the image at half its size (``COARSE_SCALE``), where
+such a blemish looks like the ones it knows; only its confident edits count there (the edit map is floored at
+``COARSE_FLOOR`` at least, so faint edits of the smaller view stay out), they are upscaled and applied, and the
+network then runs at full size on that result, fixing what the first pass left and the small defects.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from gan_retouch.errors import ConfigError
+from gan_retouch.nets.base import unwrap
 from gan_retouch.values import is_integer
 
+Runner = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]  # (images, mask) -> RGB output in [0, 1]
 MIN_WORK_SIZE = 32
+COARSE_SCALE = 0.5  # the coarse pass sees the image at this fraction of its (working) size
+COARSE_FLOOR = 0.85  # the edit-map floor of the coarse pass, at least: only edits its map is nearly sure of
 
 
 def check_work_size(value: object, key: str) -> int | None:
@@ -48,6 +60,32 @@ def override_work_size(generator: nn.Module, override: object, key: str) -> None
     generator.work_size = None if native else check_work_size(override, key)
 
 
+def floored_network(model: nn.Module) -> nn.Module | None:
+    """The edit-mask generator whose floor a coarse pass raises: the model itself or a PyTorch inference backend's
+    ``network``; None for a model without an edit map or an exported file (its floor is built in)."""
+    inner = unwrap(getattr(model, "network", model))
+    return inner if getattr(inner, "edit_mask", False) else None
+
+
+def check_coarse_pass(value: object, model: nn.Module, key: str) -> bool:
+    """``value`` as a coarse-pass setting for ``model``: true or false; true needs an edit map the run can floor."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false; got {value!r}")
+    if value and floored_network(model) is None:
+        raise ConfigError(f"{key}=true needs a model with an edit map run by PyTorch (the coarse pass keeps only the "
+                          f"edits its map is nearly sure of); set {key}=false")
+    return value
+
+
+def use_coarse_pass(override: object, model: nn.Module, key: str) -> bool:
+    """Whether a run of ``model`` (a generator or a backend) uses the coarse pass: ``override`` when set, else
+    the model's own ``coarse_pass`` (saved in its checkpoint; off for models saved without one)."""
+    if override is None:
+        holder = floored_network(model)
+        return bool(getattr(holder, "coarse_pass", False)) if holder is not None else False
+    return check_coarse_pass(override, model, key)
+
+
 def work_shape(height: int, width: int, work_size: int | None) -> tuple[int, int]:
     """The shape the network runs at: the image's own when it fits ``work_size``, else scaled down to fit it."""
     if work_size is None or max(height, width) <= work_size:
@@ -56,20 +94,34 @@ def work_shape(height: int, width: int, work_size: int | None) -> tuple[int, int
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def _resized_edit(run: Runner, images: torch.Tensor, mask: torch.Tensor | None, shape: tuple[int, int]) -> torch.Tensor:
+    """``run``'s edit (output - input) of ``images`` scaled to ``shape``, brought back to the images' size."""
+    small = F.interpolate(images, size=shape, mode="bilinear", align_corners=False, antialias=True)
+    small_mask = (F.interpolate(mask, size=shape, mode="bilinear", align_corners=False, antialias=True)
+                  if mask is not None else None)
+    edit = run(small, small_mask).to(small.dtype) - small
+    return F.interpolate(edit, size=images.shape[-2:], mode="bilinear", align_corners=False).to(images.dtype)
+
+
+def coarse_to_fine(run: Runner, coarse_run: Runner, images: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``coarse_run``'s edit at ``COARSE_SCALE`` applied first, then ``run`` at full size on the result."""
+    height, width = images.shape[-2:]
+    shape = (max(1, round(height * COARSE_SCALE)), max(1, round(width * COARSE_SCALE)))
+    return run((images + _resized_edit(coarse_run, images, mask, shape)).clamp(0.0, 1.0), mask)
+
+
 def at_work_size(
-    run: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+    run: Runner,
     images: torch.Tensor,
     mask: torch.Tensor | None,
     work_size: int | None,
+    coarse_run: Runner | None = None,
 ) -> torch.Tensor:
-    """``run(images, mask)`` (an RGB output in [0, 1]) with the edit computed at ``work_size``, at full size."""
+    """``run(images, mask)`` (an RGB output in [0, 1]) with the edit computed at ``work_size``, at full size;
+    with ``coarse_run`` (the network with its floor raised to ``COARSE_FLOOR``) after a coarse pass."""
+    network = run if coarse_run is None else partial(coarse_to_fine, run, coarse_run)
     height, width = images.shape[-2:]
     small_shape = work_shape(height, width, work_size)
     if small_shape == (height, width):
-        return run(images, mask)
-    small = F.interpolate(images, size=small_shape, mode="bilinear", align_corners=False, antialias=True)
-    small_mask = (F.interpolate(mask, size=small_shape, mode="bilinear", align_corners=False, antialias=True)
-                  if mask is not None else None)
-    edit = run(small, small_mask).to(small.dtype) - small
-    edit = F.interpolate(edit, size=(height, width), mode="bilinear", align_corners=False)
-    return (images + edit.to(images.dtype)).clamp(0.0, 1.0)
+        return network(images, mask)
+    return (images + _resized_edit(network, images, mask, small_shape)).clamp(0.0, 1.0)

@@ -28,7 +28,7 @@ from gan_retouch.console import console
 from gan_retouch.errors import ConfigError, GanRetouchError
 from gan_retouch.fileio import ensure_writable_dir, staged_path
 from gan_retouch.nets.base import override_edit_floor, run_generator, unwrap
-from gan_retouch.nets.work_size import work_size_of
+from gan_retouch.nets.work_size import use_coarse_pass, work_size_of
 from gan_retouch.registry import choice
 from gan_retouch.runtime import resolve_device
 
@@ -286,4 +286,7 @@ def run_export(options: dict[str, Any]) -> int:
         console.print(f"note: the model works at {work_size_of(generator)} px (model.generator.work_size); the file runs "
                       "at the size it is given. `gan-retouch retouch` scales larger photos down for it and adds the "
                       "upscaled edit; do the same when you run the file yourself (docs/deploy.md)")
+    if use_coarse_pass(None, generator, "export"):
+        console.print("note: the checkpoint runs a coarse pass (model.generator.coarse_pass), which raises the edit "
+                      "map's floor; the file holds one pass, and `retouch` runs the coarse pass with PyTorch")
     return 0

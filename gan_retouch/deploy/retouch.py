@@ -34,11 +34,11 @@ from gan_retouch.fileio import atomic_write, ensure_writable_dir
 from gan_retouch.nets.base import override_edit_floor
 from gan_retouch.nets.tiling import auto_tile, check_tiling, infer
 from gan_retouch.nets.work_size import (
-    check_work_size,
     override_work_size,
     use_coarse_pass,
     work_shape,
     work_size_of,
+    work_size_override,
 )
 from gan_retouch.registry import choice
 from gan_retouch.runtime import PRECISION_DTYPES, resolve_device
@@ -126,8 +126,8 @@ def check_retouch_settings(settings: dict[str, Any], device: torch.device) -> No
         raise ConfigError("retouch.edit_floor changes the PyTorch model, but an ONNX export has its floor built in: "
                           "use --set retouch.backend=torch, or export the model again with the floor you want")
     check_tiling(settings["tile"] or 0, settings["tile_overlap"], "retouch.tile")
-    if settings["work_size"] not in (None, 0):  # 0 = native, None = the checkpoint's
-        check_work_size(settings["work_size"], "retouch.work_size")
+    if settings["work_size"] is not None:  # None = the checkpoint's
+        work_size_override(settings["work_size"], "retouch.work_size")
     if settings["coarse_pass"] is not None and not isinstance(settings["coarse_pass"], bool):
         raise ConfigError(f"retouch.coarse_pass must be null (the checkpoint's), true or false; "
                           f"got {settings['coarse_pass']!r}")
@@ -230,7 +230,8 @@ def run_retouch(options: dict[str, Any], inputs: list[str]) -> int:
     ensure_writable_dir(settings["output"], "retouch output folder")
     generator, info = load_generator(settings["checkpoint"], use_ema=settings["use_ema"])
     backend_name = apply_edit_floor(generator, settings, info.get("path"))
-    if use_coarse_pass(settings["coarse_pass"], generator, "retouch.coarse_pass"):
+    coarse = use_coarse_pass(settings["coarse_pass"], generator, "retouch.coarse_pass")
+    if coarse:
         if backend_name == "onnxruntime":
             raise ConfigError(f"{info.get('path')} runs a coarse pass, which raises the edit map's floor, but an ONNX "
                               "export has its floor built in: use --set retouch.backend=torch or "
@@ -240,7 +241,6 @@ def run_retouch(options: dict[str, Any], inputs: list[str]) -> int:
     work_size = work_size_of(generator)
     backend = select_backend(generator, device, backend_name, settings["precision"], "retouch",
                              checkpoint=info.get("path"))
-    coarse = use_coarse_pass(settings["coarse_pass"], backend, "retouch.coarse_pass")
     console.print(f"backend: {backend.description}; coarse pass {'on' if coarse else 'off'}")
     if work_size is not None:
         console.print(f"work size: {work_size} px (photos with a longer side are scaled down for the network, its "

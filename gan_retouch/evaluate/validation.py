@@ -18,8 +18,9 @@ from gan_retouch.engine.distributed import DistInfo, all_reduce_sum
 from gan_retouch.errors import ConfigError
 from gan_retouch.evaluate.page import PageRow, write_page
 from gan_retouch.imaging import image_grid, save_image
-from gan_retouch.nets.base import run_generator, unwrap
-from gan_retouch.nets.work_size import at_work_size, work_size_of
+from gan_retouch.nets.base import unwrap
+from gan_retouch.nets.tiling import infer
+from gan_retouch.nets.work_size import work_size_of
 
 ImageFunction = nn.Module | Callable[[torch.Tensor], torch.Tensor]  # a generator, or any image -> image callable
 METRICS = ("psnr", "ssim", "ms_ssim")
@@ -76,8 +77,7 @@ class Validator:
         x = batch["input"].to(self.device)
         if isinstance(model, nn.Module):
             mask = batch["mask"].to(self.device) if "mask" in batch else None
-            return at_work_size(lambda image, m: run_generator(model, image, m)[0], x, mask,
-                                work_size_of(unwrap(model)))
+            return infer(model, x, mask, work_size=work_size_of(unwrap(model)))
         return model(x)
 
     @torch.no_grad()

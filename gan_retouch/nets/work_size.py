@@ -52,12 +52,17 @@ def work_size_of(generator: nn.Module) -> int | None:
     return getattr(generator, "work_size", None)
 
 
+def work_size_override(override: object, key: str) -> int | None:
+    """The working size an override sets: 0 = native (None), else a checked working size."""
+    if is_integer(override) and int(override) == 0:
+        return None
+    return check_work_size(override, key)
+
+
 def override_work_size(generator: nn.Module, override: object, key: str) -> None:
     """Give a loaded generator the working size ``override`` for one run (0 = native, None keeps its own)."""
-    if override is None:
-        return
-    native = is_integer(override) and int(override) == 0
-    generator.work_size = None if native else check_work_size(override, key)
+    if override is not None:
+        generator.work_size = work_size_override(override, key)
 
 
 def floored_network(model: nn.Module) -> nn.Module | None:

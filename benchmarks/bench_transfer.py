@@ -64,6 +64,7 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "held-out kinds: spots/lines/eyes": {"defects": ["dark_spot", "lines", "under_eye"]},
     "held-out tones: dark skin": {"skin_tone": [0.7, 1.0]},
     "held-out: close-ups, busy bg": {"face_scale": [1.6, 2.0], "backgrounds": ["pattern", "bokeh", "skin"]},
+    "held-out kind: large blotches": {"defects": ["blotch"], "defect_count": [1, 4]},
 }
 CLEAN_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 CROP = {"astronaut": (30, 150, 192)}  # photo -> (top, left, side) of the 100 % crop: the face, at --photo-scale 1

@@ -2,10 +2,13 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from gan_retouch.config import option_defaults
 from gan_retouch.data import build_dataset, synthesize_pair
+from gan_retouch.data.defects import DefectLayer
 from gan_retouch.data.family import DEFECT_KINDS
+from gan_retouch.data.noise import Draws
 from gan_retouch.errors import ConfigError
 
 KEYS = ("input", "target", "mask", "skin")
@@ -70,6 +73,31 @@ def test_one_kind_comes_in_many_hues() -> None:
         drop = (1.0 - pair["input"] / pair["target"].clamp_min(1e-3))[:, inside]  # per-channel darkening
         blue_shares.append(float(drop[2].sum() / drop.sum()))
     assert max(blue_shares) - min(blue_shares) > 0.05
+
+
+def test_a_blotch_is_large_and_partly_covers_the_texture() -> None:
+    """A blotch reaches far more pixels than a dark spot; on some blotches a flat cover hides part of the texture
+    under it (a pixel-scale checkerboard keeps less of its relative contrast), which a tint alone never does."""
+    def area(kind: str) -> float:
+        return sum(float(synthesize_pair(i, 128, defects=[kind], defect_count=[1, 1], clean_fraction=0.0,
+                                         camera=False)["mask"].sum()) for i in range(6))
+
+    assert area("blotch") > 4 * area("dark_spot")
+    rows = torch.arange(64)
+    clean = (0.5 + 0.1 * (-1.0) ** (rows[:, None] + rows[None, :])).expand(3, -1, -1)
+
+    def contrast(image: torch.Tensor) -> torch.Tensor:
+        local = F.avg_pool2d(image[None], 3, 1, 1, count_include_pad=False)[0]
+        return (image - local).abs() / local
+
+    kept = []
+    for seed in range(8):
+        layer = DefectLayer(clean, torch.ones(1, 64, 64), Draws("blotch", seed), [], 20.0)
+        layer.add("blotch", 1.0, 1.0)
+        output = layer.apply(clean)
+        changed = (output - clean).abs().amax(0) > 0.02
+        kept.append(float(contrast(output)[:, changed].mean() / contrast(clean)[:, changed].mean()))
+    assert min(kept) < 0.8 and max(kept) < 1.1
 
 
 def test_freckles_are_kept_unless_the_family_says_they_are_defects() -> None:

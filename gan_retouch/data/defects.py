@@ -2,11 +2,11 @@
 
 Kinds: ``acne`` (raised red papule, halo, light-side shading, sometimes a glint), ``pustule`` (a papule with a
 yellow-white head), ``post_acne`` (flat red, brown or purple mark), ``dark_spot`` (brown pigment), ``redness``
-(a large soft patch), ``pores`` (a patch of enlarged, darker pores),
-``lines`` (fine curved wrinkles with a lit edge), ``under_eye`` (dark, bluish crescents under both eyes), and
+(a large soft patch), ``blotch`` (a large, strong discolouration: a red, brown or purple patch with a ragged
+edge that partly covers the texture), ``pores`` (a patch of enlarged, darker pores), ``lines`` (fine curved wrinkles with a lit edge), ``under_eye`` (dark, bluish crescents under both eyes), and
 ``freckles`` when a family says they are defects. Each defect scales its tint per channel by its own random
 factor, so every kind comes in a range of hues. Most are multiplicative tints, so the skin texture underneath
-survives, as on real skin; a pustule head covers it partly. Every alpha has compact support and is multiplied
+survives, as on real skin; a pustule head and a blotch cover it partly. Every alpha has compact support and is multiplied
 by the skin mask. Positions and sizes are fractions of the image's shorter side, so the same seed gives the
 same defects at any resolution.
 """
@@ -32,7 +32,10 @@ def _bump(distance: torch.Tensor, power: float = 1.5) -> torch.Tensor:
 class DefectLayer:
     """Accumulates the defects of one face: a multiplicative gain, and a cover colour with its alpha."""
 
-    def __init__(self, skin: torch.Tensor, draws: Draws, eyes: list[tuple[float, float]], head_radius: float) -> None:
+    def __init__(
+        self, clean: torch.Tensor, skin: torch.Tensor, draws: Draws, eyes: list[tuple[float, float]], head_radius: float,
+    ) -> None:
+        self.clean = clean
         self.skin = skin[0]
         self.draws = draws
         self.eyes = eyes
@@ -65,6 +68,13 @@ class DefectLayer:
         alpha = alpha * self.skin[rows, cols]
         colour = torch.tensor(tint)[:, None, None]
         self.gain[:, rows, cols] *= 1.0 + (colour - 1.0) * self.jitter * alpha
+
+    def _cover(self, rows: slice, cols: slice, alpha: torch.Tensor, colour: torch.Tensor) -> None:
+        """Cover the skin with a flat ``colour`` [3] at ``alpha``; where covers overlap, the more opaque one wins."""
+        alpha = alpha * self.skin[rows, cols]
+        current = self.cover_alpha[0, rows, cols]
+        self.cover[:, rows, cols] = torch.where(alpha > current, colour[:, None, None], self.cover[:, rows, cols])
+        self.cover_alpha[0, rows, cols] = torch.maximum(current, alpha)
 
     def _place(self) -> tuple[float, float] | None:
         """A random pixel position on skin, or None when none was found."""
@@ -120,8 +130,7 @@ class DefectLayer:
         if head:
             size = max(radius * d.uniform(0.3, 0.55), 0.7)
             alpha = _bump(torch.sqrt(dx.square() + dy.square()) / size, 1.0) * d.uniform(0.5, 0.9) * strength
-            self.cover[:, rows, cols] = torch.tensor([0.96, d.uniform(0.88, 0.95), d.uniform(0.65, 0.85)])[:, None, None]
-            self.cover_alpha[0, rows, cols] = torch.maximum(self.cover_alpha[0, rows, cols], alpha * self.skin[rows, cols])
+            self._cover(rows, cols, alpha, torch.tensor([0.96, d.uniform(0.88, 0.95), d.uniform(0.65, 0.85)]))
 
     def _pustule(self, x: float, y: float, strength: float, scale: float) -> None:
         self._acne(x, y, strength, scale, head=True)
@@ -159,6 +168,30 @@ class DefectLayer:
             rows, cols, dx, dy = view
             a = strength * self.draws.uniform(0.3, 0.7)
             self._tint(rows, cols, _bump(self._irregular(dx, dy, radius), 2.0), (1.0, 1 - 0.16 * a, 1 - 0.13 * a))
+
+    def _blotch(self, x: float, y: float, strength: float, scale: float) -> None:
+        """A large discolouration (a rosacea patch, melasma, a bruise, a healing mark), up to ten times a spot's size.
+
+        Its edge is ragged and shaded over a random width; up to 60 % of the texture under it is covered by the
+        patch's own flat colour (the tinted mean of the skin it sits on), so opacity varies as well as contrast.
+        """
+        d = self.draws
+        radius = self.radius(0.02, 0.06, scale)
+        view = self._window(x, y, radius * 1.8 + 1)
+        if view is None:
+            return
+        rows, cols, dx, dy = view
+        ragged = self._irregular(dx, dy, radius) + 0.15 * smooth_noise(d.generator, (4, 4), (dy.shape[0], dx.shape[1]))[0]
+        plateau = ((1.3 - ragged) / d.uniform(0.3, 1.0)).clamp(0.0, 1.0)
+        a = strength * d.uniform(0.4, 1.1)
+        tint = d.pick(((1 - 0.08 * a, 1 - 0.35 * a, 1 - 0.3 * a), (1 - 0.25 * a, 1 - 0.35 * a, 1 - 0.45 * a),
+                       (1 - 0.25 * a, 1 - 0.4 * a, 1 - 0.15 * a)))
+        self._tint(rows, cols, plateau, tint)
+        weights = plateau * self.skin[rows, cols]
+        if float(weights.sum()) > 0:
+            mean = (self.clean[:, rows, cols] * weights).sum((1, 2)) / weights.sum()
+            colour = (mean * (1.0 + (torch.tensor(tint) - 1.0) * self.jitter[:, 0, 0])).clamp(0.0, 1.0)
+            self._cover(rows, cols, plateau * d.uniform(0.0, 0.6) * strength, colour)
 
     def _pores(self, x: float, y: float, strength: float, scale: float) -> None:
         radius = self.radius(0.025, 0.06, scale)

@@ -12,7 +12,10 @@ from typing import Any
 from gan_retouch.errors import ConfigError
 from gan_retouch.values import is_integer, is_number
 
-DEFECT_KINDS = ("acne", "pustule", "post_acne", "dark_spot", "redness", "pores", "lines", "under_eye")
+DEFECT_KINDS = ("acne", "pustule", "post_acne", "dark_spot", "redness", "blotch", "pores", "lines", "under_eye")
+# The default family leaves out ``blotch``: trained with it, the quick-start teacher removed more of large
+# discolourations but edited clean skin and clean photos more (benchmarks/README.md, "Large blotches").
+DEFAULT_DEFECTS = tuple(kind for kind in DEFECT_KINDS if kind != "blotch")
 BACKGROUND_KINDS = ("plain", "gradient", "blotchy", "pattern", "bokeh", "skin")
 MODES = ("standard", "subtle")
 RANGES = {  # key -> (low, high) valid bounds of each element of a [min, max] setting
@@ -27,7 +30,7 @@ class SynthOptions:
     """One synthetic family. Ranges are inclusive ``(min, max)``; probabilities are in [0, 1]."""
 
     mode: str = "standard"
-    defects: tuple[str, ...] = DEFECT_KINDS
+    defects: tuple[str, ...] = DEFAULT_DEFECTS
     defect_count: tuple[int, int] = (4, 20)
     defect_strength: tuple[float, float] = (0.4, 1.0)
     defect_scale: tuple[float, float] = (0.6, 1.6)

@@ -51,7 +51,7 @@ def blemish(
 
     ``eyes`` (pixel centres) place the under-eye shadows; ``head_radius`` (pixels) sizes them.
     """
-    layer = DefectLayer(skin, draws, eyes, head_radius)
+    layer = DefectLayer(clean, skin, draws, eyes, head_radius)
     kinds = options.defects + (("freckles",) if options.freckles_are_defects else ())
     if not kinds:
         return clean

@@ -11,9 +11,9 @@ import torch
 
 def test_two_gloo_ranks_train_in_lockstep(tmp_path):
     worker = Path(__file__).parent / "ddp_worker.py"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        # --standalone: torchrun picks a free local port (a fixed one collided now and then with a busy machine)
+        # --standalone: torchrun picks a free local port and address (a fixed port can still be in use)
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(worker), str(tmp_path)],
         capture_output=True, text=True, env=env, timeout=300,
     )

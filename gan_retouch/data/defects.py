@@ -187,11 +187,10 @@ class DefectLayer:
         tint = d.pick(((1 - 0.08 * a, 1 - 0.35 * a, 1 - 0.3 * a), (1 - 0.25 * a, 1 - 0.35 * a, 1 - 0.45 * a),
                        (1 - 0.25 * a, 1 - 0.4 * a, 1 - 0.15 * a)))
         self._tint(rows, cols, plateau, tint)
-        weights = plateau * self.skin[rows, cols]
-        if float(weights.sum()) > 0:
-            mean = (self.clean[:, rows, cols] * weights).sum((1, 2)) / weights.sum()
-            colour = (mean * (1.0 + (torch.tensor(tint) - 1.0) * self.jitter[:, 0, 0])).clamp(0.0, 1.0)
-            self._cover(rows, cols, plateau * d.uniform(0.0, 0.6) * strength, colour)
+        weights = plateau * self.skin[rows, cols]  # > 0 at the centre, which _place put on skin
+        mean = (self.clean[:, rows, cols] * weights).sum((1, 2)) / weights.sum().clamp_min(1e-6)
+        colour = (mean * (1.0 + (torch.tensor(tint) - 1.0) * self.jitter[:, 0, 0])).clamp(0.0, 1.0)
+        self._cover(rows, cols, plateau * d.uniform(0.0, 0.6) * strength, colour)
 
     def _pores(self, x: float, y: float, strength: float, scale: float) -> None:
         radius = self.radius(0.025, 0.06, scale)

@@ -9,7 +9,8 @@ Scores one generator (a checkpoint, or a recipe trained first on ``TRAIN_FAMILY`
   or any pixel the target changes by more than half a level, so "outside" is what a retoucher left alone);
 - a real photo (scikit-image's astronaut) with the default family's defects drawn on its face skin;
 - independent blemishes (``independent_blemishes.py``: OpenCV polygons and ellipses, alpha-blended colours, code
-  that shares nothing with the training synthesizer) on new synthetic faces and on the astronaut's face skin;
+  that shares nothing with the training synthesizer) on new synthetic faces and on the astronaut's face skin, and
+  on the same faces split by size (small spots only; two or three large patches only);
 - clean real photos that ship with scikit-image (nothing to fix): PSNR of the output against the input.
 
 The model runs at its working size (``model.generator.work_size``) and with its coarse pass setting, as
@@ -104,12 +105,19 @@ def blemished_photo(photo: torch.Tensor, count: int) -> list[dict[str, torch.Ten
 
 
 def independent_families(photo: torch.Tensor, count: int, size: int) -> dict[str, list[dict[str, torch.Tensor]]]:
-    """Independent blemishes on the clean targets of new synthetic faces, and on the photo's face skin."""
+    """Independent blemishes on the clean targets of new synthetic faces, and on the photo's face skin; and on the
+    same faces split by size (small spots only, or two or three large ones), to tell which a model misses."""
     faces = synthetic_pairs({"clean_fraction": 0.0}, count, size)
-    on_faces = [independent_pair(pair["target"], pair["skin"], DATASET_SEED + index) for index, pair in enumerate(faces)]
+
+    def on_faces(**settings: Any) -> list[dict[str, torch.Tensor]]:
+        return [independent_pair(pair["target"], pair["skin"], DATASET_SEED + index, **settings)
+                for index, pair in enumerate(faces)]
+
     _, skin = face_skin(photo, name="the astronaut")
     on_photo = [independent_pair(photo, skin, DATASET_SEED + 1000 + index) for index in range(max(count // 2, 1))]
-    return {"independent blemishes, synth faces": on_faces, "independent blemishes, astronaut": on_photo}
+    return {"independent blemishes, synth faces": on_faces(), "independent blemishes, astronaut": on_photo,
+            "independent, small spots only": on_faces(large_share=0.0),
+            "independent, large ones only": on_faces(count=(2, 3), large_share=1.0)}
 
 
 @torch.no_grad()

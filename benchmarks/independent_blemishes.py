@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 import torch
 
+LARGE_SHARE = 0.15  # the share of blemishes that are large (radius 8-25 % of the face); the rest are 1-5 %
+
 
 def _shape(height: int, width: int, rng: np.random.Generator, centre: tuple[float, float], radius: float) -> np.ndarray:
     """A float32 [H,W] alpha in [0, 1]: a random polygon or ellipse around ``centre``, blurred."""
@@ -43,8 +45,13 @@ def _colour(skin_rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.array(colorsys.hsv_to_rgb(hue % 1.0, saturation, v * rng.uniform(0.55, 0.95)))
 
 
-def independent_pair(clean: torch.Tensor, skin: torch.Tensor, seed: int, count: tuple[int, int] = (6, 24)) -> dict[str, torch.Tensor]:
-    """``clean`` [3,H,W] with independent blemishes on ``skin`` [1,H,W] > 0.9: input, target (= clean) and mask."""
+def independent_pair(clean: torch.Tensor, skin: torch.Tensor, seed: int, count: tuple[int, int] = (6, 24),
+                     large_share: float = LARGE_SHARE) -> dict[str, torch.Tensor]:
+    """``clean`` [3,H,W] with independent blemishes on ``skin`` [1,H,W] > 0.9: input, target (= clean) and mask.
+
+    ``large_share`` in [0, 1] is the chance that a blemish is large (0 = small spots only, 1 = large only)."""
+    if not 0.0 <= large_share <= 1.0:
+        raise ValueError(f"large_share must be in [0, 1], got {large_share}")
     rng = np.random.default_rng(seed)
     image = clean.permute(1, 2, 0).numpy().astype(np.float32).copy()
     skin_map = skin[0].numpy()
@@ -56,7 +63,7 @@ def independent_pair(clean: torch.Tensor, skin: torch.Tensor, seed: int, count: 
     face = float(np.sqrt(len(spots)))  # the skin's extent in pixels: blemishes scale with the face, not the frame
     for _ in range(rng.integers(count[0], count[1] + 1)):
         y, x = spots[rng.integers(len(spots))]
-        radius = max(1.0, face * (rng.uniform(0.08, 0.25) if rng.random() < 0.15 else rng.uniform(0.01, 0.05)))
+        radius = max(1.0, face * (rng.uniform(0.08, 0.25) if rng.random() < large_share else rng.uniform(0.01, 0.05)))
         radius = min(radius, side / 6)
         alpha = _shape(height, width, rng, (float(x), float(y)), radius) * rng.uniform(0.25, 0.85) * skin_map
         colour = _colour(image[int(y), int(x)], rng).astype(np.float32)

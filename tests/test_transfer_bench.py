@@ -77,3 +77,17 @@ def test_independent_blemishes_change_only_skin_and_are_deterministic(bench) -> 
     assert not torch.equal(first["input"], bench.independent_pair(clean, skin, seed=4)["input"])
     with pytest.raises(ValueError, match="no skin"):
         bench.independent_pair(clean, torch.zeros(1, 64, 64), seed=0)
+
+
+def test_independent_blemishes_split_by_size(bench) -> None:
+    clean = torch.full((3, 96, 96), 0.6)
+    skin = torch.zeros(1, 96, 96)
+    skin[:, 16:80, 16:80] = 1.0
+
+    def area(share: float) -> float:
+        return sum(float(bench.independent_pair(clean, skin, seed, (3, 3), large_share=share)["mask"].sum())
+                   for seed in range(4))
+
+    assert area(1.0) > 4 * area(0.0)  # three large blemishes cover far more skin than three small ones
+    with pytest.raises(ValueError, match="large_share must be in"):
+        bench.independent_pair(clean, skin, seed=0, large_share=1.5)

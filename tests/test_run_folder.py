@@ -7,7 +7,7 @@ import json
 import pytest
 from engine_utils import tiny_options
 
-from gan_retouch.engine.run_folder import LOCK_NAME
+from gan_retouch.engine.run_folder import LOCK_NAME, RunFolder
 from gan_retouch.errors import ConfigError
 from gan_retouch.fileio import OutputError
 from gan_retouch.train import build_training
@@ -61,3 +61,18 @@ def test_teacher_only_loss_terms_are_refused_by_train_before_step_one(tmp_path):
     with pytest.raises(ConfigError, match="'distill_output' needs a teacher.*gan-retouch distill"):
         build_training(options)
     assert not (tmp_path / "tiny").exists()
+
+
+def test_only_rank_zero_judges_the_folder_so_ranks_do_not_race(tmp_path):
+    """Under DDP rank 0 locks the folder and writes options.yaml while the other ranks open it: a rank > 0 must
+    not take those files for an earlier run (the race that failed two-rank runs now and then)."""
+    options = tiny_options(tmp_path)
+    main = RunFolder(options, is_main=True)
+    try:
+        assert main.open() is None
+        assert (main.path / "options.yaml").exists()
+        assert RunFolder(options, is_main=False).open() is None  # a second rank of the same run
+        with pytest.raises(ConfigError, match="already holds a run"):
+            RunFolder(options, is_main=True)._resume_state()  # a new run in that folder is still refused
+    finally:
+        main.close()

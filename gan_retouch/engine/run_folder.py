@@ -33,7 +33,8 @@ class RunFolder:
     def open(self) -> dict[str, Any] | None:
         """Check the folder may be used, lock it, save options.yaml; returns the checkpoint to resume, if any.
 
-        Only rank 0 writes; every rank reads the same resume checkpoint.
+        Only rank 0 writes and decides whether the folder may be used (the other ranks would otherwise see the
+        files rank 0 has just written and refuse the run); every rank reads the same resume checkpoint.
         """
         if self.is_main:
             ensure_writable_dir(self.path, "run folder")
@@ -55,7 +56,8 @@ class RunFolder:
             return load_checkpoint(Path(str(resume)))
         if resume == "auto" and latest.exists():
             return load_checkpoint(latest)
-        self._refuse_existing_run()
+        if self.is_main:
+            self._refuse_existing_run()
         return None
 
     def _refuse_existing_run(self) -> None:

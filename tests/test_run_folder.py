@@ -72,7 +72,7 @@ def test_only_rank_zero_judges_the_folder_so_ranks_do_not_race(tmp_path):
         assert main.open() is None
         assert (main.path / "options.yaml").exists()
         assert RunFolder(options, is_main=False).open() is None  # a second rank of the same run
-        with pytest.raises(ConfigError, match="already holds a run"):
-            RunFolder(options, is_main=True)._resume_state()  # a new run in that folder is still refused
     finally:
         main.close()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        RunFolder(options, is_main=True).open()  # a new run in that folder is still refused

@@ -26,12 +26,16 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
         (("--resume",), "train.resume", {"action": "store_const", "const": "auto",
                                          "help": "continue from the run folder's latest.pt (train.resume=auto)"}),
         (("--steps",), "train.steps", {"type": int, "help": "total generator steps (train.steps)"}),
+        (("--init",), "model.generator.init", {"metavar": "CKPT", "help": "start from this checkpoint's generator "
+                                                                       "weights (model.generator.init)"}),
     ],
     "distill": [
         (("--teacher",), "distill.teacher", {"help": "teacher checkpoint (distill.teacher)"}),
         (("--resume",), "train.resume", {"action": "store_const", "const": "auto",
                                          "help": "continue from the run folder's latest.pt (train.resume=auto)"}),
         (("--steps",), "train.steps", {"type": int, "help": "total student steps (train.steps)"}),
+        (("--init",), "model.generator.init", {"metavar": "CKPT", "help": "start the student from this checkpoint's "
+                                                                       "generator weights (model.generator.init)"}),
         (("--budget-mb",), "distill.budget_mb", {"type": float, "help": "student size budget in MB (distill.budget_mb)"}),
         (("--budget-gmacs",), "distill.budget_gmacs", {"type": float,
                                                        "help": "student GMACs budget at 1024x1024 (distill.budget_gmacs)"}),

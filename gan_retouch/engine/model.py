@@ -19,6 +19,7 @@ from gan_retouch.config import Options
 from gan_retouch.engine import distributed
 from gan_retouch.engine.checkpoint import describe_network, load_state_strict
 from gan_retouch.engine.distributed import DistInfo
+from gan_retouch.engine.init_weights import initialise, resolve_init_path
 from gan_retouch.engine.networks import (
     build_discriminator,
     build_generator,
@@ -51,6 +52,8 @@ class RetouchModel:
 
     def __init__(self, options: Options, device: torch.device, dist: DistInfo, precision: Precision) -> None:
         self.device, self.dist, self.precision = device, dist, precision
+        for part in ("generator", "discriminator"):
+            resolve_init_path(options["model"][part])
         self.g_entry = {**options["model"]["generator"], "work_size": resolve_work_size(options),
                         "coarse_pass": resolve_coarse_pass(options)}
         self.d_entry = dict(options["model"]["discriminator"])
@@ -61,6 +64,7 @@ class RetouchModel:
         if self.discriminator is not None:
             self.discriminator.to(device)
         check_loss_terms(options, self.discriminator is not None, self.provides_teacher)
+        initialise(self.generator, self.discriminator, options["model"], announce=dist.is_main)
         decay = float(options["train"]["ema"])
         self.ema = (AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
                     if decay > 0 else None)

@@ -1,0 +1,100 @@
+"""Starting a run from another run's weights (--init): strict by default, non-strict on request, fresh schedule."""
+
+import pytest
+import torch
+import yaml
+from engine_utils import tiny_options
+
+from gan_retouch.cli import main
+from gan_retouch.engine.checkpoint import load_checkpoint
+from gan_retouch.errors import CheckpointError, ConfigError
+from gan_retouch.train import build_training as Trainer
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    """A finished 2-step run with EMA: its latest.pt holds generator, EMA and discriminator weights."""
+    root = tmp_path_factory.mktemp("pretrained")
+    trainer = Trainer(tiny_options(root, "train.steps=2", "train.ema=0.5", "name=pre"))
+    trainer.fit()
+    return trainer.run_dir / "latest.pt"
+
+
+@pytest.fixture(scope="module")
+def without_ema(tmp_path_factory):
+    """A finished 1-step run without EMA."""
+    trainer = Trainer(tiny_options(tmp_path_factory.mktemp("noema"), "train.steps=1", "name=noema"))
+    trainer.fit()
+    return trainer.run_dir / "latest.pt"
+
+
+def weights_equal(module, state_dict):
+    return all(torch.equal(module.state_dict()[k], v) for k, v in state_dict.items())
+
+
+def test_init_takes_the_ema_weights_and_starts_the_schedule_fresh(tmp_path, pretrained):
+    saved = load_checkpoint(pretrained)
+    trainer = Trainer(tiny_options(tmp_path, f"model.generator.init={pretrained}", "train.steps=1"))
+    assert weights_equal(trainer.model.generator, saved["generator_ema"])
+    assert not weights_equal(trainer.model.generator, saved["generator"]["state_dict"])  # EMA differs from raw
+    assert trainer.step == 0
+    trainer.fit()
+    recorded = yaml.safe_load((trainer.run_dir / "options.yaml").read_text())
+    assert recorded["model"]["generator"]["init"] == str(pretrained.resolve())
+    assert load_checkpoint(trainer.run_dir / "latest.pt")["step"] == 1
+
+
+def test_init_key_plain_and_the_discriminator(tmp_path, pretrained):
+    saved = load_checkpoint(pretrained)
+    trainer = Trainer(tiny_options(tmp_path, f"model.generator.init={pretrained}", "model.generator.init_key=plain",
+                                   f"model.discriminator.init={pretrained}"))
+    assert weights_equal(trainer.model.generator, saved["generator"]["state_dict"])
+    assert weights_equal(trainer.model.discriminator, saved["discriminator"]["state_dict"])
+
+
+def test_another_architecture_is_an_error_naming_the_first_mismatch(tmp_path, pretrained):
+    options = tiny_options(tmp_path, f"model.generator.init={pretrained}", "model.generator.args.ngf=8")
+    with pytest.raises(CheckpointError, match=r"model.generator.init: .*shape of .* vs \(8, 3, 7, 7\).*init_strict=false"):
+        Trainer(options)
+    assert not (tmp_path / "tiny").exists()  # nothing written before the error
+
+
+def test_non_strict_loads_what_fits_and_says_what_it_left(tmp_path, pretrained, capsys):
+    saved = load_checkpoint(pretrained)["generator_ema"]
+    options = tiny_options(tmp_path, f"model.generator.init={pretrained}", "model.generator.init_strict=false",
+                           "model.generator.args.n_blocks=2")
+    trainer = Trainer(options)
+    out = capsys.readouterr().out
+    assert "left at their fresh values (missing)" in out and "blocks.1" in out
+    shared = {k: v for k, v in saved.items() if k in trainer.model.generator.state_dict()}
+    assert shared and weights_equal(trainer.model.generator, shared)
+
+
+def test_nothing_fitting_is_an_error_even_when_not_strict(tmp_path, pretrained):
+    options = tiny_options(tmp_path, f"model.generator.init={pretrained}", "model.generator.init_strict=false",
+                           "model.generator.name=pix2pix_unet", "model.generator.args.n_blocks=null",
+                           "model.generator.args.num_downs=5")
+    with pytest.raises(CheckpointError, match="not one tensor"):
+        Trainer(options)
+
+
+@pytest.mark.parametrize(("items", "match", "error"), [
+    (["model.generator.init={root}/missing.pt"], "checkpoint not found", CheckpointError),
+    (["model.generator.init_key=ema"], "trained without EMA", CheckpointError),
+    (["model.generator.init_key=newest"], "init_key", ConfigError),
+    (["model.discriminator.name=null", "model.discriminator.init={pre}"], "discriminator.name is null", ConfigError),
+])
+def test_bad_inits(tmp_path, pretrained, without_ema, items, match, error):
+    items = [i.format(root=tmp_path, pre=pretrained) for i in items]
+    if not any(i.startswith("model.generator.init=") for i in items):
+        items.append(f"model.generator.init={without_ema}")
+    options = tiny_options(tmp_path, *items, extra={"losses": {"gan": None}} if "null" in str(items) else None)
+    with pytest.raises(error, match=match):
+        Trainer(options)
+
+
+def test_the_init_flag_on_the_command_line(tmp_path, pretrained, capsys):
+    code = main(["train", "--recipe", "quickstart", "--init", str(tmp_path / "nope.pt"), "--set",
+                 f"checkpoints_root={tmp_path}", "device=cpu"])
+    out = capsys.readouterr().out
+    assert code == 2 and "checkpoint not found" in out and "Traceback" not in out

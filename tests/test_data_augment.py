@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gan_retouch.data.augment import AugmentOptions, augment_item, salt_and_pepper
+from gan_retouch.data.augment import AugmentOptions, augment_item, fit_max_side, salt_and_pepper
 from gan_retouch.errors import ConfigError
 
 
@@ -50,6 +50,16 @@ def test_same_generator_seed_same_result() -> None:
     options = AugmentOptions(crop=24, hflip=True, rotate=10.0, salt_pepper=0.01)
     a, b = augment_item(_item(), options, _generator(9)), augment_item(_item(), options, _generator(9))
     assert torch.equal(a["input"], b["input"]) and torch.equal(a["target"], b["target"])
+
+
+def test_max_side_scales_the_longer_side_down_and_keeps_the_aspect() -> None:
+    stack = torch.rand(7, 90, 60)
+    assert fit_max_side(stack, 45).shape == (7, 45, 30)
+    assert fit_max_side(stack, 90) is stack and fit_max_side(stack, None) is stack  # never up, null = off
+    out = augment_item(_item(), AugmentOptions(max_side=40, crop=24), _generator(0))
+    assert out["input"].shape[-2:] == (24, 24)
+    with pytest.raises(ConfigError, match="data.max_side"):
+        AugmentOptions.from_data({"max_side": 0})
 
 
 def test_resize_then_crop() -> None:

@@ -26,6 +26,7 @@ class AugmentOptions:
 
     crop: int | None = None
     resize: int | None = None
+    max_side: int | None = None
     hflip: bool = False
     rotate: float = 0.0
     scale: tuple[float, float] = (1.0, 1.0)
@@ -38,12 +39,14 @@ class AugmentOptions:
         options = cls(
             crop=data.get("crop"),
             resize=data.get("resize"),
+            max_side=data.get("max_side"),
             hflip=bool(augment.get("hflip", False)),
             rotate=float(augment.get("rotate", 0.0)),
             scale=_scale_range(augment.get("scale", [1.0, 1.0])),
             salt_pepper=float(augment.get("salt_pepper", 0.0)),
         )
-        for key, value in (("data.crop", options.crop), ("data.resize", options.resize)):
+        for key, value in (("data.crop", options.crop), ("data.resize", options.resize),
+                           ("data.max_side", options.max_side)):
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise ConfigError(f"{key} must be a positive number of pixels or null, got {value!r}")
         if not 0.0 <= options.rotate <= 180.0:
@@ -101,6 +104,15 @@ def _rotated_crop(stack: torch.Tensor, top: int, left: int, size: tuple[int, int
     return sampled[0]
 
 
+def fit_max_side(stack: torch.Tensor, max_side: int | None) -> torch.Tensor:
+    """The stack scaled down (antialiased, aspect kept) so that its longer side is at most ``max_side``: the scale
+    at which a model with that working size sees a photo (``inference``), so that it trains at the same scale."""
+    height, width = stack.shape[-2:]
+    if max_side is None or max(height, width) <= max_side:
+        return stack
+    return _zoom(stack, max_side / max(height, width))
+
+
 def augment_stack(stack: torch.Tensor, options: AugmentOptions, generator: torch.Generator) -> torch.Tensor:
     """Resize, zoom, crop, rotate and flip a ``[C,H,W]`` stack of aligned images (one geometry for all channels).
 
@@ -111,6 +123,7 @@ def augment_stack(stack: torch.Tensor, options: AugmentOptions, generator: torch
         stack = F.interpolate(
             stack[None], size=(options.resize, options.resize), mode="bilinear", antialias=True, align_corners=False
         )[0]
+    stack = fit_max_side(stack, options.max_side)
     out_h, out_w = (options.crop, options.crop) if options.crop else stack.shape[-2:]
     if options.scale != (1.0, 1.0):
         fits = max(out_h / stack.shape[-2], out_w / stack.shape[-1])

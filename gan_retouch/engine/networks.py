@@ -33,14 +33,16 @@ def build_generator(entry: dict[str, Any]) -> nn.Module:
 
 def resolve_work_size(options: Options) -> int | None:
     """``model.generator.work_size`` as the generator will carry it: ``auto`` becomes the pixel scale of the
-    training images (``data.synthetic.size``, or ``data.resize`` for folders that set it, else native = None)."""
+    training images (``data.synthetic.size``; for folders ``data.resize`` or ``data.max_side`` when set, else
+    native = None)."""
     setting = options["model"]["generator"].get("work_size", "auto")
     if setting != "auto":
         return check_work_size(setting, WORK_SIZE_KEY)
     data = options["data"]
     if data["source"] == "synthetic":
         return int(data["synthetic"]["size"])
-    return int(data["resize"]) if data.get("resize") else None
+    scale = data.get("resize") or data.get("max_side")
+    return int(scale) if scale else None
 
 
 def resolve_coarse_pass(options: Options) -> bool:

@@ -80,6 +80,8 @@ def open_image(path: Path, limit: PixelLimit, data: bytes | None = None) -> Iter
         saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
             opened = Image.open(io.BytesIO(data) if data is not None else path)
+        except UnidentifiedImageError as exc:
+            raise _unreadable(path, "not a PNG, JPEG or WebP image, or a damaged one") from exc
         except HEADER_ERRORS as exc:
             raise _unreadable(path, exc) from exc
         finally:

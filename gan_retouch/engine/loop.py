@@ -19,6 +19,7 @@ from torch import nn
 from gan_retouch.config import Options
 from gan_retouch.console import console
 from gan_retouch.engine import distributed
+from gan_retouch.engine.backbones import fetch_run_backbones
 from gan_retouch.engine.checkpoint import save_checkpoint
 from gan_retouch.engine.distributed import DistInfo
 from gan_retouch.engine.model import NonFiniteStep, RetouchModel
@@ -41,8 +42,7 @@ class TrainingStopped(GanRetouchError):
 
 
 class TrainingInterrupted(TrainingStopped):
-    """Ctrl-C or SIGTERM: a checkpoint was saved at a step boundary; exit status 128 + the signal's number (130,
-    143) like any command stopped by that signal."""
+    """Ctrl-C or SIGTERM: a checkpoint was saved at a step boundary; exit status 128 + signal (130, 143)."""
 
     exit_code = 130
 
@@ -93,6 +93,7 @@ class TrainingLoop:
         self.device = device
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = bool(options["train"]["cudnn_benchmark"])
+        fetch_run_backbones(options, self.dist)  # pretrained weights downloaded or refused before any work
         seed_everything(int(options["seed"]))  # identical initial weights on every rank
         self.model = model_factory(options, device, self.dist, resolve_precision(options["train"], device))
         self.plans = plan_stages(options)
@@ -239,9 +240,9 @@ class TrainingLoop:
         if requested:
             self.save(plan)
             where = self.run_dir / "latest.pt" if self.dist.is_main else "on rank 0"
-            name = signal.Signals(self.stop_signal).name
-            raise TrainingInterrupted(f"interrupted at step {self.step} by {name}; saved {where}. "
-                                      "Continue with the same command plus --resume.", self.stop_signal)
+            raise TrainingInterrupted(f"interrupted at step {self.step} by {signal.Signals(self.stop_signal).name}; "
+                                      f"saved {where}. Continue with the same command plus --resume.",
+                                      self.stop_signal)
 
     # ----------------------------------------------------------------- the run
     def fit(self) -> dict[str, float]:
@@ -294,5 +295,5 @@ class TrainingLoop:
         if self.stop_requested:
             raise KeyboardInterrupt
         self.stop_requested, self.stop_signal = True, signum
-        name = signal.Signals(signum).name
-        console.print(f"[yellow]{name}: saving a checkpoint at the end of this step (send it again to abort)[/]")
+        console.print(f"[yellow]{signal.Signals(signum).name}: saving a checkpoint at the end of this step (send it "
+                      "again to abort)[/]")

@@ -36,13 +36,19 @@ class LogWindow:
         self.lr = lr
 
     def means(self, dist: DistInfo) -> dict[str, float]:
-        """Mean of each value over the window's steps and over every rank (a collective under DDP)."""
-        keys = list(self.sums)
+        """Mean of each value over the window's steps on every rank (collectives under DDP).
+
+        Every rank takes part, also one whose window is empty (all of its steps skipped): it adds zeros.
+        """
+        keys = distributed.union_of_keys(list(self.sums), dist)
         if not keys:
             return {}
-        stacked = torch.stack([self.sums[k] / max(1, self.steps) for k in keys])
-        stacked = distributed.all_reduce_mean(stacked, dist)
-        return {key: float(stacked[i]) for i, key in enumerate(keys)}
+        device = next(iter(self.sums.values())).device if self.sums else distributed.collective_device(dist)
+        zero = torch.zeros((), device=device)
+        sums = torch.stack([self.sums.get(key, zero).to(device) for key in keys])
+        steps = torch.tensor([float(self.steps if key in self.sums else 0) for key in keys], device=device)
+        totals = distributed.all_reduce_sum(torch.stack([sums, steps]), dist).tolist()
+        return {key: totals[0][i] / totals[1][i] for i, key in enumerate(keys) if totals[1][i] > 0}
 
     def speed(self, world_size: int) -> dict[str, float]:
         elapsed = time.perf_counter() - self.started

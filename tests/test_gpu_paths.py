@@ -111,3 +111,16 @@ def test_resuming_with_fp16_from_a_checkpoint_saved_without_it_starts_a_fresh_sc
     for scaler in (model.optimization.scaler_g, model.optimization.scaler_d):
         assert scaler.is_enabled() and scaler.get_scale() == 2.0**16
     assert model.optimization.optimizer_g.state_dict()["state"]  # the rest of the state was loaded
+
+
+def test_a_one_process_torchrun_run_joins_a_process_group(monkeypatch):
+    """So that DDP and NCCL run on a single GPU as they do on many (benchmarks/gpu_check.py's torchrun row)."""
+    joined = []
+    for key, value in {"WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda backend: joined.append(backend))
+    info = distributed.init_distributed("cpu")
+    assert info.enabled and info.world_size == 1 and joined == ["gloo"]
+    monkeypatch.delenv("MASTER_ADDR")  # WORLD_SIZE=1 alone is no launcher
+    assert not distributed.init_distributed("cpu").enabled and joined == ["gloo"]

@@ -17,10 +17,11 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    grouped: bool = False  # in a process group: launched by torchrun, also with one process
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        return self.grouped or self.world_size > 1
 
     @property
     def is_main(self) -> bool:
@@ -28,9 +29,13 @@ class DistInfo:
 
 
 def init_distributed(device_spec: str) -> DistInfo:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1): NCCL on CUDA, gloo on CPU."""
+    """Join the process group when launched by torchrun: NCCL on CUDA, gloo on CPU.
+
+    A one-process torchrun run joins one too, so DDP and NCCL run on a single GPU exactly as on many.
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    launched = "RANK" in os.environ and "MASTER_ADDR" in os.environ
+    if world_size <= 1 and not launched:
         return DistInfo()
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -39,7 +44,7 @@ def init_distributed(device_spec: str) -> DistInfo:
         raise ConfigError(f"device {device_spec!r} asked for under torchrun, but CUDA is not available")
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, grouped=True)
 
 
 def bind_device(device_spec: str, info: DistInfo) -> torch.device:

@@ -139,7 +139,7 @@ def run_command(args: list[str], device: torch.device, timeout: float) -> subpro
     return result
 
 
-def torchrun_row(device: torch.device, scale: Scale, root: Path, timeout: float = 600) -> Row:
+def torchrun_row(device: torch.device, scale: Scale, root: Path, timeout: float = 300) -> Row:
     """`gan-retouch train` in a one-process torchrun, then resumed: the process group, DDP and the resume."""
     first, total = scale.torchrun_steps, scale.torchrun_steps + scale.torchrun_steps // 2
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "-m",
@@ -164,7 +164,7 @@ def recipe_generator(command: str, recipe: str) -> dict[str, Any]:
 
 
 def bench_report(name: str, args: dict[str, Any], device: torch.device, size: int, precision: str,
-                 cuda_graph: bool, uhd: bool, min_time_s: float = 1.0, timeout: float = 300) -> dict[str, Any]:
+                 cuda_graph: bool, uhd: bool, min_time_s: float = 1.0, timeout: float = 240) -> dict[str, Any]:
     """`gan-retouch bench --json` of a registry generator with random weights, in a child process."""
     result = run_command(
         [sys.executable, "-m", "gan_retouch", "bench", "--model", name, "--device", device.type, "--size", str(size),

@@ -18,6 +18,7 @@ from torch import nn
 from gan_retouch.config import Options
 from gan_retouch.console import console
 from gan_retouch.engine import distributed
+from gan_retouch.engine.backbones import fetch_run_backbones
 from gan_retouch.engine.checkpoint import save_checkpoint
 from gan_retouch.engine.distributed import DistInfo
 from gan_retouch.engine.model import NonFiniteStep, RetouchModel
@@ -76,6 +77,7 @@ class TrainingLoop:
         self.device = device = distributed.bind_device(options["device"], self.dist)  # cuda:LOCAL_RANK under DDP
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = bool(options["train"]["cudnn_benchmark"])
+        fetch_run_backbones(options, self.dist)  # pretrained weights downloaded or refused before any work
         seed_everything(int(options["seed"]))  # identical initial weights on every rank
         self.model = model_factory(options, device, self.dist, resolve_precision(options["train"], device))
         self.plans = plan_stages(options)

@@ -87,6 +87,7 @@ def test_parameters_without_gradient_find_a_mask_head_no_term_trains():
     assert unused and all(name.startswith(("side_heads.", "mask_fuse.")) for name in unused)
     assert parameters_without_gradient(generator, torch.device("cpu"), mask_trained=True) == []
     assert torch.equal(rng, torch.get_rng_state())  # the dry run changes neither the RNG nor the statistics
+    assert generator.training
     for name, value in generator.state_dict().items():
         assert torch.equal(value, buffers[name]), name
 

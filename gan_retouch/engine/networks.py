@@ -100,23 +100,22 @@ def parameters_without_gradient(generator: nn.Module, device: torch.device, mask
     """Names of the generator's parameters that no output the loss terms read depends on (e.g. a mask head
     with no mask term). DDP must be told (``find_unused_parameters``) or it fails at step 2.
 
-    Found by one dry forward/backward on a small fixed image; the RNG and the BatchNorm statistics are restored,
-    so training is unchanged.
+    Found by one dry forward/backward in eval mode (BatchNorm statistics untouched; a layer used in training is
+    used in eval too) on a small fixed image, with the RNG restored afterwards, so training is unchanged.
     """
     named = [(name, p) for name, p in generator.named_parameters() if p.requires_grad]
     side = max(PROBE_SIDE, int(getattr(generator, "stride", 1)))
     image = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0)).to(device)
     mask = (image[:, :1] > 0.5).float() if getattr(generator, "takes_mask", False) else None
-    saved = [(buffer, buffer.detach().clone()) for buffer in generator.buffers()]
+    was_training = generator.training
+    generator.eval()
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.enable_grad():
             rgb, logits = run_generator(generator, image, mask)
             read = rgb.float().sum() + (logits.float().sum() if mask_trained and logits is not None else 0.0)
             gradients = torch.autograd.grad(read, [p for _, p in named], allow_unused=True)
     finally:
-        with torch.no_grad():
-            for buffer, value in saved:
-                buffer.copy_(value)
+        generator.train(was_training)
     return [name for (name, _), gradient in zip(named, gradients, strict=True) if gradient is None]
 
 

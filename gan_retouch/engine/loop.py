@@ -31,7 +31,7 @@ from gan_retouch.engine.signals import install_stop_handlers, restore_handlers
 from gan_retouch.engine.stage import StagePlan, batch_stream, plan_stages
 from gan_retouch.errors import ConfigError, GanRetouchError
 from gan_retouch.registry import choice
-from gan_retouch.runtime import resolve_device, seed_everything
+from gan_retouch.runtime import seed_everything
 
 MAX_CONSECUTIVE_SKIPS = 20  # nan_policy=skip gives up after this many non-finite steps in a row
 LOWER_IS_BETTER = {"lpips"}
@@ -86,11 +86,7 @@ class TrainingLoop:
                  command_line: Collection[str] | None = None) -> None:
         self.options = options
         self.dist = distributed.init_distributed(str(options["device"]))
-        device = resolve_device(options["device"])
-        if self.dist.enabled and device.type == "cuda":
-            device = torch.device(f"cuda:{self.dist.local_rank}")
-            torch.cuda.set_device(device)
-        self.device = device
+        self.device = device = distributed.bind_device(options["device"], self.dist)  # cuda:LOCAL_RANK under DDP
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = bool(options["train"]["cudnn_benchmark"])
         fetch_run_backbones(options, self.dist)  # pretrained weights downloaded or refused before any work

@@ -25,7 +25,7 @@ class VGGLoss(LossTerm):
 
     ``weights``: ``imagenet`` (torchvision's vgg19-dcbb9e9d.pth from its cache, downloaded there once) | a local
     state-dict path | ``random`` (tests only; warns). Inputs in [0, 1] get ImageNet normalisation; the target's
-    features carry no gradient.
+    features carry no gradient. The VGG forward runs under the engine's autocast, the distances in float32.
     """
 
     @staticmethod
@@ -50,10 +50,11 @@ class VGGLoss(LossTerm):
         return out
 
     def forward(self, ctx: LossContext) -> torch.Tensor:
-        fake = self.features(ctx.output)
-        with torch.no_grad():
-            real = self.features(ctx.target)
-        return sum(w * F.l1_loss(a, b) for w, a, b in zip(PIX2PIXHD_WEIGHTS, fake, real, strict=True))
+        with ctx.network_autocast():  # the VGG forward runs like the engine's networks; the L1s in float32
+            fake = self.features(ctx.output)
+            with torch.no_grad():
+                real = self.features(ctx.target)
+        return sum(w * F.l1_loss(a.float(), b.float()) for w, a, b in zip(PIX2PIXHD_WEIGHTS, fake, real, strict=True))
 
 
 @LOSSES.register("lpips")

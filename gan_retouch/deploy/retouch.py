@@ -151,14 +151,15 @@ def check_not_in_place(jobs: list[Job], skipped: list[tuple[str, str]], output: 
                           "or --overwrite to replace the originals")
 
 
-def read_sizes(jobs: list[Job], failed: list[tuple[str, str]]) -> list[Job]:
-    """Jobs with their upright (height, width) from the file header; unreadable files go to ``failed``."""
-    from gan_retouch.data.io import image_size
+def read_sizes(jobs: list[Job], failed: list[tuple[str, str]], max_pixels: int) -> list[Job]:
+    """Jobs with their upright (height, width) from the file header; unreadable files, and images over
+    ``max_pixels`` (``retouch.max_pixels``: never decoded), go to ``failed``."""
+    from gan_retouch.data.io import PixelLimit, image_size
 
     readable = []
     for job in jobs:
         try:
-            job.size = image_size(job.source)
+            job.size = image_size(job.source, PixelLimit(max_pixels, "retouch.max_pixels"))
         except DataError as exc:
             failed.append((str(job.source), str(exc)))
             continue
@@ -190,10 +191,12 @@ def retouch_batch(jobs: list[Job], backend: Backend, plan: tuple[int, int | None
     """Read, retouch and write one batch of same-sized images; returns how many were written.
 
     ``plan`` is (tile side, working size, coarse pass) for ``nets.tiling.infer``."""
+    from gan_retouch.data.io import PixelLimit
+
     loaded = []
     for job in jobs:
         try:
-            image, info = read_photo(job.source)
+            image, info = read_photo(job.source, PixelLimit(settings["max_pixels"], "retouch.max_pixels"))
         except GanRetouchError as exc:
             failed.append((str(job.source), str(exc)))
             continue
@@ -245,7 +248,7 @@ def run_retouch(options: dict[str, Any], inputs: list[str]) -> int:
     if work_size is not None:
         console.print(f"work size: {work_size} px (photos with a longer side are scaled down for the network, its "
                       "edit is scaled back up and added at full resolution; --work-size 0 for native)")
-    jobs = read_sizes(jobs, failed)
+    jobs = read_sizes(jobs, failed, settings["max_pixels"])
     jobs.sort(key=lambda job: job.size)
     budget = memory_budget(settings, device)
     written = 0

@@ -27,20 +27,27 @@ METRICS = ("psnr", "ssim", "ms_ssim")
 MASK_METRICS = ("psnr_mask", "psnr_clean")  # PSNR inside / outside the defect mask: fixed enough? harm done?
 
 
-def resolve_lpips(setting: Any, key: str) -> tuple[nn.Module | None, str | None]:
-    """The LPIPS network for an ``auto | true | false`` option, or None and the reason it is left out."""
+def resolve_lpips(setting: Any, key: str, offline: bool) -> tuple[nn.Module | None, str | None]:
+    """The LPIPS network for an ``auto | true | false`` option, or None and the reason it is left out.
+
+    auto uses the AlexNet weights when they are in torchvision's cache and never downloads; true fetches them
+    (downloaded once unless ``offline``) and makes their absence an error."""
     if setting not in (True, False, "auto"):
         raise ConfigError(f"{key} must be auto, true or false; got {setting!r}")
     if setting is False:
         return None, f"LPIPS not computed: {key} is false."
-    from gan_retouch.losses.pretrained import build_lpips, weights_unavailable_reason
+    from gan_retouch.losses.pretrained import build_lpips, fetch_weights, weights_unavailable_reason
 
-    reason = weights_unavailable_reason("alexnet")
-    if reason is None:
-        return build_lpips("alex").eval(), None
-    if setting is True:
-        raise ConfigError(f"{key} is true, but LPIPS cannot run: {reason}")
-    return None, f"LPIPS not computed: {reason}"
+    if setting == "auto":
+        reason = weights_unavailable_reason("alexnet")
+        if reason is not None:
+            return None, f"LPIPS not computed: {reason} ({key}: auto never downloads; {key}: true downloads it once)."
+    else:
+        try:
+            fetch_weights("alexnet", offline)
+        except ConfigError as exc:
+            raise ConfigError(f"{key} is true, but LPIPS cannot run: {exc}") from exc
+    return build_lpips("alex").eval(), None
 
 
 class Validator:
@@ -68,7 +75,8 @@ class Validator:
         count = data.get("val_count")
         if count is not None and count < len(dataset):
             dataset = Subset(dataset, list(range(int(count))))
-        lpips_model, _ = resolve_lpips(options["val"]["lpips"], "val.lpips")
+        # cache only: val.lpips=true was fetched before step 1, once per machine (engine/backbones.py)
+        lpips_model, _ = resolve_lpips(options["val"]["lpips"], "val.lpips", offline=True)
         batch_size = 4 if data["source"] == "synthetic" else 1
         return cls(dataset, device, dist, batch_size, lpips_model, int(options["val"]["samples"]),
                    str(options["name"]))
@@ -116,9 +124,10 @@ class Validator:
 
     @torch.no_grad()
     def write_samples(self, model: ImageFunction, step: int, run_dir: Path,
-                      summary: dict[str, dict[str, float]]) -> Path:
+                      summary: dict[str, dict[str, float]]) -> Path | None:
         """``samples/step_N.png`` (one row per pair: input | output | target) and the run's ``web/index.html``,
-        with per-image PSNR / SSIM next to the identity baseline, like pix2pix's web/index.html."""
+        with per-image PSNR / SSIM next to the identity baseline, like pix2pix's web/index.html. With
+        ``val.samples`` 0 the page holds the summary only and there is no grid (None is returned)."""
         web_dir = Path(run_dir) / "web"
         rows, page_rows = [], []
         was_training = isinstance(model, nn.Module) and model.training
@@ -144,7 +153,9 @@ class Validator:
                                      outputs={"model": paths["output"]}, metrics=scores))
         if was_training:
             model.train()
+        write_page(web_dir, page_rows, summary=summary, title=f"{self.title}: validation at step {step}")
+        if not rows:
+            return None
         grid_path = Path(run_dir) / "samples" / f"step_{step:07d}.png"
         save_image(image_grid(rows), grid_path)
-        write_page(web_dir, page_rows, summary=summary, title=f"{self.title}: validation at step {step}")
         return grid_path

@@ -9,6 +9,7 @@ import torch
 import gan_retouch.nets  # noqa: F401  (registers the generators)
 from gan_retouch.deploy.backends import TorchBackend, existing_export, select_backend
 from gan_retouch.errors import ConfigError
+from gan_retouch.inference.plan import InferencePlan, ModelFacts, resolve_plan
 from gan_retouch.registry import GENERATORS
 
 
@@ -31,14 +32,14 @@ def test_torch_backend_equals_the_plain_network(channels_last: bool) -> None:
 
 
 def test_auto_without_an_export_picks_a_torch_format() -> None:
-    backend = select_backend(tiny_student(), torch.device("cpu"), "auto")
+    backend = select_backend(tiny_student(), torch.device("cpu"), InferencePlan(backend="auto"))
     assert backend.description.startswith("torch fp32 on cpu") and "fastest of 2" in backend.description
 
 
 def test_onnxruntime_backend_matches_pytorch(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     model = tiny_student()
-    backend = select_backend(model, torch.device("cpu"), "onnxruntime")
+    backend = select_backend(model, torch.device("cpu"), InferencePlan(backend="onnxruntime"))
     assert backend.description.startswith("onnxruntime") and "parity with torch" in backend.description
     image = torch.rand(1, 3, 131, 77)  # not a multiple of the stride, never seen at export time
     with torch.no_grad():
@@ -59,7 +60,8 @@ def test_existing_export_must_be_newer_than_the_checkpoint(tmp_path: Path) -> No
 
 
 def test_bad_backend_settings() -> None:
-    with pytest.raises(ConfigError, match="retouch.backend"):
-        select_backend(tiny_student(), torch.device("cpu"), "tensorrt")
-    with pytest.raises(ConfigError, match="fp32"):
-        select_backend(tiny_student(), torch.device("cpu"), "onnxruntime", precision="fp16")
+    facts = ModelFacts(edit_map=False)
+    with pytest.raises(ConfigError, match="retouch.backend must be one of auto, torch, onnxruntime"):
+        resolve_plan(InferencePlan(), {"backend": "tensorrt"}, "retouch", facts)
+    with pytest.raises(ConfigError, match="retouch.backend=onnxruntime runs the fp32 export"):
+        resolve_plan(InferencePlan(), {"backend": "onnxruntime", "precision": "fp16"}, "retouch", facts, "cuda")

@@ -14,7 +14,8 @@ from gan_retouch.data import read_image, read_image_with_info
 from gan_retouch.deploy.image_files import encode_png16
 from gan_retouch.engine.checkpoint import load_generator, save_checkpoint
 from gan_retouch.imaging import tensor_to_pil
-from gan_retouch.nets.tiling import infer
+from gan_retouch.inference.plan import InferencePlan
+from gan_retouch.inference.run import run_plan
 from gan_retouch.registry import GENERATORS
 
 
@@ -69,7 +70,7 @@ def test_folder_with_a_corrupt_file(setup: tuple[Path, Path], tmp_path: Path, ca
     generator, _ = load_generator(checkpoint)
     upright = read_image(photos / "a.png")
     assert upright.shape == (3, 48, 32)  # EXIF orientation honoured
-    expected = infer(generator, upright[None])[0]
+    expected = run_plan(InferencePlan(), generator, upright[None])[0]
     with Image.open(out / "a.png") as written:
         assert written.size == (32, 48)
         assert written.info.get("icc_profile") == SRGB
@@ -78,7 +79,7 @@ def test_folder_with_a_corrupt_file(setup: tuple[Path, Path], tmp_path: Path, ca
 
     image16, info16 = read_image_with_info(out / "c16.png")
     assert info16["bits"] == 16 and info16["icc_profile"] == SRGB and image16.shape == (3, 36, 44)
-    expected16 = infer(generator, read_image(photos / "c16.png")[None])[0]
+    expected16 = run_plan(InferencePlan(), generator, read_image(photos / "c16.png")[None])[0]
     assert (image16 - expected16).abs().max() < 1e-4  # kept at 16-bit precision, not rounded to 8 bits
 
 

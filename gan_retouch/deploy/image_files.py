@@ -54,9 +54,9 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def encode_png16(image: torch.Tensor, icc_profile: bytes | None, exif: bytes | None,
-                 alpha: torch.Tensor | None = None) -> bytes:
+                 alpha: torch.Tensor | None = None, compression: int = 6) -> bytes:
     """A 16-bit RGB (or RGBA with ``alpha``) PNG of ``image`` ([3,H,W] in [0, 1]) with iCCP and eXIf chunks
-    (Pillow writes 8-bit RGB only)."""
+    (Pillow writes 8-bit RGB only), its pixels deflated at zlib level ``compression``."""
     height, width = image.shape[-2:]
     planes = image if alpha is None else torch.cat([image, alpha.to(image)])
     channels = planes.shape[0]
@@ -69,17 +69,19 @@ def encode_png16(image: torch.Tensor, icc_profile: bytes | None, exif: bytes | N
         parts.append(png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile)))
     if exif:
         parts.append(png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
-    parts += [png_chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 6)), png_chunk(b"IEND", b"")]
+    parts += [png_chunk(b"IDAT", zlib.compress(scanlines.tobytes(), compression)), png_chunk(b"IEND", b"")]
     return b"".join(parts)
 
 
-def encode_image(image: torch.Tensor, info: dict[str, Any], extension: str, quality: int) -> bytes:
+def encode_image(image: torch.Tensor, info: dict[str, Any], extension: str, quality: int,
+                 png_compression: int = 6) -> bytes:
     """The file bytes for ``image`` in the format of ``extension``, carrying ICC profile, EXIF and the alpha
-    channel (``info['alpha']``) where the format stores one."""
+    channel (``info['alpha']``) where the format stores one; PNGs deflated at level ``png_compression`` (0-9:
+    lossless either way, higher = smaller and slower)."""
     pil_format = FORMATS[extension.lstrip(".")][0]
     alpha = info.get("alpha") if pil_format in ALPHA_FORMATS else None
     if pil_format == "PNG" and info.get("bits") == 16:
-        return encode_png16(image, info.get("icc_profile"), info.get("exif"), alpha)
+        return encode_png16(image, info.get("icc_profile"), info.get("exif"), alpha, png_compression)
     extras: dict[str, Any] = {}
     if info.get("icc_profile"):
         extras["icc_profile"] = info["icc_profile"]
@@ -87,6 +89,8 @@ def encode_image(image: torch.Tensor, info: dict[str, Any], extension: str, qual
         extras["exif"] = info["exif"]
     if pil_format in ("JPEG", "WEBP"):
         extras["quality"] = quality
+    if pil_format == "PNG":
+        extras["compress_level"] = png_compression
     picture = tensor_to_pil(image)
     if alpha is not None:
         picture.putalpha(Image.fromarray((alpha[0].clamp(0, 1) * 255.0).round().byte().cpu().numpy()))

@@ -11,6 +11,7 @@ import gan_retouch.nets  # noqa: F401  (registers the generators)
 from gan_retouch.cli import main
 from gan_retouch.config import resolve
 from gan_retouch.data import read_image
+from gan_retouch.deploy.image_files import encode_png16
 from gan_retouch.engine.checkpoint import load_generator, save_checkpoint
 from gan_retouch.imaging import tensor_to_pil
 from gan_retouch.inference.plan import InferencePlan
@@ -143,3 +144,20 @@ def test_edit_floor_needs_an_edit_map(checkpoint: Path, tmp_path: Path, capsys: 
     assert retouch(tmp_path / "face.png", tmp_path / "out", checkpoint, "retouch.edit_floor=0.3") == 2
     assert "needs a model with an edit map" in printed(capsys)
     assert not (tmp_path / "out" / "face.png").exists()
+
+
+def test_png_compression_changes_the_file_size_not_the_pixels(checkpoint: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    tensor_to_pil(photo(64, 96)).save(tmp_path / "face.png")
+    (tmp_path / "deep.png").write_bytes(encode_png16(photo(40, 52), None, None))
+    sizes = {}
+    for level in (0, 9):
+        out = tmp_path / f"level{level}"
+        for name in ("face.png", "deep.png"):
+            assert retouch(tmp_path / name, out, checkpoint, f"retouch.png_compression={level}") == 0
+        sizes[level] = {name: (out / name).stat().st_size for name in ("face.png", "deep.png")}
+        for name in ("face.png", "deep.png"):
+            assert torch.equal(read_image(out / name), read_image(tmp_path / "level0" / name))  # lossless
+    assert all(sizes[9][name] < 0.9 * sizes[0][name] for name in ("face.png", "deep.png"))
+    assert retouch(tmp_path / "face.png", tmp_path / "bad", checkpoint, "retouch.png_compression=10") == 2
+    assert "retouch.png_compression" in printed(capsys)

@@ -1,18 +1,21 @@
 """Reading images from disk as float RGB tensors in [0, 1], with the metadata a retouched copy should keep.
 
 Decoding uses torchvision (libpng / libjpeg-turbo / libwebp, fast in loader workers, 16-bit PNG aware); Pillow
-reads only the header for the size, ICC profile and EXIF.
+reads only the header for the size, ICC profile and EXIF. torchvision is imported on the first decode, not with
+this module; a one-shot command (`retouch`) can decode 8-bit PNGs through Pillow instead (``png_via_pillow``:
+the same pixels, lossless, without importing torchvision, which takes longer than decoding one photo).
 """
 
 from __future__ import annotations
 
+import struct
 import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
-from torchvision.io import ImageReadMode, decode_image, read_file
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gan_retouch.errors import DataError
 
@@ -27,7 +30,49 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
-def _decode(path: Path) -> torch.Tensor:
+def _exif(header: Image.Image, path: Path) -> Image.Exif:
+    """The EXIF of an opened image. For a PNG whose eXIf chunk was not read with the header, Pillow's getexif()
+    decodes every pixel to look for it after the image data; the chunks are walked here instead, skipping the
+    image data, which finds the same chunk without decoding (a 4K PNG took three decodes to size and read)."""
+    if header.format != "PNG" or "exif" in header.info:
+        return header.getexif()
+    exif = Image.Exif()
+    with open(path, "rb") as stream:
+        stream.seek(8)  # the signature
+        while len(chunk := stream.read(8)) == 8:
+            length, kind = struct.unpack(">I4s", chunk)
+            if kind == b"eXIf":
+                exif.load(stream.read(length))
+                break
+            if kind == b"IEND":
+                break
+            stream.seek(length + 4, 1)  # the data and its CRC
+    return exif
+
+
+def _pillow_png(path: Path) -> torch.Tensor | None:
+    """An 8-bit grey, grey+alpha, RGB or RGBA PNG as uint8 ``[C,H,W]``, upright, decoded by Pillow; None for any
+    other file (16-bit or palette PNGs, other formats), which torchvision decodes."""
+    try:
+        with Image.open(path) as opened:
+            if opened.format != "PNG" or opened.mode not in ("L", "LA", "RGB", "RGBA"):
+                return None
+            with open(path, "rb") as stream:
+                header = stream.read(25)
+            if header[24] != 8:  # the IHDR bit depth: Pillow reads 16-bit RGB PNGs as 8-bit RGB
+                return None
+            pixels = np.asarray(ImageOps.exif_transpose(opened))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, IndexError):
+        return None  # torchvision decodes it, or reports why it cannot
+    pixels = pixels[:, :, None] if pixels.ndim == 2 else pixels
+    return torch.from_numpy(pixels.copy()).permute(2, 0, 1).contiguous()
+
+
+def _decode(path: Path, png_via_pillow: bool = False) -> torch.Tensor:
+    if png_via_pillow and (pixels := _pillow_png(path)) is not None:
+        return pixels
+    from torchvision.io import ImageReadMode, decode_image, read_file
+
     try:
         with warnings.catch_warnings():  # torchvision 0.29 flags its decoders as deprecated in favour of torchcodec
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -71,7 +116,7 @@ def read_image(path: str | Path) -> torch.Tensor:
 def _metadata(path: Path) -> dict[str, Any]:
     try:
         with Image.open(path) as header:
-            exif = header.getexif()
+            exif = _exif(header, path)
             if exif and EXIF_ORIENTATION in exif:
                 exif[EXIF_ORIENTATION] = 1  # the pixels are returned upright, so the tag must not rotate them again
             return {
@@ -83,11 +128,12 @@ def _metadata(path: Path) -> dict[str, Any]:
         raise DataError(f"cannot read image {path}: {exc}. Re-export it as PNG or JPEG, or remove it.") from exc
 
 
-def read_image_with_info(path: str | Path) -> tuple[torch.Tensor, dict[str, Any]]:
-    """``read_image`` plus ``{icc_profile, exif (orientation reset to 1), format, bits}`` to carry to outputs."""
+def read_image_with_info(path: str | Path, png_via_pillow: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
+    """``read_image`` plus ``{icc_profile, exif (orientation reset to 1), format, bits}`` to carry to outputs;
+    ``png_via_pillow`` decodes 8-bit PNGs through Pillow (see the module docstring)."""
     path = Path(path)
     info = _metadata(path)
-    image, bits = _to_unit_rgb(_decode(path), path)
+    image, bits = _to_unit_rgb(_decode(path, png_via_pillow), path)
     info["bits"] = bits
     return image, info
 
@@ -97,7 +143,7 @@ def image_size(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as header:
             width, height = header.size
-            orientation = header.getexif().get(EXIF_ORIENTATION, 1)
+            orientation = _exif(header, path).get(EXIF_ORIENTATION, 1)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise DataError(f"cannot read image {path}: {exc}") from exc
     return (width, height) if orientation in TRANSPOSING_ORIENTATIONS else (height, width)

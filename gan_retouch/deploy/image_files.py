@@ -27,12 +27,13 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def read_photo(path: Path) -> tuple[torch.Tensor, dict[str, Any]]:
     """``[3,H,W]`` RGB in [0, 1] and its info (``icc_profile``, ``exif``, ``bits``, ``alpha`` = ``[1,H,W]`` in
-    [0, 1] or None), upright. The reader's "alpha channel dropped" warning is silenced: the alpha is kept."""
-    from gan_retouch.data import read_image_with_info
+    [0, 1] or None), upright. The reader's "alpha channel dropped" warning is silenced: the alpha is kept.
+    8-bit PNGs are decoded by Pillow (the same pixels, without importing torchvision: a fast start)."""
+    from gan_retouch.data.io import read_image_with_info
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*alpha channel dropped.*")
-        image, info = read_image_with_info(path)
+        image, info = read_image_with_info(path, png_via_pillow=True)
     info["alpha"] = read_alpha(path)
     return image, info
 

@@ -133,9 +133,10 @@ def resolve_plan(saved: InferencePlan, settings: Mapping[str, Any], key: str, mo
             raise ConfigError(f"{key}.edit_floor changes the PyTorch model, but an ONNX export has its floor built in: "
                               f"use --set {key}.backend=torch, or export the model again with the floor you want")
         if plan.coarse_pass:
-            raise ConfigError(f"{key}.coarse_pass is on ({model.source} runs it unless told): its first pass raises "
-                              "the edit map's floor, but an ONNX export has its floor built in: use --set "
-                              f"{key}.backend=torch or {key}.coarse_pass=false")
+            why = "as asked" if settings.get("coarse_pass") is not None else f"{model.source} runs it unless told"
+            raise ConfigError(f"{key}.coarse_pass is on ({why}): its first pass raises the edit map's floor, but an "
+                              f"ONNX export has its floor built in: use --set {key}.backend=torch or "
+                              f"{key}.coarse_pass=false")
     if plan.backend == "auto" and (floor_changed or plan.coarse_pass):
         plan = replace(plan, backend="torch")
     if plan.tile and plan.tile - plan.tile_overlap < model.stride:

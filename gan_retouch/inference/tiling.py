@@ -8,8 +8,8 @@ half and is 1 beyond (and at the image border); the weighted sum is divided by t
 is thus a smooth convex blend of tiles, and the result equals whole-image inference wherever the network's
 receptive-field radius is at most a quarter of the overlap (use a larger overlap for deep networks).
 
-Tiling only where needed: ``auto_tile`` estimates a network's peak memory per pixel from one shape-only (meta
-device) pass and returns 0 (whole image) when the image fits the caller's memory budget, else the largest tile
+Tiling only where needed: ``auto_tile`` estimates a network's peak memory per pixel from one pass on a small
+probe image and returns 0 (whole image) when the image fits the caller's memory budget, else the largest tile
 that does (``memory_budget``: the run's ``memory_mb``, else a share of the free memory). The inference plan
 (``inference.plan``) decides the tile; ``inference.run`` runs it.
 """
@@ -25,7 +25,7 @@ from torch import nn
 from gan_retouch.inference.work_size import Runner
 from gan_retouch.nets.base import unwrap
 
-PROBE_SIDE = 256  # side of the shape-only pass that measures activation sizes
+PROBE_SIDE = 64  # side of the small real pass that measures activation sizes (rounded up to the stride)
 LIVE_COPIES = 4  # the estimate's peak: this many of the largest activation alive at once, plus the images
 IMAGE_COPIES = 6  # input, padded input, output and their conversions (3 channels each)
 MIN_AUTO_TILE = 256
@@ -84,7 +84,9 @@ def run_tiled(run: Runner, images: torch.Tensor, mask: torch.Tensor | None, tile
 
 def bytes_per_pixel(generator: nn.Module, dtype: torch.dtype = torch.float32) -> float:
     """Estimated peak inference memory per input pixel (batch 1): ``LIVE_COPIES`` times the largest activation
-    any submodule returns, plus ``IMAGE_COPIES`` 3-channel images. Measured by one pass on the meta device."""
+    any submodule returns, plus ``IMAGE_COPIES`` 3-channel images. Measured by one real pass on a small probe
+    image (``PROBE_SIDE``, or the network's stride when larger) where the network lives: a pass on the meta
+    device would import torch's compiler stack, which takes longer than retouching a photo."""
     inner = unwrap(generator)
     largest = 0
 
@@ -93,19 +95,21 @@ def bytes_per_pixel(generator: nn.Module, dtype: torch.dtype = torch.float32) ->
         outputs = output if isinstance(output, tuple) else (output,)
         largest = max([largest] + [t.numel() for t in outputs if isinstance(t, torch.Tensor)])
 
-    stand_ins = {name: torch.empty_like(t, device="meta") for name, t in
-                 [*inner.named_parameters(), *inner.named_buffers()]}
-    image = torch.empty(1, 3, PROBE_SIDE, PROBE_SIDE, device="meta")
-    mask = torch.empty(1, 1, PROBE_SIDE, PROBE_SIDE, device="meta") if getattr(inner, "takes_mask", False) else None
+    stride = int(getattr(inner, "stride", 1))
+    side = -(-PROBE_SIDE // stride) * stride
+    parameter = next(inner.parameters(), None)
+    like = {"device": parameter.device, "dtype": parameter.dtype} if parameter is not None else {}
+    image = torch.rand(1, 3, side, side, **like)
+    mask = torch.zeros(1, 1, side, side, **like) if getattr(inner, "takes_mask", False) else None
     handles = [m.register_forward_hook(hook) for m in inner.modules()]
     try:
         with torch.no_grad():
-            torch.func.functional_call(inner, stand_ins, (image, mask) if mask is not None else (image,))
+            inner(image, mask) if mask is not None else inner(image)
     finally:
         for handle in handles:
             handle.remove()
     element = torch.empty((), dtype=dtype).element_size()
-    return element * (LIVE_COPIES * largest / PROBE_SIDE**2 + IMAGE_COPIES * 3)
+    return element * (LIVE_COPIES * largest / side**2 + IMAGE_COPIES * 3)
 
 
 def auto_tile(generator: nn.Module, height: int, width: int, budget_bytes: float, batch: int = 1,

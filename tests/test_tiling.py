@@ -104,3 +104,4 @@ def test_auto_tile_only_when_the_image_does_not_fit(net: TinyConvNet) -> None:
     assert 256 <= tile <= 1024 and tile % 64 == 0
     assert auto_tile(net, 4096, 4096, budget_bytes=per_pixel * 1024 * 1024, batch=4) < tile
     assert auto_tile(net, 4096, 4096, budget_bytes=1.0) == 256  # never below the minimum tile
+    assert auto_tile(net, 256, 200, budget_bytes=1.0) == 0  # fits the smallest tile: whole, not even measured

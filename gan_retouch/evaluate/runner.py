@@ -8,10 +8,7 @@ of every table, so every number has its reference.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
-import math
 import os
 import re
 import shutil
@@ -22,7 +19,6 @@ from typing import Any
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 from torch import nn
 
 from gan_retouch.config import option_defaults
@@ -30,7 +26,8 @@ from gan_retouch.console import console
 from gan_retouch.data.folders import SPLIT_NAMES
 from gan_retouch.engine.checkpoint import load_generator
 from gan_retouch.errors import ConfigError
-from gan_retouch.evaluate.page import PageRow, format_value, metric_info, write_page
+from gan_retouch.evaluate.page import PageRow, write_page
+from gan_retouch.evaluate.tables import IDENTITY, summarise, summary_table, write_tables
 from gan_retouch.evaluate.validation import resolve_lpips
 from gan_retouch.fileio import ensure_writable_dir
 from gan_retouch.imaging import save_image
@@ -39,7 +36,6 @@ from gan_retouch.inference.run import run_plan
 from gan_retouch.metrics import compute_metrics
 from gan_retouch.runtime import resolve_device
 
-IDENTITY = "identity (input)"
 MAX_TAG_LENGTH = 60
 # Colour ramp of the difference heatmaps (black -> purple -> orange -> yellow -> white), like 'inferno'.
 HEATMAP_COLOURS = ((0, 0, 0), (40, 11, 84), (101, 21, 110), (159, 42, 99), (212, 72, 66),
@@ -135,63 +131,6 @@ def heatmap(output: torch.Tensor, target: torch.Tensor, gain: float) -> torch.Te
     return rgb.permute(2, 0, 1)
 
 
-def _finite(value: float) -> float | None:
-    return None if math.isnan(value) else value
-
-
-def summarise(per_image: list[dict[str, dict[str, float]]], labels: list[str]) -> dict[str, dict[str, float]]:
-    """Model label -> metric -> mean over images (NaN values, e.g. an empty mask, are left out)."""
-    summary: dict[str, dict[str, float]] = {}
-    for label in labels:
-        names = list(dict.fromkeys(name for row in per_image for name in row[label]))
-        summary[label] = {}
-        for name in names:
-            values = torch.tensor([row[label][name] for row in per_image], dtype=torch.float64)
-            summary[label][name] = float(values.nanmean()) if values.numel() else math.nan
-    return summary
-
-
-def write_tables(folder: Path, names: list[str], per_image: list[dict[str, dict[str, float]]],
-                 summary: dict[str, dict[str, float]], facts: dict[str, Any]) -> None:
-    """``metrics.csv`` (one line per image and model) and ``metrics.json`` (facts, summary, per image)."""
-    metrics = list(dict.fromkeys(name for values in summary.values() for name in values))
-    with (folder / "metrics.csv").open("w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["image", "model", *metrics])
-        for name, row in zip(names, per_image, strict=True):
-            for label, values in row.items():
-                writer.writerow([name, label, *(f"{values[m]:.6f}" if m in values else "" for m in metrics)])
-    document = {
-        **facts,
-        "summary": {label: {k: _finite(v) for k, v in values.items()} for label, values in summary.items()},
-        "images": [
-            {"name": name, "metrics": {label: {k: _finite(v) for k, v in values.items()} for label, values in row.items()}}
-            for name, row in zip(names, per_image, strict=True)
-        ],
-    }
-    (folder / "metrics.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
-
-
-def summary_table(summary: dict[str, dict[str, float]], title: str) -> Table:
-    """The rich table printed at the end: one row per metric, one column per model (fits 80 columns),
-    the best value of each metric in bold green."""
-    metrics = list(dict.fromkeys(name for values in summary.values() for name in values))
-    table = Table(title=title, title_justify="left")
-    table.add_column("metric", style="cyan", no_wrap=True)
-    for label in summary:
-        table.add_column(label, justify="right", overflow="fold", style="dim" if label == IDENTITY else None)
-    for name in metrics:
-        info = metric_info(name)
-        known = [v[name] for v in summary.values() if v.get(name) is not None and not math.isnan(v[name])]
-        best = (max if info.higher_is_better else min)(known) if known and len(summary) > 1 else None
-        cells = []
-        for values in summary.values():
-            text = format_value(name, values.get(name))
-            cells.append(f"[bold green]{text}[/]" if best is not None and values.get(name) == best else text)
-        table.add_row(f"{info.title} {'↑' if info.higher_is_better else '↓'}", *cells)
-    return table
-
-
 @torch.no_grad()
 def score_split(dataset: Any, models: list[Model], count: int, settings: dict[str, Any], device: torch.device,
                 lpips_model: nn.Module | None, folder: Path) -> tuple[list[PageRow], list[dict[str, dict[str, float]]]]:
@@ -275,8 +214,8 @@ def run_test(options: dict[str, Any]) -> int:
         "data": data,
         "device": str(device),
         "tile": settings["tile"],
-        "checkpoints": [{"label": m.label, "path": m.path, "step": m.info.get("step"), "used_ema": m.info.get("used_ema")}
-                        for m in models],
+        "checkpoints": [{"label": m.label, "path": m.path, "step": m.info.get("step"), "used_ema": m.info.get("used_ema"),
+                         "plan": m.plan.to_dict()} for m in models],
         "notes": notes,
         "written": datetime.now().isoformat(timespec="seconds"),
     }

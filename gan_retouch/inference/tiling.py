@@ -115,7 +115,10 @@ def bytes_per_pixel(generator: nn.Module, dtype: torch.dtype = torch.float32) ->
 def auto_tile(generator: nn.Module, height: int, width: int, budget_bytes: float, batch: int = 1,
               overlap: int = 32, dtype: torch.dtype = torch.float32) -> int:
     """0 when ``batch`` images of ``height`` x ``width`` fit ``budget_bytes`` whole, else the largest square tile
-    (a multiple of 64, at least ``MIN_AUTO_TILE`` and more than twice ``overlap``) whose estimate fits."""
+    (a multiple of 64, at least ``MIN_AUTO_TILE`` and more than twice ``overlap``) whose estimate fits. An image
+    that fits in the smallest tile is whole either way: it is not measured."""
+    if max(height, width) <= max(MIN_AUTO_TILE, (2 * overlap) // 64 * 64 + 64):
+        return 0
     per_pixel = bytes_per_pixel(generator, dtype) * batch
     if height * width * per_pixel <= budget_bytes:
         return 0

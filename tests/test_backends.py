@@ -92,7 +92,7 @@ def test_auto_remembers_its_choice_per_model_file_and_machine(tmp_path: Path, mo
     assert len(timed) == 4
     os.utime(checkpoint, ns=(2, 2))
     single = select_backend(tiny_student(), torch.device("cpu"), plan, str(checkpoint), probe=False)
-    assert len(timed) == 4 and single.description.endswith("(not probed: one image)")
+    assert len(timed) == 4 and single.description.endswith("(not probed: one image)") and single.channels_last
     cache.write_text("{not json")
     select_backend(tiny_student(), torch.device("cpu"), plan, str(checkpoint))  # a damaged cache: probed, rewritten
     assert len(timed) == 6 and json.loads(cache.read_text())

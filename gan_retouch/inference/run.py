@@ -63,9 +63,9 @@ def apply_plan(plan: InferencePlan, call: NetworkCall, images: torch.Tensor, mas
 
     coarse = at_floor(max(plan.edit_floor, COARSE_FLOOR)) if plan.coarse_pass else None
     edited = at_work_size(at_floor(plan.edit_floor), images, mask, plan.work_size, coarse).float()
-    if plan.strength != 1.0:
-        edited = images + plan.strength * (edited - images)
-    return edited.clamp(0.0, 1.0)
+    if plan.strength == 1.0:
+        return edited  # in [0, 1] already (the networks clamp or end in tanh; the working size clamps)
+    return (images + plan.strength * (edited - images)).clamp_(0.0, 1.0)
 
 
 @torch.no_grad()

@@ -85,10 +85,12 @@ def run_distillation(options: dict[str, Any]) -> int:
         return DistillModel(options, device, dist, precision, teacher=teacher, teacher_info=info)
 
     loop = TrainingLoop(options, model_factory, Validator.from_options)
+    features = loop.model.features
+    # The frozen teacher scores the same at any step: score it now, on every rank (validation is a collective
+    # under DDP), while the process group lives; fit() leaves it at the end.
+    teacher_scores = loop.validation.evaluate(lambda x: features.run_teacher(x)[0])
     final = loop.fit()
     if loop.dist.is_main:
-        features = loop.model.features
-        teacher_scores = loop.validation.evaluate(lambda x: features.run_teacher(x)[0])
         write_report(loop.run_dir, options, teacher_scores, final, features.teacher,
                      loop.model.eval_generator(), info.get("path"))
     return 0

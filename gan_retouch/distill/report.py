@@ -6,6 +6,7 @@ BatchNorm folded, the faster memory format), so the table says what a user will 
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,11 @@ def _quality(metrics: dict[str, float], prefix: str = "") -> dict[str, float | N
 
 
 def _figures(model: nn.Module, size: int, seconds: float) -> dict[str, Any]:
-    """Size figures plus the median CPU latency (ms, fp32, batch 1) through the backend ``retouch`` would pick."""
+    """Size figures plus the median CPU latency (ms, fp32, batch 1) through the backend ``retouch`` would pick.
+
+    Measured on a float32 CPU copy: the teacher may run in fp16 on the GPU (``distill.teacher_fp16``).
+    """
+    model = copy.deepcopy(model).to(device="cpu", dtype=torch.float32)
     backend = select_backend(model, torch.device("cpu"), InferencePlan(backend="torch"))
     image = torch.rand(1, 3, size, size)
     mask = stand_in_mask(image, backend.takes_mask)

@@ -18,6 +18,7 @@ from torch import nn
 from gan_retouch.config import Options
 from gan_retouch.console import console
 from gan_retouch.engine import distributed
+from gan_retouch.engine.backbones import fetch_run_backbones
 from gan_retouch.engine.checkpoint import save_checkpoint
 from gan_retouch.engine.distributed import DistInfo
 from gan_retouch.engine.model import NonFiniteStep, RetouchModel
@@ -27,7 +28,7 @@ from gan_retouch.engine.run_folder import RunFolder
 from gan_retouch.engine.stage import StagePlan, batch_stream, plan_stages
 from gan_retouch.errors import ConfigError, GanRetouchError
 from gan_retouch.registry import choice
-from gan_retouch.runtime import resolve_device, seed_everything
+from gan_retouch.runtime import seed_everything
 
 MAX_CONSECUTIVE_SKIPS = 20  # nan_policy=skip gives up after this many non-finite steps in a row
 LOWER_IS_BETTER = {"lpips"}
@@ -73,13 +74,10 @@ class TrainingLoop:
     def __init__(self, options: Options, model_factory: ModelFactory, validation_factory: ValidationFactory) -> None:
         self.options = options
         self.dist = distributed.init_distributed(str(options["device"]))
-        device = resolve_device(options["device"])
-        if self.dist.enabled and device.type == "cuda":
-            device = torch.device(f"cuda:{self.dist.local_rank}")
-            torch.cuda.set_device(device)
-        self.device = device
+        self.device = device = distributed.bind_device(options["device"], self.dist)  # cuda:LOCAL_RANK under DDP
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = bool(options["train"]["cudnn_benchmark"])
+        fetch_run_backbones(options, self.dist)  # pretrained weights downloaded or refused before any work
         seed_everything(int(options["seed"]))  # identical initial weights on every rank
         self.model = model_factory(options, device, self.dist, resolve_precision(options["train"], device))
         self.plans = plan_stages(options)

@@ -16,6 +16,7 @@ from gan_retouch.console import console
 from gan_retouch.engine import distributed
 from gan_retouch.engine.distributed import DistInfo
 from gan_retouch.errors import ConfigError
+from gan_retouch.runtime import pci_bus_id
 
 
 @dataclass
@@ -36,13 +37,19 @@ class LogWindow:
         self.lr = lr
 
     def means(self, dist: DistInfo) -> dict[str, float]:
-        """Mean of each value over the window's steps and over every rank (a collective under DDP)."""
-        keys = list(self.sums)
+        """Mean of each value over the window's steps on every rank (collectives under DDP).
+
+        Every rank takes part, also one whose window is empty (all of its steps skipped): it adds zeros.
+        """
+        keys = distributed.union_of_keys(list(self.sums), dist)
         if not keys:
             return {}
-        stacked = torch.stack([self.sums[k] / max(1, self.steps) for k in keys])
-        stacked = distributed.all_reduce_mean(stacked, dist)
-        return {key: float(stacked[i]) for i, key in enumerate(keys)}
+        device = next(iter(self.sums.values())).device if self.sums else distributed.collective_device(dist)
+        zero = torch.zeros((), device=device)
+        sums = torch.stack([self.sums.get(key, zero).to(device) for key in keys])
+        steps = torch.tensor([float(self.steps if key in self.sums else 0) for key in keys], device=device)
+        totals = distributed.all_reduce_sum(torch.stack([sums, steps]), dist).tolist()
+        return {key: totals[0][i] / totals[1][i] for i, key in enumerate(keys) if totals[1][i] > 0}
 
     def speed(self, world_size: int) -> dict[str, float]:
         elapsed = time.perf_counter() - self.started
@@ -70,26 +77,48 @@ def validation_table(step: int, scores: dict[str, float], identity: dict[str, fl
 
 
 class GpuMonitor:
-    """GPU memory and utilisation through nvidia-ml-py; empty figures on CPU."""
+    """Figures of the run's GPU for each log record; none on CPU.
+
+    ``gpu_max_allocated_mb`` is the allocator's peak since the previous record (reset at each read).
+    ``gpu_util_percent`` and ``gpu_used_mb`` (device-wide) come from NVML, which finds the device by its PCI bus
+    id: ``CUDA_VISIBLE_DEVICES`` (Slurm) renumbers CUDA devices but not NVML's. A query NVML refuses (utilisation
+    on a MIG slice) leaves that figure out, said once; it never stops the run.
+    """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.handle = None
+        self._nvml: Any = None
+        self._left_out: set[str] = set()
         if device.type == "cuda":
-            import pynvml
+            try:
+                import pynvml
 
-            pynvml.nvmlInit()
-            self._nvml = pynvml
-            self.handle = pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)
+                pynvml.nvmlInit()
+                self.handle = pynvml.nvmlDeviceGetHandleByPciBusId(pci_bus_id(device))
+                self._nvml = pynvml
+            except Exception as exc:  # ImportError or one of NVMLError's many subclasses: said, not hidden
+                console.print(f"[yellow]GPU utilisation and memory from NVML are left out of log.jsonl: "
+                              f"{type(exc).__name__}: {exc}[/]")
 
     def figures(self) -> dict[str, float]:
         if self.device.type != "cuda":
             return {}
         figures = {"gpu_max_allocated_mb": torch.cuda.max_memory_allocated(self.device) / 2**20}
+        torch.cuda.reset_peak_memory_stats(self.device)
         if self.handle is not None:
-            figures["gpu_util_percent"] = float(self._nvml.nvmlDeviceGetUtilizationRates(self.handle).gpu)
-            figures["gpu_used_mb"] = self._nvml.nvmlDeviceGetMemoryInfo(self.handle).used / 2**20
+            self._query(figures, "gpu_util_percent", lambda: float(self._nvml.nvmlDeviceGetUtilizationRates(
+                self.handle).gpu))
+            self._query(figures, "gpu_used_mb", lambda: self._nvml.nvmlDeviceGetMemoryInfo(self.handle).used / 2**20)
         return figures
+
+    def _query(self, figures: dict[str, float], key: str, read: Any) -> None:
+        try:
+            figures[key] = read()
+        except self._nvml.NVMLError as exc:
+            if key not in self._left_out:
+                self._left_out.add(key)
+                console.print(f"[yellow]{key} is left out of log.jsonl: NVML says {exc} (a MIG slice?)[/]")
 
 
 class RunLog:

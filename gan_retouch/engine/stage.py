@@ -93,5 +93,6 @@ class Optimization:
         if self.optimizer_d is not None and state["optimizers"]["d"] is not None:
             self.optimizer_d.load_state_dict(state["optimizers"]["d"])
             self.scheduler_d.load_state_dict(state["schedulers"]["d"])
-        self.scaler_g.load_state_dict(state["scalers"]["g"])
-        self.scaler_d.load_state_dict(state["scalers"]["d"])
+        for scaler, saved in ((self.scaler_g, state["scalers"]["g"]), (self.scaler_d, state["scalers"]["d"])):
+            if saved:  # empty when saved without fp16 (bf16, off, CPU): an fp16 run then starts a fresh scale
+                scaler.load_state_dict(saved)

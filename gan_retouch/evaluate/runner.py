@@ -191,7 +191,7 @@ def run_test(options: dict[str, Any]) -> int:
     count = len(dataset) if settings["count"] is None else min(len(dataset), settings["count"])
     if count <= 0:
         raise ConfigError(f"the {split} split has no images to score (test.count={settings['count']})")
-    lpips_model, lpips_note = resolve_lpips(settings["lpips"], "test.lpips")
+    lpips_model, lpips_note = resolve_lpips(settings["lpips"], "test.lpips", options["pretrained"]["offline"])
     lpips_model = lpips_model.to(device) if lpips_model is not None else None
     name = options["name"]
     if name == "test":  # the default: name results after the first checkpoint's run

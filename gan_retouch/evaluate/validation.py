@@ -30,20 +30,27 @@ METRICS = ("psnr", "ssim", "ms_ssim")
 MASK_METRICS = ("psnr_mask", "psnr_clean")  # PSNR inside / outside the defect mask: fixed enough? harm done?
 
 
-def resolve_lpips(setting: Any, key: str) -> tuple[nn.Module | None, str | None]:
-    """The LPIPS network for an ``auto | true | false`` option, or None and the reason it is left out."""
+def resolve_lpips(setting: Any, key: str, offline: bool) -> tuple[nn.Module | None, str | None]:
+    """The LPIPS network for an ``auto | true | false`` option, or None and the reason it is left out.
+
+    auto uses the AlexNet weights when they are in torchvision's cache and never downloads; true fetches them
+    (downloaded once unless ``offline``) and makes their absence an error."""
     if setting not in (True, False, "auto"):
         raise ConfigError(f"{key} must be auto, true or false; got {setting!r}")
     if setting is False:
         return None, f"LPIPS not computed: {key} is false."
-    from gan_retouch.losses.pretrained import build_lpips, weights_unavailable_reason
+    from gan_retouch.losses.pretrained import build_lpips, fetch_weights, weights_unavailable_reason
 
-    reason = weights_unavailable_reason("alexnet")
-    if reason is None:
-        return build_lpips("alex").eval(), None
-    if setting is True:
-        raise ConfigError(f"{key} is true, but LPIPS cannot run: {reason}")
-    return None, f"LPIPS not computed: {reason}"
+    if setting == "auto":
+        reason = weights_unavailable_reason("alexnet")
+        if reason is not None:
+            return None, f"LPIPS not computed: {reason} ({key}: auto never downloads; {key}: true downloads it once)."
+    else:
+        try:
+            fetch_weights("alexnet", offline)
+        except ConfigError as exc:
+            raise ConfigError(f"{key} is true, but LPIPS cannot run: {exc}") from exc
+    return build_lpips("alex").eval(), None
 
 
 class Validator:
@@ -74,7 +81,8 @@ class Validator:
         count = data.get("val_count")
         if count is not None and count < len(dataset):
             dataset = Subset(dataset, list(range(int(count))))
-        lpips_model, _ = resolve_lpips(options["val"]["lpips"], "val.lpips")
+        # cache only: val.lpips=true was fetched before step 1, once per machine (engine/backbones.py)
+        lpips_model, _ = resolve_lpips(options["val"]["lpips"], "val.lpips", offline=True)
         batch_size = 4 if data["source"] == "synthetic" else 1
         return cls(dataset, device, dist, batch_size, lpips_model, int(options["val"]["samples"]),
                    str(options["name"]), training_plan(options))

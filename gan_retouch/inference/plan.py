@@ -48,7 +48,8 @@ class InferencePlan:
         return asdict(self)
 
     def describe(self, height: int | None = None, width: int | None = None) -> str:
-        """One line for the commands' output; with an image size, the shapes the network runs at."""
+        """One line for the commands' output (the backend has its own line); with an image size, the shapes the
+        network runs at."""
         size = f"work size {self.work_size} px" if self.work_size is not None else "native resolution"
         if height is not None and width is not None:
             shape = work_shape(height, width, self.work_size)
@@ -60,8 +61,7 @@ class InferencePlan:
         tiles = {0: "whole images", None: "tiles only when an image does not fit memory"}.get(
             self.tile, f"tiles of {self.tile} px")
         return (f"{size}; coarse pass {'on' if self.coarse_pass else 'off'}; edit floor {self.edit_floor:g}; "
-                f"strength {self.strength:g}; {tiles} ({self.tile_overlap} px overlap); {self.precision}; "
-                f"backend {self.backend}")
+                f"strength {self.strength:g}; {tiles} ({self.tile_overlap} px overlap); {self.precision}")
 
 
 FIELDS = tuple(f.name for f in fields(InferencePlan))

@@ -1,8 +1,9 @@
 """`gan-retouch retouch` on a folder of mixed photos with one corrupt file."""
 
-import io
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageCms
@@ -11,7 +12,7 @@ import gan_retouch.nets  # noqa: F401  (registers the generators)
 from gan_retouch.cli import main
 from gan_retouch.config import resolve
 from gan_retouch.data import read_image, read_image_with_info
-from gan_retouch.deploy.image_files import encode_png16
+from gan_retouch.deploy.image_files import encode_png
 from gan_retouch.engine.checkpoint import load_generator, save_checkpoint
 from gan_retouch.imaging import tensor_to_pil
 from gan_retouch.inference.plan import InferencePlan
@@ -47,7 +48,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     exif[0x0112] = 6  # stored sideways: shown rotated by 90 degrees
     tensor_to_pil(photo(32, 48)).save(photos / "a.png", icc_profile=SRGB, exif=exif.tobytes())
     tensor_to_pil(photo(48, 32)).save(photos / "b.jpg", quality=95)
-    (photos / "c16.png").write_bytes(encode_png16(photo(36, 44), SRGB, None))
+    (photos / "c16.png").write_bytes(encode_png(photo(36, 44), SRGB, None, bits=16))
     tensor_to_pil(photo(30, 30)).save(photos / "sub" / "d.webp", quality=90)
     (photos / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
     return photos, make_checkpoint(root / "ckpt" / "best.pt")
@@ -120,8 +121,19 @@ def test_format_suffix_and_errors(setup: tuple[Path, Path], tmp_path: Path, caps
     assert "no such file or folder" in printed(capsys)
 
 
-def test_png16_encoder_round_trips() -> None:
-    image = torch.rand(3, 5, 7)
-    data = encode_png16(image, None, None)
-    with Image.open(io.BytesIO(data)) as decoded:
-        assert decoded.size == (7, 5)
+def test_png_encoder_round_trips_exactly(tmp_path: Path) -> None:
+    image, alpha = torch.rand(3, 5, 7), torch.rand(1, 5, 7)
+    for bits, levels in ((8, 255.0), (16, 65535.0)):
+        for with_alpha in (None, alpha):
+            path = tmp_path / f"x{bits}{with_alpha is not None}.png"
+            path.write_bytes(encode_png(image, SRGB, None, with_alpha, compression=1, bits=bits))
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*alpha channel dropped.*")  # the RGB is compared here
+                decoded, info = read_image_with_info(path)
+            assert info["bits"] == bits and info["icc_profile"] == SRGB
+            assert torch.equal(decoded, (image * levels).round() / levels)  # lossless after the Sub filter
+            with Image.open(path) as opened:
+                assert opened.size == (7, 5) and ("A" in opened.getbands()) == (with_alpha is not None)
+                if bits == 8 and with_alpha is not None:
+                    stored = torch.from_numpy(np.array(opened.getchannel("A"))).float()
+                    assert torch.equal(stored, (alpha[0] * 255.0).round())

@@ -137,3 +137,21 @@ def test_png_encoder_round_trips_exactly(tmp_path: Path) -> None:
                 if bits == 8 and with_alpha is not None:
                     stored = torch.from_numpy(np.array(opened.getchannel("A"))).float()
                     assert torch.equal(stored, (alpha[0] * 255.0).round())
+
+
+def test_pixels_are_upright_whichever_decoder_reads_them(tmp_path: Path) -> None:
+    """The metadata reset the orientation tag of the opened image before a Pillow decode turned it upright."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways
+    picture = tensor_to_pil(photo(32, 48))
+    picture.save(tmp_path / "rgb.png", exif=exif.tobytes())
+    picture.quantize(64).save(tmp_path / "palette.png", exif=exif.tobytes())
+    for name in ("rgb.png", "palette.png"):
+        for via_pillow in (False, True):
+            image, info = read_image_with_info(tmp_path / name, png_via_pillow=via_pillow)
+            assert image.shape == (3, 48, 32), (name, via_pillow)
+            reloaded = Image.Exif()
+            reloaded.load(info["exif"])
+            assert reloaded.get(0x0112) == 1  # the pixels are upright, so the tag must not rotate them again
+    rgb, _ = read_image_with_info(tmp_path / "rgb.png", png_via_pillow=True)
+    assert torch.equal(rgb, read_image_with_info(tmp_path / "rgb.png")[0])  # Pillow and torchvision agree

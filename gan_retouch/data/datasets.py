@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from gan_retouch.data.augment import AugmentOptions, augment_item
 from gan_retouch.data.family import SynthOptions
 from gan_retouch.data.folders import ALL, PairRecord, find_pairs
-from gan_retouch.data.io import read_image, read_mask
+from gan_retouch.data.io import DEFAULT_LIMIT, PixelLimit, data_limit, read_image, read_mask
 from gan_retouch.data.noise import generator_for
 from gan_retouch.data.synthetic import SPLITS, synthesize_pair
 from gan_retouch.errors import DataError
@@ -85,10 +85,11 @@ class FolderPairs(PairedDataset):
     """
 
     def __init__(self, records: list[PairRecord], split: str, seed: int, augment: AugmentOptions | None,
-                 skip_bad: bool = False) -> None:
+                 skip_bad: bool = False, limit: PixelLimit = DEFAULT_LIMIT) -> None:
         super().__init__(split, seed, augment)
         self.records = records
         self.skip_bad = skip_bad
+        self.limit = limit
         self.bad: set[int] = set()
 
     def __len__(self) -> int:
@@ -112,18 +113,18 @@ class FolderPairs(PairedDataset):
 
     def _read(self, index: int) -> dict[str, Any]:
         record = self.records[index]
-        image = read_image(record.input)
+        image = read_image(record.input, self.limit)
         if record.target is None:
             half = image.shape[-1] // 2
             source, target = image[:, :, :half].contiguous(), image[:, :, half : 2 * half].contiguous()
         else:
-            source, target = image, read_image(record.target)
+            source, target = image, read_image(record.target, self.limit)
         if source.shape != target.shape:
             raise DataError(f"size mismatch: {record.input} decodes to {tuple(source.shape[1:])} but "
                             f"{record.target} to {tuple(target.shape[1:])}")
         item: dict[str, Any] = {"input": source, "target": target}
         if record.mask is not None:
-            mask = read_mask(record.mask)
+            mask = read_mask(record.mask, self.limit)
             if mask.shape[1:] != source.shape[1:]:
                 raise DataError(f"size mismatch: mask {record.mask} is {tuple(mask.shape[1:])}, "
                                 f"its pair {tuple(source.shape[1:])}")
@@ -171,7 +172,8 @@ def build_dataset(data: dict[str, Any], split: str, seed: int = 0) -> Dataset:
         if counts[split] <= 0:
             raise DataError(f"data.synthetic.{split}_count is {counts[split]}: the {split} split would be empty")
         return SyntheticPairs(synthetic, split, counts[split], seed, augment)
-    dataset = FolderPairs(find_pairs(data, split), split, seed, augment, bool(data.get("skip_bad_pairs", False)))
+    dataset = FolderPairs(find_pairs(data, split), split, seed, augment, bool(data.get("skip_bad_pairs", False)),
+                          data_limit(data))
     if split == "val" and data.get("val_count") is not None:
         return _Subset(dataset, _limit(len(dataset), data["val_count"]))
     return dataset

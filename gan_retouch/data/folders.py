@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from gan_retouch.data.io import decoded_size, is_image_file
+from gan_retouch.data.io import PixelLimit, data_limit, decoded_size, is_image_file
 from gan_retouch.errors import ConfigError, DataError
 
 INPUT_DIR_NAMES = ("source", "image", "A")
@@ -102,19 +102,19 @@ def ratio_split(names: list[str], ratios: list[float], split: str) -> list[str]:
     return shuffled[start : start + counts[SPLIT_NAMES.index(split)]]
 
 
-def _check_sizes(records: list[PairRecord], aligned: bool) -> dict[str, str]:
+def _check_sizes(records: list[PairRecord], aligned: bool, limit: PixelLimit) -> dict[str, str]:
     """Pair name -> problem found by decoding every file fully: unreadable or corrupt data, size mismatch, odd
     aligned width (a header-only check lets a JPEG with corrupt scan data through, to stop training mid-run)."""
     problems = {}
     for record in records:
         try:
-            size = decoded_size(record.input)
+            size = decoded_size(record.input, limit)
             if aligned and size[1] % 2:
                 problems[record.name] = f"{record.input}: aligned A|B image has odd width {size[1]}"
                 continue
             pair_size = (size[0], size[1] // 2) if aligned else size
             for other in (p for p in (record.target, record.mask) if p is not None):
-                other_size = decoded_size(other)
+                other_size = decoded_size(other, limit)
                 if other_size != pair_size:
                     problems[record.name] = (f"size mismatch: {record.input} is {pair_size[0]}x{pair_size[1]} "
                                              f"but {other} is {other_size[0]}x{other_size[1]}")
@@ -205,7 +205,7 @@ def find_pairs(data: dict[str, Any], split: str) -> list[PairRecord]:
     where = bases[0][1] if len(bases) == 1 else root
     seen = Counter(record.name for _, record in labelled)
     records = [replace(r, name=f"{label}_{r.name}") if seen[r.name] > 1 else r for label, r in labelled]
-    bad = _check_sizes(records, aligned)
+    bad = _check_sizes(records, aligned, data_limit(data))
     problems.extend(bad.values())
     if problems and not data.get("skip_bad_pairs", False):
         raise DataError(

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from gan_retouch.deploy import probe_cache
-from gan_retouch.errors import ConfigError, GanRetouchError
+from gan_retouch.errors import CheckpointError, ConfigError, GanRetouchError
 from gan_retouch.inference.plan import InferencePlan
 from gan_retouch.inference.profile import inference_copy, measure_latency, stand_in_mask
 from gan_retouch.nets.base import run_generator, unwrap
@@ -86,7 +86,12 @@ class OnnxRuntimeBackend(Backend):
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=providers)
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...) for a bad file
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise CheckpointError(f"cannot load the ONNX model {path}: {reason} (damaged, or not an ONNX file); "
+                                  "export it again with `gan-retouch export`, or use backend torch") from exc
         self.inputs = [node.name for node in self.session.get_inputs()]
         self.takes_mask = "mask" in self.inputs
         self.reference = reference

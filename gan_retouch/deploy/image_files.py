@@ -12,40 +12,50 @@ import struct
 import warnings
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from gan_retouch.errors import DataError
 from gan_retouch.imaging import tensor_to_pil
+
+if TYPE_CHECKING:
+    from gan_retouch.data.io import PixelLimit
 
 FORMATS = {"png": ("PNG", ".png"), "jpg": ("JPEG", ".jpg"), "jpeg": ("JPEG", ".jpg"), "webp": ("WEBP", ".webp")}
 ALPHA_FORMATS = ("PNG", "WEBP")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def read_photo(path: Path) -> tuple[torch.Tensor, dict[str, Any]]:
+def read_photo(path: Path, limit: PixelLimit) -> tuple[torch.Tensor, dict[str, Any]]:
     """``[3,H,W]`` RGB in [0, 1] and its info (``icc_profile``, ``exif``, ``bits``, ``alpha`` = ``[1,H,W]`` in
-    [0, 1] or None), upright. The reader's "alpha channel dropped" warning is silenced: the alpha is kept.
-    8-bit PNGs are decoded by Pillow (the same pixels, without importing torchvision: a fast start)."""
-    from gan_retouch.data.io import read_image_with_info
+    [0, 1] or None), upright; an image over ``limit`` pixels is a DataError before it is decoded. The reader's
+    "alpha channel dropped" warning is silenced: the alpha is kept. 8-bit PNGs are decoded by Pillow (the same
+    pixels, without importing torchvision: a fast start)."""
+    from gan_retouch.data.io import read_image_with_info  # the data package loads only when a photo is read
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*alpha channel dropped.*")
-        image, info = read_image_with_info(path, png_via_pillow=True)
-    info["alpha"] = read_alpha(path)
+        image, info = read_image_with_info(path, limit, png_via_pillow=True)
+    info["alpha"] = read_alpha(path, limit)
     return image, info
 
 
-def read_alpha(path: Path) -> torch.Tensor | None:
+def read_alpha(path: Path, limit: PixelLimit) -> torch.Tensor | None:
     """The upright alpha channel ``[1,H,W]`` in [0, 1] of an image that has one, else None."""
-    with Image.open(path) as opened:
+    from gan_retouch.data.io import HEADER_ERRORS, open_image
+
+    with open_image(path, limit) as opened:
         if "A" not in opened.getbands() and "transparency" not in opened.info:
             return None
-        upright = ImageOps.exif_transpose(opened)
-        rgba = upright if upright.mode in ("RGBA", "LA") else upright.convert("RGBA")
-        alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
+        try:
+            upright = ImageOps.exif_transpose(opened)
+            rgba = upright if upright.mode in ("RGBA", "LA") else upright.convert("RGBA")
+            alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
+        except HEADER_ERRORS as exc:
+            raise DataError(f"cannot read the alpha channel of {path}: {exc}. Re-export it, or remove it.") from exc
     return torch.from_numpy(alpha)[None]
 
 

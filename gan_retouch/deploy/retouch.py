@@ -116,14 +116,15 @@ def check_not_in_place(jobs: list[Job], skipped: list[tuple[str, str]], output: 
                           "or --overwrite to replace the originals")
 
 
-def read_sizes(jobs: list[Job], failed: list[tuple[str, str]]) -> list[Job]:
-    """Jobs with their upright (height, width) from the file header; unreadable files go to ``failed``."""
-    from gan_retouch.data.io import image_size
+def read_sizes(jobs: list[Job], failed: list[tuple[str, str]], max_pixels: int) -> list[Job]:
+    """Jobs with their upright (height, width) from the file header; unreadable files, and images over
+    ``max_pixels`` (``retouch.max_pixels``: never decoded), go to ``failed``."""
+    from gan_retouch.data.io import PixelLimit, image_size
 
     readable = []
     for job in jobs:
         try:
-            job.size = image_size(job.source)
+            job.size = image_size(job.source, PixelLimit(max_pixels, "retouch.max_pixels"))
         except DataError as exc:
             failed.append((str(job.source), str(exc)))
             continue
@@ -135,10 +136,12 @@ def retouch_batch(jobs: list[Job], backend: Backend, plan: InferencePlan, settin
                   device: torch.device, failed: list[tuple[str, str]]) -> int:
     """Read, retouch (``plan``, its tile decided) and write one batch of same-sized images; returns how many were
     written."""
+    from gan_retouch.data.io import PixelLimit
+
     loaded = []
     for job in jobs:
         try:
-            image, info = read_photo(job.source)
+            image, info = read_photo(job.source, PixelLimit(settings["max_pixels"], "retouch.max_pixels"))
         except GanRetouchError as exc:
             failed.append((str(job.source), str(exc)))
             continue
@@ -181,7 +184,7 @@ def run_retouch(options: dict[str, Any], inputs: list[str]) -> int:
     check_not_in_place(jobs, skipped, settings["output"])
     generator, plan, checkpoint = load_plan(settings, device)
     ensure_writable_dir(settings["output"], "retouch output folder")
-    jobs = read_sizes(jobs, failed)
+    jobs = read_sizes(jobs, failed, settings["max_pixels"])
     jobs.sort(key=lambda job: job.size)
     backend = select_backend(generator, device, plan, checkpoint, probe=len(jobs) > 1)
     console.print(f"backend: {backend.description}")

@@ -6,6 +6,7 @@ compares teacher, student and identity on the validation set (``distill_report.j
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from gan_retouch.config import stage_options
@@ -74,8 +75,9 @@ def check_map_option(options: dict[str, Any], teacher: Any, teacher_path: str | 
                           f"model.generator.args.edit_mask=true, {fix}")
 
 
-def run_distillation(options: dict[str, Any]) -> int:
-    """Distill ``distill.teacher`` into ``model.generator`` and print the comparison table."""
+def run_distillation(options: dict[str, Any], command_line: Collection[str] | None = None) -> int:
+    """Distill ``distill.teacher`` into ``model.generator`` and print the comparison table. ``command_line``: the
+    option keys the command line set (a resumed run keeps its own schedule for the rest)."""
     teacher, info = load_teacher(options["distill"]["teacher"])
     check_perceptual_option(options)
     check_map_option(options, teacher, info.get("path"))
@@ -84,7 +86,7 @@ def run_distillation(options: dict[str, Any]) -> int:
     def model_factory(options, device, dist, precision) -> DistillModel:
         return DistillModel(options, device, dist, precision, teacher=teacher, teacher_info=info)
 
-    loop = TrainingLoop(options, model_factory, Validator.from_options)
+    loop = TrainingLoop(options, model_factory, Validator.from_options, command_line)
     features = loop.model.features
     # The frozen teacher scores the same at any step: score it now, on every rank (validation is a collective
     # under DDP), while the process group lives; fit() leaves it at the end.

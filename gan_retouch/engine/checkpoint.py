@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from gan_retouch.errors import CheckpointError
-from gan_retouch.fileio import atomic_write
+from gan_retouch.fileio import OutputError, atomic_write
 from gan_retouch.inference.plan import saved_plan
 
 FORMAT = "gan-retouch/1"
@@ -18,8 +18,12 @@ FORMAT = "gan-retouch/1"
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Write ``state`` to ``path`` atomically (``fileio.atomic_write``): the previous file or the new one, never a
-    truncated one. Only tensors and plain data go in, so ``load_checkpoint`` can read it without unpickling code."""
-    return atomic_write(path, lambda stream: torch.save({"format": FORMAT, **state}, stream))
+    truncated one. Only tensors and plain data go in, so ``load_checkpoint`` can read it without unpickling code.
+    A failed write (a full disk) is an OutputError naming the path and the free space."""
+    try:
+        return atomic_write(path, lambda stream: torch.save({"format": FORMAT, **state}, stream))
+    except OutputError as exc:
+        raise OutputError(f"{exc}; a training run continues from its last checkpoint with --resume") from exc
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

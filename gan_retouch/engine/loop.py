@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 import torch
+from rich.markup import escape
 from torch import nn
 
 from gan_retouch.config import Options
@@ -24,7 +25,9 @@ from gan_retouch.engine.distributed import DistInfo
 from gan_retouch.engine.model import NonFiniteStep, RetouchModel
 from gan_retouch.engine.monitor import GpuMonitor, LogWindow, RunLog, progress_bar, validation_table
 from gan_retouch.engine.precision import resolve_precision
+from gan_retouch.engine.resume import complete_error, resumed_options
 from gan_retouch.engine.run_folder import RunFolder
+from gan_retouch.engine.signals import install_stop_handlers, restore_handlers
 from gan_retouch.engine.stage import StagePlan, batch_stream, plan_stages
 from gan_retouch.errors import ConfigError, GanRetouchError
 from gan_retouch.registry import choice
@@ -39,9 +42,13 @@ class TrainingStopped(GanRetouchError):
 
 
 class TrainingInterrupted(TrainingStopped):
-    """Ctrl-C: a checkpoint was saved at a step boundary; exit status 130 like any interrupted command."""
+    """Ctrl-C or SIGTERM: a checkpoint was saved at a step boundary; exit status 128 + signal (130, 143)."""
 
     exit_code = 130
+
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)
 
 
 class Validation(Protocol):
@@ -69,9 +76,14 @@ def is_better(metric: str, value: float, best: float | None) -> bool:
 
 
 class TrainingLoop:
-    """Runs the remaining stages of a run; every failure of the options or folder surfaces before step 1."""
+    """Runs the remaining stages of a run; every failure of the options or folder surfaces before step 1.
 
-    def __init__(self, options: Options, model_factory: ModelFactory, validation_factory: ValidationFactory) -> None:
+    ``command_line`` is the option keys the command line set: a resumed run keeps its own schedule for the keys
+    not in it (``engine.resume``); None (the Python API) takes ``options`` as they are.
+    """
+
+    def __init__(self, options: Options, model_factory: ModelFactory, validation_factory: ValidationFactory,
+                 command_line: Collection[str] | None = None) -> None:
         self.options = options
         self.dist = distributed.init_distributed(str(options["device"]))
         self.device = device = distributed.bind_device(options["device"], self.dist)  # cuda:LOCAL_RANK under DDP
@@ -92,17 +104,33 @@ class TrainingLoop:
         self.run_dir = self.run.path
         self.step = self.stage_index = self.stage_step = 0
         self.best: dict[str, Any] = {"metric": options["val"]["metric"], "value": None, "step": None}
-        self.stop_requested = False
+        self.stop_requested, self.stop_signal = False, signal.SIGINT
         self._skips = 0
         state = self.run.open()
-        if state is not None:
-            self.step, self.stage_index, self.stage_step = int(state["step"]), int(state["stage"]), int(
-                state["stage_step"])
-            self.best = state.get("best", self.best)
-            self.model.start_stage(self.plans[self.stage_index])
-            self.model.load_state_dict(state)
+        try:
+            if state is not None:
+                self._resume(state, command_line)
+        except BaseException:
+            self.run.close()
+            raise
+        self.run.begin(self.options, self.step if state is not None else None)
         self.log = RunLog(self.run_dir, bool(options["train"]["tensorboard"])) if self.dist.is_main else None
         self.gpu = GpuMonitor(device) if self.dist.is_main else None
+
+    def _resume(self, state: dict[str, Any], command_line: Collection[str] | None) -> None:
+        """Take the position, schedule and weights of ``state``; a complete run is refused before anything is
+        written."""
+        self.options, notes = resumed_options(self.options, state.get("options"), command_line, int(state["step"]))
+        self.plans = plan_stages(self.options)
+        self.total_steps = sum(plan.steps for plan in self.plans)
+        self.step, self.stage_index, self.stage_step = (int(state[k]) for k in ("step", "stage", "stage_step"))
+        self.best = state.get("best", self.best)
+        if self.step >= self.total_steps or self.stage_index >= len(self.plans):
+            raise complete_error(self.run_dir, self.step, self.total_steps)
+        self.model.start_stage(self.plans[self.stage_index])
+        self.model.load_state_dict(state)
+        for note in notes if self.dist.is_main else ():
+            console.print(f"[yellow]{escape(f'{self.run_dir}: {note}')}[/]")
 
     # ----------------------------------------------------------------- saving and validation
     def save(self, plan: StagePlan, name: str = "latest.pt") -> None:
@@ -208,15 +236,14 @@ class TrainingLoop:
         if requested:
             self.save(plan)
             where = self.run_dir / "latest.pt" if self.dist.is_main else "on rank 0"
-            raise TrainingInterrupted(f"interrupted at step {self.step}; saved {where}. "
-                                      "Continue with the same command plus --resume.")
+            raise TrainingInterrupted(f"interrupted at step {self.step} by {signal.Signals(self.stop_signal).name}; "
+                                      f"saved {where}. Continue with the same command plus --resume.",
+                                      self.stop_signal)
 
     # ----------------------------------------------------------------- the run
     def fit(self) -> dict[str, float]:
         """Run every remaining stage, validate, save, and return the final validation metrics."""
-        if self.step >= self.total_steps:
-            raise ConfigError(f"{self.run_dir} is already complete ({self.step} steps); nothing to train")
-        previous_handler = self._install_interrupt_handler()
+        previous_handlers = install_stop_handlers(self._request_stop)
         try:
             with progress_bar(self.dist.is_main) as progress:
                 task = progress.add_task("train", total=self.total_steps, completed=self.step, stage="", info="")
@@ -230,8 +257,7 @@ class TrainingLoop:
             final = self._finish(self.plans[-1])
             return final
         finally:
-            if previous_handler is not None:
-                signal.signal(signal.SIGINT, previous_handler)
+            restore_handlers(previous_handlers)
             if self.log is not None:
                 self.log.close()
             self.run.close()
@@ -260,14 +286,10 @@ class TrainingLoop:
             return ""
         return f" best.pt is step {step} ({self.best['metric']} {value:.4g})."
 
-    def _install_interrupt_handler(self):
-        def request_stop(signum, frame):
-            if self.stop_requested:
-                raise KeyboardInterrupt
-            self.stop_requested = True
-            console.print("[yellow]Ctrl-C: saving a checkpoint at the end of this step (Ctrl-C again to abort)[/]")
-
-        try:
-            return signal.signal(signal.SIGINT, request_stop)
-        except ValueError:  # not the main thread
-            return None
+    def _request_stop(self, signum: int) -> None:
+        """A stop signal: save at the end of this step; a second one aborts at once."""
+        if self.stop_requested:
+            raise KeyboardInterrupt
+        self.stop_requested, self.stop_signal = True, signum
+        console.print(f"[yellow]{signal.Signals(signum).name}: saving a checkpoint at the end of this step (send it "
+                      "again to abort)[/]")

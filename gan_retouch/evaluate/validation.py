@@ -130,9 +130,10 @@ class Validator:
 
     @torch.no_grad()
     def write_samples(self, model: ImageFunction, step: int, run_dir: Path,
-                      summary: dict[str, dict[str, float]]) -> Path:
+                      summary: dict[str, dict[str, float]]) -> Path | None:
         """``samples/step_N.png`` (one row per pair: input | output | target) and the run's ``web/index.html``,
-        with per-image PSNR / SSIM next to the identity baseline, like pix2pix's web/index.html."""
+        with per-image PSNR / SSIM next to the identity baseline, like pix2pix's web/index.html. With
+        ``val.samples`` 0 the page holds the summary only and there is no grid (None is returned)."""
         web_dir = Path(run_dir) / "web"
         rows, page_rows = [], []
         was_training = isinstance(model, nn.Module) and model.training
@@ -158,7 +159,9 @@ class Validator:
                                      outputs={"model": paths["output"]}, metrics=scores))
         if was_training:
             model.train()
+        write_page(web_dir, page_rows, summary=summary, title=f"{self.title}: validation at step {step}")
+        if not rows:
+            return None
         grid_path = Path(run_dir) / "samples" / f"step_{step:07d}.png"
         save_image(image_grid(rows), grid_path)
-        write_page(web_dir, page_rows, summary=summary, title=f"{self.title}: validation at step {step}")
         return grid_path

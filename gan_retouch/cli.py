@@ -80,6 +80,9 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
         (("--model",), "bench.model", {"help": "registry generator to measure with random weights (bench.model)"}),
         (("--size",), "bench.size", {"type": int, "help": "square input side (bench.size)"}),
         (("--precision",), "bench.precision", {"help": "fp32 | fp16 | bf16 (bench.precision)"}),
+        (("--work-size",), "bench.work_size", {"type": int, "metavar": "PX",
+                                               "help": "longer side at which the network sees the image, 0 = "
+                                                       "native; default: the checkpoint's (bench.work_size)"}),
         (("--budget-ms",), "bench.budget_ms", {"type": float, "help": "latency budget in ms (bench.budget_ms)"}),
         (("--budget-mb",), "bench.budget_mb", {"type": float, "help": "fp32 size budget in MB (bench.budget_mb)"}),
         (("--json",), "bench.json", {"action": "store_const", "const": True, "help": "print JSON (bench.json)"}),

@@ -1,4 +1,7 @@
-"""Shared test settings: small thread pools (CI has 2 cores), a fixed seed per test, and no network."""
+"""Shared test settings: small thread pools (CI has 2 cores), a fixed seed per test, no network, and a private
+user cache (the backend choices `retouch` remembers go under XDG_CACHE_HOME, never into the real ~/.cache)."""
+
+import os
 
 import pytest
 import torch
@@ -10,6 +13,11 @@ torch.set_num_threads(2)
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(autouse=True)

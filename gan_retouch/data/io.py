@@ -4,13 +4,17 @@ Every read first opens the header with Pillow (size, mode, ICC profile, EXIF) an
 pixels than its ``PixelLimit`` before a single pixel is decoded: a small PNG can hold a 20000x20000 image
 (a "decompression bomb") that would take tens of GB. Decoding then uses torchvision (libpng / libjpeg-turbo /
 libwebp, fast in loader workers, 16-bit PNG aware), except palette images, which Pillow converts to RGB(A):
-torchvision would return their palette indices as grey levels.
+torchvision would return their palette indices as grey levels. torchvision is imported on its first decode, not
+with this module; a one-shot command (`retouch`) decodes 8-bit PNGs through Pillow instead (``png_via_pillow``:
+the same pixels, lossless, without importing torchvision, which takes longer than decoding one photo). A PNG's
+EXIF is found by walking its chunks: Pillow's getexif() decodes every pixel of a PNG to look past its image data.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import struct
 import threading
 import warnings
 from collections.abc import Iterator
@@ -21,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from torchvision.io import ImageReadMode, decode_image
 
 from gan_retouch.errors import DataError
 
@@ -29,6 +32,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 EXIF_ORIENTATION = 0x0112
 TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 PALETTE_MODES = ("P", "PA")  # decoded through Pillow: torchvision returns the palette indices
+PILLOW_PNG_MODES = ("L", "LA", "RGB", "RGBA")  # 8-bit PNGs Pillow decodes exactly as torchvision (png_via_pillow)
 DEFAULT_MAX_PIXELS = 200_000_000  # a 150 MP medium-format frame fits; 8K (33 MP) with room to spare
 HEADER_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError)
 _pillow_limit = threading.Lock()  # guards the moment Pillow's own limit is lifted for our header check
@@ -98,18 +102,24 @@ def _read_bytes(path: Path) -> bytes:
         raise _unreadable(path, exc.strerror or exc) from exc
 
 
-def _palette_pixels(opened: Image.Image, path: Path) -> torch.Tensor:
-    """A palette image as uint8 ``[3,H,W]`` (``[4,H,W]`` with transparency), upright, through Pillow."""
+def _pillow_pixels(opened: Image.Image, path: Path) -> torch.Tensor:
+    """uint8 ``[C,H,W]``, upright, through Pillow: a palette image as RGB (RGBA with transparency), an 8-bit
+    PNG with its own channels (grey, grey + alpha, RGB, RGBA), as torchvision returns them."""
     try:
         upright = ImageOps.exif_transpose(opened)
-        alpha = opened.mode == "PA" or "transparency" in opened.info
-        array = np.asarray(upright.convert("RGBA" if alpha else "RGB"))
+        if opened.mode in PALETTE_MODES:
+            alpha = opened.mode == "PA" or "transparency" in opened.info
+            upright = upright.convert("RGBA" if alpha else "RGB")
+        array = np.asarray(upright)
     except HEADER_ERRORS as exc:
         raise _unreadable(path, exc) from exc
+    array = array[:, :, None] if array.ndim == 2 else array
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
 def _torchvision_pixels(data: bytes, path: Path) -> torch.Tensor:
+    from torchvision.io import ImageReadMode, decode_image  # imported here: it takes a second or more
+
     try:
         with warnings.catch_warnings():  # torchvision 0.29 flags its decoders as deprecated in favour of torchcodec
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -120,25 +130,49 @@ def _torchvision_pixels(data: bytes, path: Path) -> torch.Tensor:
         raise _unreadable(path, reason) from exc
 
 
-def _header_info(opened: Image.Image) -> dict[str, Any]:
-    exif = opened.getexif()
+def _exif(opened: Image.Image, path: Path, data: bytes | None = None) -> Image.Exif:
+    """The EXIF of an opened image. For a PNG whose eXIf chunk was not read with the header, Pillow's getexif()
+    decodes every pixel to look for it after the image data; its chunks are walked here instead, skipping the
+    image data, which finds the same chunk without decoding (sizing and reading a 4K PNG decoded it three times)."""
+    if opened.format != "PNG" or "exif" in opened.info:
+        return opened.getexif()
+    exif = Image.Exif()
+    with contextlib.ExitStack() as stack:
+        stream = io.BytesIO(data) if data is not None else stack.enter_context(path.open("rb"))
+        stream.seek(8)  # the signature
+        while len(chunk := stream.read(8)) == 8:
+            length, kind = struct.unpack(">I4s", chunk)
+            if kind == b"eXIf":
+                exif.load(stream.read(length))
+                break
+            if kind == b"IEND":
+                break
+            stream.seek(length + 4, 1)  # the data and its CRC
+    return exif
+
+
+def _header_info(opened: Image.Image, path: Path, data: bytes) -> dict[str, Any]:
+    exif = _exif(opened, path, data)
     if exif and EXIF_ORIENTATION in exif:
         exif[EXIF_ORIENTATION] = 1  # the pixels are returned upright, so the tag must not rotate them again
     return {"icc_profile": opened.info.get("icc_profile"), "exif": exif.tobytes() if exif else None,
             "format": opened.format}
 
 
-def _decode(path: Path, limit: PixelLimit, with_info: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Decoded uint8/uint16 ``[C,H,W]`` pixels, upright, and (``with_info``) the header's metadata."""
+def _decode(path: Path, limit: PixelLimit, with_info: bool = False,
+            png_via_pillow: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Decoded uint8/uint16 ``[C,H,W]`` pixels, upright, and (``with_info``) the header's metadata;
+    ``png_via_pillow`` decodes 8-bit PNGs through Pillow (see the module docstring)."""
     data = _read_bytes(path)
     with open_image(path, limit, data) as header:
+        eight_bit_png = header.format == "PNG" and header.mode in PILLOW_PNG_MODES and data[24:25] == b"\x08"
+        pillow = header.mode in PALETTE_MODES or (png_via_pillow and eight_bit_png)  # byte 24: the IHDR bit depth
+        pixels = _pillow_pixels(header, path) if pillow else None  # before the info resets the orientation tag
         try:
-            info = _header_info(header) if with_info else {}
+            info = _header_info(header, path, data) if with_info else {}
         except HEADER_ERRORS as exc:
             raise _unreadable(path, exc) from exc
-        if header.mode in PALETTE_MODES:
-            return _palette_pixels(header, path), info
-    return _torchvision_pixels(data, path), info
+    return (pixels if pixels is not None else _torchvision_pixels(data, path)), info
 
 
 def _warn_once(path: Path, what: str, message: str) -> None:
@@ -171,10 +205,12 @@ def read_image(path: str | Path, limit: PixelLimit = DEFAULT_LIMIT) -> torch.Ten
     return image
 
 
-def read_image_with_info(path: str | Path, limit: PixelLimit = DEFAULT_LIMIT) -> tuple[torch.Tensor, dict[str, Any]]:
-    """``read_image`` plus ``{icc_profile, exif (orientation reset to 1), format, bits}`` to carry to outputs."""
+def read_image_with_info(path: str | Path, limit: PixelLimit = DEFAULT_LIMIT,
+                         png_via_pillow: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
+    """``read_image`` plus ``{icc_profile, exif (orientation reset to 1), format, bits}`` to carry to outputs;
+    ``png_via_pillow`` decodes 8-bit PNGs through Pillow (see the module docstring)."""
     path = Path(path)
-    pixels, info = _decode(path, limit, with_info=True)
+    pixels, info = _decode(path, limit, with_info=True, png_via_pillow=png_via_pillow)
     image, info["bits"] = _to_unit_rgb(pixels, path)
     return image, info
 
@@ -185,7 +221,7 @@ def image_size(path: Path, limit: PixelLimit = DEFAULT_LIMIT) -> tuple[int, int]
     with open_image(path, limit) as header:
         width, height = header.size
         try:
-            orientation = header.getexif().get(EXIF_ORIENTATION, 1)
+            orientation = _exif(header, path).get(EXIF_ORIENTATION, 1)
         except HEADER_ERRORS as exc:
             raise _unreadable(path, exc) from exc
     return (width, height) if orientation in TRANSPOSING_ORIENTATIONS else (height, width)

@@ -11,13 +11,13 @@ from typing import Any
 
 from gan_retouch.config import stage_options
 from gan_retouch.console import console
+from gan_retouch.distill.budget import describe_budget, fits, grid_axes, largest_fitting
 from gan_retouch.distill.model import DistillModel
 from gan_retouch.distill.report import write_report
 from gan_retouch.distill.teacher import load_teacher
 from gan_retouch.engine.loop import TrainingLoop
 from gan_retouch.errors import ConfigError
 from gan_retouch.evaluate.validation import Validator
-from gan_retouch.nets.student_budget import describe_budget, fits, grid_axes, largest_fitting
 
 
 def apply_budget(options: dict[str, Any]) -> dict[str, Any] | None:

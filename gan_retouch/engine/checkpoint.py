@@ -11,7 +11,7 @@ from torch import nn
 
 from gan_retouch.errors import CheckpointError
 from gan_retouch.fileio import OutputError, atomic_write
-from gan_retouch.nets.work_size import check_coarse_pass, check_work_size
+from gan_retouch.inference.plan import saved_plan
 
 FORMAT = "gan-retouch/1"
 
@@ -98,7 +98,8 @@ def load_generator(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the generator saved in a checkpoint, in eval mode; EMA weights when present and asked for.
 
-    Returns the network and the checkpoint dict (options, step, ...), without the big state dicts.
+    Returns the network and the checkpoint dict (options, step, ...), without the big state dicts, with
+    ``plan``: the checkpoint's inference plan (``inference.plan.saved_plan``; derived for older checkpoints).
     """
     state = load_checkpoint(path, map_location)
     entry = state.get("generator")
@@ -107,11 +108,10 @@ def load_generator(
     generator = build_generator(entry)
     weights = state.get("generator_ema") if use_ema and state.get("generator_ema") else entry["state_dict"]
     load_state_strict(generator, weights, f"generator {describe_network(entry)}", state["path"])
-    generator.work_size = check_work_size(entry.get("work_size"), f"the work_size saved in {state['path']}")
-    generator.coarse_pass = check_coarse_pass(entry.get("coarse_pass", False), generator,
-                                              f"the coarse_pass saved in {state['path']}")
+    plan = saved_plan(state)
     generator.eval()
     info = {k: v for k, v in state.items() if k not in ("generator_ema", "discriminator", "optimizers")}
     info["generator"] = {k: v for k, v in entry.items() if k != "state_dict"}
     info["used_ema"] = bool(use_ema and state.get("generator_ema"))
+    info["plan"] = plan
     return generator, info

@@ -27,13 +27,12 @@ from gan_retouch.engine.networks import (
     check_loss_terms,
     mask_trained_in_every_stage,
     parameters_without_gradient,
-    resolve_coarse_pass,
-    resolve_work_size,
     wrap,
 )
 from gan_retouch.engine.precision import Precision
 from gan_retouch.engine.stage import Optimization, StagePlan
 from gan_retouch.errors import CheckpointError
+from gan_retouch.inference.plan import training_plan
 from gan_retouch.losses.adversarial import GANLoss
 from gan_retouch.losses.base import LossContext, full_precision, in_float32
 from gan_retouch.nets.base import run_generator
@@ -60,12 +59,11 @@ class RetouchModel:
         self.device, self.dist, self.precision = device, dist, precision
         for part in ("generator", "discriminator"):
             resolve_init_path(options["model"][part])
-        self.g_entry = {**options["model"]["generator"], "work_size": resolve_work_size(options),
-                        "coarse_pass": resolve_coarse_pass(options)}
+        self.g_entry = {key: value for key, value in options["model"]["generator"].items()
+                        if key not in ("work_size", "coarse_pass")}  # those two go into the inference plan
+        self.inference_plan = training_plan(options)  # how the network runs at inference: saved in checkpoints
         self.d_entry = dict(options["model"]["discriminator"])
         self.generator = build_generator(self.g_entry).to(device)
-        # How the network runs at inference (nets.work_size); copied into the EMA and saved in checkpoints.
-        self.generator.work_size, self.generator.coarse_pass = self.g_entry["work_size"], self.g_entry["coarse_pass"]
         self.discriminator = build_discriminator(self.d_entry)
         if self.discriminator is not None:
             self.discriminator.to(device)
@@ -235,6 +233,7 @@ class RetouchModel:
         state: dict[str, Any] = {
             "kind": self.kind,
             "generator": {**self.g_entry, "state_dict": self.generator.state_dict()},
+            "inference": self.inference_plan.to_dict(),
             "generator_ema": self.ema.module.state_dict() if self.ema is not None else None,
             "ema_state": self.ema.state_dict() if self.ema is not None else None,
             "discriminator": ({**self.d_entry, "state_dict": self.discriminator.state_dict()}

@@ -15,10 +15,8 @@ from gan_retouch.engine.distributed import DistInfo
 from gan_retouch.engine.precision import Precision
 from gan_retouch.errors import ConfigError
 from gan_retouch.nets.base import run_generator
-from gan_retouch.nets.work_size import check_work_size
 from gan_retouch.registry import DISCRIMINATORS, GENERATORS, LOSSES
 
-WORK_SIZE_KEY = "model.generator.work_size"
 PROBE_SIDE = 64  # side of the dry run that finds parameters without gradient before DDP wraps the generator
 
 
@@ -31,30 +29,6 @@ def build_generator(entry: dict[str, Any]) -> nn.Module:
             f"{exc}. model.generator.args is {entry.get('args')}: arguments of another generator may be "
             "left over from a recipe; remove one with --set model.generator.args.NAME=null"
         ) from exc
-
-
-def resolve_work_size(options: Options) -> int | None:
-    """``model.generator.work_size`` as the generator will carry it: ``auto`` becomes the pixel scale of the
-    training images (``data.synthetic.size``; for folders ``data.resize`` or ``data.max_side`` when set, else
-    native = None)."""
-    setting = options["model"]["generator"].get("work_size", "auto")
-    if setting != "auto":
-        return check_work_size(setting, WORK_SIZE_KEY)
-    data = options["data"]
-    if data["source"] == "synthetic":
-        return int(data["synthetic"]["size"])
-    scale = data.get("resize") or data.get("max_side")
-    return int(scale) if scale else None
-
-
-def resolve_coarse_pass(options: Options) -> bool:
-    """``model.generator.coarse_pass`` (a bool, as the options check) true only with an edit map (``args.edit_mask``)."""
-    entry = options["model"]["generator"]
-    value = bool(entry.get("coarse_pass", False))
-    if value and not entry.get("args", {}).get("edit_mask", False):
-        raise ConfigError("model.generator.coarse_pass=true needs an edit map (it keeps only the edits the map is "
-                          "nearly sure of): set model.generator.args.edit_mask=true or coarse_pass=false")
-    return value
 
 
 def build_discriminator(entry: dict[str, Any]) -> nn.Module | None:

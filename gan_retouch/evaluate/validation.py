@@ -1,6 +1,10 @@
 """Validation during training: mean PSNR / SSIM / MS-SSIM (and LPIPS when its weights are here; PSNR inside and
 outside the defect masks when the pairs have masks) on fixed pairs, the identity baseline, and the sample grid +
-HTML page of the run (the same page ``gan-retouch test`` writes)."""
+HTML page of the run (the same page ``gan-retouch test`` writes).
+
+A network is scored through the inference plan the run saves with it (``inference.plan.training_plan``: its
+working size, coarse pass and edit floor), the plan ``test`` and ``retouch`` run, so best.pt is chosen under the
+same inference path it is used with."""
 
 from __future__ import annotations
 
@@ -18,9 +22,8 @@ from gan_retouch.engine.distributed import DistInfo, all_reduce_sum
 from gan_retouch.errors import ConfigError
 from gan_retouch.evaluate.page import PageRow, write_page
 from gan_retouch.imaging import image_grid, save_image
-from gan_retouch.nets.base import unwrap
-from gan_retouch.nets.tiling import infer
-from gan_retouch.nets.work_size import work_size_of
+from gan_retouch.inference.plan import InferencePlan, training_plan
+from gan_retouch.inference.run import run_plan
 
 ImageFunction = nn.Module | Callable[[torch.Tensor], torch.Tensor]  # a generator, or any image -> image callable
 METRICS = ("psnr", "ssim", "ms_ssim")
@@ -54,8 +57,10 @@ class Validator:
     """Scores any generator (or callable) on the same validation pairs, sharded over DDP ranks."""
 
     def __init__(self, dataset: Dataset, device: torch.device, dist: DistInfo, batch_size: int,
-                 lpips: nn.Module | None = None, samples: int = 4, title: str = "validation") -> None:
+                 lpips: nn.Module | None = None, samples: int = 4, title: str = "validation",
+                 plan: InferencePlan | None = None) -> None:
         self.dataset = dataset
+        self.plan = plan or InferencePlan()  # how the networks are run
         self.device = device
         self.dist = dist
         shard = Subset(dataset, list(range(dist.rank, len(dataset), dist.world_size)))
@@ -69,7 +74,8 @@ class Validator:
 
     @classmethod
     def from_options(cls, options: dict[str, Any], device: torch.device, dist: DistInfo) -> Validator:
-        """The validation split of ``options["data"]`` (``data.val_count`` pairs, null = all), LPIPS per ``val.lpips``."""
+        """The validation split of ``options["data"]`` (``data.val_count`` pairs, null = all), LPIPS per ``val.lpips``,
+        networks run under the run's inference plan."""
         data = options["data"]
         dataset = build_dataset(data, "val", int(options["seed"]))
         count = data.get("val_count")
@@ -79,13 +85,13 @@ class Validator:
         lpips_model, _ = resolve_lpips(options["val"]["lpips"], "val.lpips", offline=True)
         batch_size = 4 if data["source"] == "synthetic" else 1
         return cls(dataset, device, dist, batch_size, lpips_model, int(options["val"]["samples"]),
-                   str(options["name"]))
+                   str(options["name"]), training_plan(options))
 
     def _outputs(self, model: ImageFunction, batch: dict[str, Any]) -> torch.Tensor:
         x = batch["input"].to(self.device)
         if isinstance(model, nn.Module):
             mask = batch["mask"].to(self.device) if "mask" in batch else None
-            return infer(model, x, mask, work_size=work_size_of(unwrap(model)))
+            return run_plan(self.plan, model, x, mask)
         return model(x)
 
     @torch.no_grad()

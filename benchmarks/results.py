@@ -20,6 +20,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -132,11 +133,19 @@ def record(script: str, tables: Sequence[dict[str, Any]], title: str | None = No
     records = [entry, *(old for old in records if old["title"] != entry["title"])]
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps({"script": script, "records": records}, indent=1, ensure_ascii=False) + "\n",
-                         encoding="utf-8")
+    temporary.write_text(dump({"script": script, "records": records}), encoding="utf-8")
     temporary.replace(path)  # a crash leaves the previous file whole
     print(f"recorded in {path} (docs/results.md: python benchmarks/results.py)")
     return path
+
+
+SCALAR_LIST = re.compile(r"\[\n\s+((?:[^\[\]{}\n]+,\n\s+)*[^\[\]{}\n]+)\n\s+\]")
+
+
+def dump(data: dict[str, Any]) -> str:
+    """JSON with every list of plain values on one line (a table row is one line: small diffs)."""
+    text = json.dumps(data, indent=1, ensure_ascii=False)
+    return SCALAR_LIST.sub(lambda match: "[" + re.sub(r",\n\s+", ", ", match.group(1)) + "]", text) + "\n"
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -14,6 +14,9 @@ from gan_retouch import component_docs
 ROOT = Path(__file__).resolve().parents[1]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 README_WORDS = 1200
+# Linked files another branch is writing: tolerated only while missing, checked like any link once they exist.
+# Delete an entry when its branch has landed.
+PENDING = {"docs/finetune.md": "the fine-tuning guide, written on branch issue-26"}
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +95,7 @@ def _relative_links(path: Path) -> list[str]:
 def test_relative_links_resolve(document):
     path = ROOT / document
     missing = [link for link in _relative_links(path) if not (path.parent / link).exists()]
+    missing = [link for link in missing if str((path.parent / link).resolve().relative_to(ROOT)) not in PENDING]
     assert missing == [], f"{document} links to missing files: {missing}"
 
 

@@ -1,13 +1,14 @@
 """Data throughput and difficulty: synthetic pairs/s, folder loading pairs/s, identity-baseline statistics.
 
-Run: python benchmarks/bench_data.py [--quick]. Prints figures; asserts nothing (speed is measured, not tested).
-The quick start needs >= 60 synthetic pairs/s at 128 px so that generation is not its bottleneck.
+Run: python benchmarks/bench_data.py [--quick] [--no-record]. Prints figures and records them in
+benchmarks/results/bench_data.json (docs/results.md); asserts nothing (speed is measured, not tested).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +19,9 @@ from gan_retouch.config import option_defaults
 from gan_retouch.data import build_dataset, build_loader, synthesize_pair
 from gan_retouch.data.synthetic import changed_share
 from gan_retouch.imaging import save_image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # results.py, also when loaded by file path
+from results import record, table  # noqa: E402
 
 
 def synthetic_rate(size: int, count: int, **family: object) -> float:
@@ -62,17 +66,22 @@ def folder_rate(root: Path, workers: int, batches: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--no-record", action="store_true", help="print only; do not write benchmarks/results/")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"torch threads: {torch.get_num_threads()}")
+    rows, notes = [], []
     runs = ((128, 24 if args.quick else 96, "standard"), (128, 24 if args.quick else 96, "subtle"),
             (256, 8 if args.quick else 32, "standard"), (1024, 2 if args.quick else 6, "standard"))
     for size, count, mode in runs:
-        print(f"synthetic pairs/s at {size}x{size} ({mode}): {synthetic_rate(size, count, mode=mode):.2f}")
+        rate = synthetic_rate(size, count, mode=mode)
+        rows.append([f"synthetic pairs, {size} px {mode}", f"{rate:.2f}"])
+        print(f"synthetic pairs/s at {size}x{size} ({mode}): {rate:.2f}")
     for mode in ("standard", "subtle"):
         psnr, share, count = identity_stats(mode=mode)
-        print(f"identity baseline (output = input), default synthetic val set, {mode} mode ({count} pairs with "
-              f"defects, 256 px): {psnr:.2f} dB PSNR, {share:.2f} % of pixels changed by > 8/255")
+        notes.append(f"identity baseline (output = input), default synthetic val set, {mode} mode ({count} pairs "
+                     f"with defects, 256 px): {psnr:.2f} dB PSNR, {share:.2f} % of pixels changed by > 8/255")
+        print(notes[-1])
     pairs = 8 if args.quick else 16
     with tempfile.TemporaryDirectory() as folder:
         for extension in ("png", "jpg"):
@@ -83,7 +92,12 @@ def main() -> None:
                 save_image(pair["target"], root / "train" / "target" / f"{index:03d}.{extension}")
             for workers in (0, 2, 4):
                 rate = folder_rate(root, workers, pairs // 2 - 1)
+                rows.append([f"1024x1024 {extension.upper()} pairs from disk, {workers} workers", f"{rate:.1f}"])
                 print(f"folder loading, 1024x1024 {extension.upper()} pairs, {workers} workers: {rate:.1f} pairs/s")
+    if not args.no_record:
+        title = f"Synthetic generation and folder loading{' (--quick)' if args.quick else ''}"
+        record("bench_data", [table("pairs per second (synthetic generation on 1 torch thread)", ["what", "pairs / s"],
+                                    rows)], title=title, notes=notes)
 
 
 if __name__ == "__main__":

@@ -81,7 +81,6 @@ def test_nothing_fitting_is_an_error_even_when_not_strict(tmp_path, pretrained):
 @pytest.mark.parametrize(("items", "match", "error"), [
     (["model.generator.init={root}/missing.pt"], "checkpoint not found", CheckpointError),
     (["model.generator.init_key=ema"], "trained without EMA", CheckpointError),
-    (["model.generator.init_key=newest"], "init_key", ConfigError),
     (["model.discriminator.name=null", "model.discriminator.init={pre}"], "discriminator.name is null", ConfigError),
 ])
 def test_bad_inits(tmp_path, pretrained, without_ema, items, match, error):
@@ -98,3 +97,8 @@ def test_the_init_flag_on_the_command_line(tmp_path, pretrained, capsys):
                  f"checkpoints_root={tmp_path}", "device=cpu"])
     out = capsys.readouterr().out
     assert code == 2 and "checkpoint not found" in out and "Traceback" not in out
+
+
+def test_an_unknown_init_key_is_refused_when_options_load(tmp_path):
+    with pytest.raises(ConfigError, match=r"model.generator.init_key .*auto \| ema \| plain"):
+        tiny_options(tmp_path, "model.generator.init_key=newest")

@@ -18,8 +18,6 @@ from gan_retouch.console import console
 from gan_retouch.engine.checkpoint import describe_network, load_checkpoint
 from gan_retouch.errors import CheckpointError, ConfigError
 
-INIT_KEYS = ("auto", "ema", "plain")  # auto = the EMA weights when the checkpoint has them
-
 
 def _compare(own: dict[str, torch.Tensor], given: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
     """The keys the model has and the checkpoint lacks, the reverse, and the keys whose shapes differ."""
@@ -55,9 +53,7 @@ def load_initial_weights(module: nn.Module, spec: dict[str, Any], part: str, opt
     path = spec.get("init")
     if not path:
         return None
-    key, strict = spec.get("init_key", "auto"), spec.get("init_strict", True)
-    if key not in INIT_KEYS:
-        raise ConfigError(f"{option}_key = {key!r} is not valid; valid: {' | '.join(INIT_KEYS)}")
+    key, strict = spec.get("init_key", "auto"), spec.get("init_strict", True)  # the option loader checks key
     state = load_checkpoint(path)
     entry, given, which = _weights(state, part, key, option)
     own = module.state_dict()

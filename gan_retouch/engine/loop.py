@@ -21,7 +21,15 @@ from gan_retouch.engine import distributed
 from gan_retouch.engine.checkpoint import save_checkpoint
 from gan_retouch.engine.distributed import DistInfo
 from gan_retouch.engine.model import NonFiniteStep, RetouchModel
-from gan_retouch.engine.monitor import GpuMonitor, LogWindow, RunLog, progress_bar, validation_table
+from gan_retouch.engine.monitor import (
+    GpuMonitor,
+    LogWindow,
+    RunLog,
+    StepTimes,
+    TimedBatches,
+    progress_bar,
+    validation_table,
+)
 from gan_retouch.engine.precision import resolve_precision
 from gan_retouch.engine.run_folder import RunFolder
 from gan_retouch.engine.stage import StagePlan, batch_stream, plan_stages
@@ -105,6 +113,7 @@ class TrainingLoop:
             self.model.load_state_dict(state)
         self.log = RunLog(self.run_dir, bool(options["train"]["tensorboard"])) if self.dist.is_main else None
         self.gpu = GpuMonitor(device) if self.dist.is_main else None
+        self.times = StepTimes()
 
     # ----------------------------------------------------------------- saving and validation
     def save(self, plan: StagePlan, name: str = "latest.pt") -> None:
@@ -158,23 +167,27 @@ class TrainingLoop:
         self._skips = 0
         return values, int(drawn[-1]["input"].shape[0])
 
-    def _log(self, plan: StagePlan, window: LogWindow) -> str:
+    def _log(self, plan: StagePlan, window: LogWindow, batches: TimedBatches) -> str:
+        speed = window.speed(self.dist.world_size, self.device, batches.take_waited())
+        self.times.add(window, speed)
         values = window.means(self.dist)
         if not self.dist.is_main:
             return ""
         record = {"step": self.step, "stage": plan.name, **values, "lr": window.lr,
-                  **window.speed(self.dist.world_size), **(self.gpu.figures() if self.gpu else {})}
+                  **speed, **(self.gpu.figures() if self.gpu else {})}
         self.log.write(record)
         shown = ["G", "D"] + [k for k in values if k not in ("G", "D")][:2]
         info = "  ".join(f"{k} {values[k]:.4g}" for k in shown if k in values)
-        return f"{info}  {record['images_per_sec']:.1f} img/s"
+        return (f"{info}  {record['images_per_sec']:.1f} img/s, {record['sec_per_step']:.2f} s/step "
+                f"({record['data_time']:.2f} s data)")
 
     def _run_stage(self, plan: StagePlan, progress: Any, task: Any) -> None:
         train, val_every = plan.options["train"], int(self.options["val"]["every"])
         log_every, save_every, keep_every = (int(train[k]) for k in ("log_every", "save_every", "keep_every"))
-        batches = batch_stream(plan, int(self.options["seed"]), self.stage_step, self.dist, self.device)
+        batches = TimedBatches(batch_stream(plan, int(self.options["seed"]), self.stage_step, self.dist, self.device))
         window = LogWindow()
         while self.stage_step < plan.steps:
+            window.begin_step(self.device)
             lr = self.model.optimization.lr
             values, images = self._step(plan, batches)
             self.model.optimization.step_schedules()
@@ -185,7 +198,7 @@ class TrainingLoop:
             progress.update(task, completed=self.step)
             last = self.stage_step == plan.steps
             if self.step % log_every == 0 or last:
-                info = self._log(plan, window)
+                info = self._log(plan, window, batches)
                 progress.update(task, info=info)
                 if self.dist.is_main and not console.is_terminal:  # no live bar in logs: one line instead
                     console.print(f"step {self.step}/{self.total_steps} ({plan.name}) {info}")
@@ -244,12 +257,14 @@ class TrainingLoop:
         final = {**scores, **{f"identity_{k}": v for k, v in self.validation.identity().items()}}
         if self.dist.is_main:
             gain = final["psnr"] - final["identity_psnr"]
+            times = self.times.figures()
             console.print(
-                f"[bold]done[/]: {self.step} steps. Validation PSNR {final['psnr']:.2f} dB vs identity "
+                f"[bold]done[/]: {self.step} steps ({times['sec_per_step']:.3f} s/step, of which "
+                f"{times['data_time']:.3f} s waiting for data). Validation PSNR {final['psnr']:.2f} dB vs identity "
                 f"{final['identity_psnr']:.2f} dB ([{'green' if gain > 0 else 'red'}]{gain:+.2f} dB[/]); SSIM "
                 f"{final['ssim']:.4f} vs {final['identity_ssim']:.4f}.{self._best_note()} Run folder: {self.run_dir}"
             )
-            (self.run_dir / "metrics.json").write_text(json.dumps({"step": self.step, **final}, indent=2))
+            (self.run_dir / "metrics.json").write_text(json.dumps({"step": self.step, **final, **times}, indent=2))
         return final
 
     def _best_note(self) -> str:

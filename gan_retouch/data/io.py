@@ -61,11 +61,23 @@ def _to_unit_rgb(pixels: torch.Tensor, path: Path) -> tuple[torch.Tensor, int]:
     return image, bits
 
 
+def decode_file(path: Path) -> torch.Tensor:
+    """The pixels of an image file as decoded: uint8 (uint16 for 16-bit PNG) ``[C,H,W]``, EXIF orientation applied.
+
+    4x smaller than float: the form the in-memory cache of decoded pairs keeps (``gan_retouch.data.cache``).
+    """
+    return _decode(path)
+
+
+def pixels_to_image(pixels: torch.Tensor, path: Path) -> torch.Tensor:
+    """Decoded pixels of ``path`` -> float RGB ``[3,H,W]`` in [0, 1] (as ``read_image`` returns them)."""
+    return _to_unit_rgb(pixels, path)[0]
+
+
 def read_image(path: str | Path) -> torch.Tensor:
     """An image file (PNG/JPEG/WebP, 8 or 16 bit) -> float RGB ``[3,H,W]`` in [0, 1], EXIF orientation applied."""
     path = Path(path)
-    image, _ = _to_unit_rgb(_decode(path), path)
-    return image
+    return pixels_to_image(_decode(path), path)
 
 
 def _metadata(path: Path) -> dict[str, Any]:
@@ -111,8 +123,11 @@ def decoded_size(path: Path) -> tuple[int, int]:
 
 def read_mask(path: str | Path) -> torch.Tensor:
     """A mask file -> float ``[1,H,W]`` in [0, 1] (colour masks are averaged over their channels)."""
-    path = Path(path)
-    pixels = _decode(path)
+    return pixels_to_mask(_decode(Path(path)))
+
+
+def pixels_to_mask(pixels: torch.Tensor) -> torch.Tensor:
+    """Decoded mask pixels -> float ``[1,H,W]`` in [0, 1] (colour masks are averaged over their channels)."""
     scale = 65535.0 if pixels.dtype == torch.uint16 else 255.0
     mask = pixels.to(torch.float32).div_(scale)
     if mask.shape[0] in (2, 4):

@@ -26,14 +26,22 @@ from pathlib import Path
 
 from PIL import Image
 
+import gan_retouch
+
 SMALL = 256
 
 
-def run_cli(args: list[str], quiet: bool = True) -> float:
-    """Run ``python -m gan_retouch ARGS`` in a fresh process; its wall time in seconds."""
+def run_cli(args: list[str], work: Path) -> float:
+    """Run ``python -m gan_retouch ARGS`` in a fresh process, on the code this script imports; its wall time in s.
+
+    The child runs in ``work``: Python puts the current folder first on the path, so a child started in a source
+    tree would import that tree instead of the code under test.
+    """
+    code_root = str(Path(gan_retouch.__file__).resolve().parents[1])
+    env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": code_root}
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "gan_retouch", *args], capture_output=quiet, text=True,
-                            env={**os.environ, "COLUMNS": "200"})
+    result = subprocess.run([sys.executable, "-m", "gan_retouch", *args], capture_output=True, text=True, env=env,
+                            cwd=work)
     if result.returncode != 0:
         raise SystemExit(f"gan-retouch {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return time.perf_counter() - started
@@ -44,7 +52,7 @@ def build_sets(work: Path, pairs: int) -> dict[str, Path]:
     large, small = work / "1024", work / str(SMALL)
     if not large.is_dir():
         run_cli(["synth", "--out", str(large), "--count", str(pairs), "--size", "1024",
-                 "--set", "synth.splits=[train,val]"])
+                 "--set", "synth.splits=[train,val]"], work)
     if not small.is_dir():
         for path in sorted(large.rglob("*.png")):
             out = small / path.relative_to(large)
@@ -57,9 +65,10 @@ def build_sets(work: Path, pairs: int) -> dict[str, Path]:
 def train_once(root: Path, out: Path, steps: int, extra: list[str]) -> dict[str, float]:
     """One quick-start run on ``root``; mean logged step and data times (warm-up window left out), wall time."""
     name = f"run_{time.monotonic_ns()}"
+    out.mkdir(parents=True, exist_ok=True)
     wall = run_cli(["train", "--recipe", "quickstart", "--steps", str(steps), "--set", "data.source=folder",
                     f"data.root={root}", "data.crop=128", f"checkpoints_root={out}", f"name={name}",
-                    "train.log_every=10", "train.save_every=0", "val.every=0", "val.lpips=false", *extra])
+                    "train.log_every=10", "train.save_every=0", "val.every=0", "val.lpips=false", *extra], out)
     records = [json.loads(line) for line in (out / name / "log.jsonl").read_text().splitlines()]
     timed = [r for r in records if "sec_per_step" in r][1:]
     figures = {"step": statistics.mean(r["sec_per_step"] for r in timed), "wall": wall}
@@ -82,15 +91,17 @@ def main() -> None:
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="extra options for every run")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_real_loading_"))
+    work.mkdir(parents=True, exist_ok=True)
     sets = build_sets(work, args.pairs)
     if args.prepare:
         prepared = work / "1024_prepared"
         if not prepared.is_dir():
-            seconds = run_cli(["prepare", "--data", str(sets["1024"]), "--out", str(prepared)])
+            seconds = run_cli(["prepare", "--data", str(sets["1024"]), "--out", str(prepared)], work)
             print(f"gan-retouch prepare of the 1024 set: {seconds:.1f} s (whole process)")
         sets["1024 prepared"] = prepared
     extra = ["--set", *args.set] if args.set else []
-    print(f"{args.pairs} pairs per split, quick-start recipe, crop 128, {args.steps} steps, extra: {args.set or '-'}")
+    print(f"code: {Path(gan_retouch.__file__).resolve().parent}; {args.pairs} pairs per split, quick-start recipe, "
+          f"crop 128, {args.steps} steps, extra: {args.set or '-'}")
     results: dict[str, list[dict[str, float]]] = {label: [] for label in sets}
     for repeat in range(args.repeats):
         for label, root in sets.items():

@@ -73,16 +73,16 @@ class Alignment:
     def describe(self) -> str:
         """What was measured and what to check, for a pair that is not aligned."""
         clear = {w.shift for w in self.fine + self.coarse if w.clear}
-        if self.moved and len(clear) == 1:
+        if self.moved and clear == {self.moved[0]} and not self.unmatched:
             dy, dx = self.moved[0]
             return (f"the target is shifted by {dx:+d} px across and {dy:+d} px down (identity SSIM {self.ssim:.2f}): "
                     f"check for a crop, a canvas change or a moved layer in the editor")
         if self.moved:
             shown = ", ".join(f"({dx:+d}, {dy:+d})" for dy, dx in self.moved[:4])
-            return (f"parts of the target are shifted by different amounts (x, y px: {shown}; identity SSIM "
-                    f"{self.ssim:.2f}): check for a crop and resize, or a rotation, in the editor")
+            return (f"parts of the target are shifted by different amounts or match nowhere (x, y px: {shown}; "
+                    f"identity SSIM {self.ssim:.2f}): check for a crop and resize, or a rotation, in the editor")
         return (f"identity SSIM {self.ssim:.2f} and no clear match between input and target: check that the target "
-                f"is a retouch of this photo, not another one")
+                f"is a retouch of this photo, not another one or a cropped and resized copy")
 
 
 def alignment_mode(data: dict) -> str:

@@ -76,8 +76,8 @@ def available_memory() -> int | None:
         return None
 
 
-def _mb(count: int) -> str:
-    return f"{count / 2**20:,.0f} MB"
+def _size(count: int) -> str:
+    return f"{count / 2**30:,.1f} GB" if count >= 2**30 else f"{count / 2**20:.2f} MB"
 
 
 def cache_budget(data: dict[str, Any]) -> tuple[int | None, str]:
@@ -89,7 +89,7 @@ def cache_budget(data: dict[str, Any]) -> tuple[int | None, str]:
         return None, "the available memory is unknown on this system: set data.cache_mb"
     ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     shared = f", split over {ranks} processes" if ranks > 1 else ""
-    return int(available * MEMORY_SHARE / ranks), f"half of the {_mb(available)} available now{shared}"
+    return int(available * MEMORY_SHARE / ranks), f"half of the {_size(available)} available now{shared}"
 
 
 class DecodedFiles:
@@ -157,14 +157,14 @@ def decoded_files(data: dict[str, Any], root: Path, paths: Iterable[Path], where
         files.keep = True
         return files
     if setting is True:
-        have = "no budget" if budget is None else f"{_mb(budget)} may be used ({source})"
+        have = "no budget" if budget is None else f"{_size(budget)} may be used ({source})"
         raise ConfigError(
-            f"data.cache=true: the decoded pairs of {where} need {_mb(needed)} of memory, but {have}. Raise "
+            f"data.cache=true: the decoded pairs of {where} need {_size(needed)} of memory, but {have}. Raise "
             f"data.cache_mb if the memory is there, set data.cache=auto (cache when it fits) or false, or cut the "
             f"pairs into sub-images with `gan-retouch prepare`, which load fast from disk"
         )
     warnings.warn(
-        f"data.cache=auto: the decoded pairs of {where} need {_mb(needed)}, more than the cache may use "
-        f"({_mb(budget) if budget is not None else 'unknown'}: {source}); every step decodes its pairs from "
+        f"data.cache=auto: the decoded pairs of {where} need {_size(needed)}, more than the cache may use "
+        f"({_size(budget) if budget is not None else 'unknown'}: {source}); every step decodes its pairs from "
         f"disk. `gan-retouch prepare` cuts large pairs into sub-images that load fast", stacklevel=3)
     return files

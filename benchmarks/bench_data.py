@@ -44,8 +44,10 @@ def identity_stats(**family: object) -> tuple[float, float, int]:
     return sum(scores) / len(scores), 100 * sum(shares) / len(shares), len(scores)
 
 
-def folder_rate(root: Path, workers: int, batches: int) -> float:
-    data = {**option_defaults("common")["data"], "source": "folder", "root": str(root), "num_workers": workers}
+def folder_rate(root: Path, workers: int, batches: int, cache: bool) -> float:
+    """Pairs/s of a loader over the folder: decoding every item (no cache), or from the in-memory cache."""
+    data = {**option_defaults("common")["data"], "source": "folder", "root": str(root), "num_workers": workers,
+            "cache": cache}
     loader = build_loader(build_dataset(data, "train"), data, batch_size=2, shuffle=False)
     iterator = iter(loader)
     next(iterator)  # start-up (worker launch) is not throughput
@@ -82,8 +84,10 @@ def main() -> None:
                 save_image(pair["input"], root / "train" / "source" / f"{index:03d}.{extension}")
                 save_image(pair["target"], root / "train" / "target" / f"{index:03d}.{extension}")
             for workers in (0, 2, 4):
-                rate = folder_rate(root, workers, pairs // 2 - 1)
-                print(f"folder loading, 1024x1024 {extension.upper()} pairs, {workers} workers: {rate:.1f} pairs/s")
+                for cache in (False, True):
+                    rate = folder_rate(root, workers, pairs // 2 - 1, cache)
+                    print(f"folder loading, 1024x1024 {extension.upper()} pairs, {workers} workers, "
+                          f"cache {'on' if cache else 'off'}: {rate:.1f} pairs/s")
 
 
 if __name__ == "__main__":

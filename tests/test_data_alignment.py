@@ -1,7 +1,7 @@
 """The alignment check of the pre-check: moved, cropped-and-resized or foreign targets are named; retouches pass."""
 
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ def _pixels(image: torch.Tensor) -> torch.Tensor:
     return (image.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
-@lru_cache(maxsize=None)  # generating a face is the slow part; the tests never change the tensors
+@cache  # generating a face is the slow part; the tests never change the tensors
 def _pair(index: int, size: int = 192, mode: str = "standard") -> tuple[torch.Tensor, torch.Tensor]:
     pair = synthesize_pair(index, size, split="val", mode=mode)
     return _pixels(pair["input"]), _pixels(pair["target"])

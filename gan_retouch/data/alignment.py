@@ -18,6 +18,7 @@ below about (longer side / FINE_SIDE) px are not seen.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -112,48 +113,79 @@ def _grey(pixels: torch.Tensor, side: int) -> torch.Tensor:
     return shrunk[1 if shrunk.shape[0] == 3 else 0].to(torch.float32) / full
 
 
-def _ssim(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> float:
-    """Mean SSIM of two grey ``[h,w]`` images over windows at every second pixel (uniform window; the constants of
-    Wang et al. for range 1)."""
+def _ssim(a: torch.Tensor, b: torch.Tensor, window: int = 8) -> float:
+    """Mean SSIM of two grey ``[h,w]`` images over ``window`` px squares every ``window // 2`` px (uniform
+    weights; the constants of Wang et al. for range 1)."""
     c1, c2 = 0.01**2, 0.03**2
     window = min(window, *a.shape)
-    box = torch.full((1, 1, window, window), 1.0 / window**2)
-    mu_a, mu_b, aa, bb, ab = F.conv2d(torch.stack((a, b, a * a, b * b, a * b))[:, None], box, stride=2)[:, 0]
+    stack = torch.stack((a, b, a * a, b * b, a * b))[:, None]
+    mu_a, mu_b, aa, bb, ab = F.avg_pool2d(stack, window, stride=max(1, window // 2))[:, 0]
     var_a, var_b, cov = aa - mu_a**2, bb - mu_b**2, ab - mu_a * mu_b
     ssim = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
     return float(ssim.mean())
 
 
-def _phase_shift(a: torch.Tensor, b: torch.Tensor) -> tuple[tuple[int, int], float]:
-    """The integer shift (dy, dx) that moves window ``a`` onto ``b``, and the height of its correlation peak."""
-    hann = torch.outer(torch.hann_window(a.shape[0], periodic=False), torch.hann_window(a.shape[1], periodic=False))
-    cross = torch.fft.rfft2((b - b.mean()) * hann) * torch.fft.rfft2((a - a.mean()) * hann).conj()
-    surface = torch.fft.irfft2(cross / (cross.abs() + 1e-12), s=a.shape)
-    dy, dx = divmod(int(surface.argmax()), a.shape[1])
-    dy = dy - a.shape[0] if dy > a.shape[0] // 2 else dy
-    dx = dx - a.shape[1] if dx > a.shape[1] // 2 else dx
-    return (dy, dx), float(surface.max())
+@lru_cache(maxsize=8)
+def _hann(height: int, width: int) -> torch.Tensor:
+    return torch.outer(torch.hann_window(height, periodic=False), torch.hann_window(width, periodic=False))
 
 
-def _windows(a: torch.Tensor, b: torch.Tensor, full_width: int) -> tuple[Window, ...]:
-    """The best match of each window of grey copies ``a`` and ``b`` (empty for copies under 16 px)."""
+def _matches(a: torch.Tensor, b: torch.Tensor, factor: float) -> tuple[Window, ...]:
+    """The best match of each pair of grey windows ``a[i]``, ``b[i]`` (``[N,h,w]``, pixels ``factor``
+    full-resolution px wide): the integer shift that moves ``a[i]`` onto ``b[i]`` by phase correlation."""
+    height, width = a.shape[-2:]
+    hann = _hann(height, width)
+    spectra = [torch.fft.rfft2((x - x.mean(dim=(-2, -1), keepdim=True)) * hann) for x in (a, b)]
+    cross = spectra[1] * spectra[0].conj()
+    surface = torch.fft.irfft2(cross / (cross.abs() + 1e-12), s=(height, width)).flatten(1)
+    peaks, where = surface.max(dim=1)
+    found = []
+    for index, (peak, at) in enumerate(zip(peaks.tolist(), where.tolist(), strict=True)):
+        dy, dx = divmod(at, width)
+        dy, dx = dy - height if dy > height // 2 else dy, dx - width if dx > width // 2 else dx
+        found.append(Window((round(dy * factor), round(dx * factor)), peak, float(a[index].std()) >= MIN_STD))
+    return tuple(found)
+
+
+def _corners(height: int, width: int, size: int) -> list[tuple[int, int]]:
+    """Top-left corners of the ``size`` px windows centred (as far as they fit) on ``CENTRES``."""
+    return [(min(max(0, round(fy * height) - size // 2), height - size),
+             min(max(0, round(fx * width) - size // 2), width - size)) for fy, fx in CENTRES]
+
+
+def _coarse_windows(a: torch.Tensor, b: torch.Tensor, factor: float) -> tuple[Window, ...]:
+    """The windows of the coarse grey copies ``a`` and ``b`` (none for copies under 16 px)."""
     size = min(WINDOW, *a.shape) // 2 * 2
     if size < 16:
         return ()
-    factor = full_width / a.shape[1]
-    found = []
-    for fy, fx in CENTRES:
-        top = min(max(0, round(fy * a.shape[0]) - size // 2), a.shape[0] - size)
-        left = min(max(0, round(fx * a.shape[1]) - size // 2), a.shape[1] - size)
-        window_a, window_b = a[top : top + size, left : left + size], b[top : top + size, left : left + size]
-        (dy, dx), peak = _phase_shift(window_a, window_b)
-        found.append(Window((round(dy * factor), round(dx * factor)), peak, float(window_a.std()) >= MIN_STD))
-    return tuple(found)
+    corners = _corners(*a.shape, size)
+
+    def cut(image: torch.Tensor) -> torch.Tensor:
+        return torch.stack([image[top : top + size, left : left + size] for top, left in corners])
+
+    return _matches(cut(a), cut(b), factor)
+
+
+def _fine_windows(source: torch.Tensor, target: torch.Tensor) -> tuple[Window, ...]:
+    """The windows of the fine copies (at most ``FINE_SIDE`` px long); only the windows themselves are made."""
+    height, width = source.shape[-2:]
+    factor = max(1.0, max(height, width) / FINE_SIDE)
+    size = min(WINDOW, int(height / factor), int(width / factor)) // 2 * 2
+    if size < 16:
+        return ()
+    span = min(round(size * factor), height, width)  # full-resolution px per window side
+    corners = _corners(height, width, span)
+
+    def cut(image: torch.Tensor) -> torch.Tensor:
+        return torch.stack([_grey(image[:, top : top + span, left : left + span], size) for top, left in corners])
+
+    windows = cut(source)
+    return _matches(windows, cut(target), span / windows.shape[-1])
 
 
 def check_alignment(source: torch.Tensor, target: torch.Tensor) -> Alignment:
     """Measure how well the decoded ``[C,H,W]`` pixels of ``source`` and ``target`` (same size) line up."""
-    width = source.shape[-1]
-    fine_a, fine_b = _grey(source, FINE_SIDE), _grey(target, FINE_SIDE)
     coarse_a, coarse_b = _grey(source, COARSE_SIDE), _grey(target, COARSE_SIDE)
-    return Alignment(_ssim(coarse_a, coarse_b), _windows(fine_a, fine_b, width), _windows(coarse_a, coarse_b, width))
+    factor = source.shape[-1] / coarse_a.shape[-1]
+    return Alignment(_ssim(coarse_a, coarse_b), _fine_windows(source, target),
+                     _coarse_windows(coarse_a, coarse_b, factor))

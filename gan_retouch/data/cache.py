@@ -9,7 +9,8 @@ validation split, the training split, the next stage of a recipe) shares the dec
 each file once in total; a file that changed on disk (size or modification time) is decoded again. A build on
 another root starts a new store; datasets built earlier keep their own files alive.
 
-DataLoader workers read the parent's cache without copying it: forked workers (Linux) share its pages
+The pre-check's results are remembered with the files, cache or not, so another build on the same pairs checks
+nothing again. DataLoader workers read the parent's cache without copying it: forked workers (Linux) share its pages
 copy-on-write, and with the spawn start method torch moves the tensors to shared memory. Each DDP rank is a
 process of its own and keeps its own cache, hence the budget split over the ranks of a node.
 """

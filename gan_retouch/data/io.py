@@ -115,12 +115,6 @@ def image_size(path: Path) -> tuple[int, int]:
     return (width, height) if orientation in TRANSPOSING_ORIENTATIONS else (height, width)
 
 
-def decoded_size(path: Path) -> tuple[int, int]:
-    """(height, width) after EXIF orientation from a full decode: catches corrupt data that a header hides."""
-    pixels = _decode(path)
-    return int(pixels.shape[-2]), int(pixels.shape[-1])
-
-
 def read_mask(path: str | Path) -> torch.Tensor:
     """A mask file -> float ``[1,H,W]`` in [0, 1] (colour masks are averaged over their channels)."""
     return pixels_to_mask(_decode(Path(path)))

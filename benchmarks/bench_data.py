@@ -1,7 +1,11 @@
-"""Data throughput and difficulty: synthetic pairs/s, folder loading pairs/s, identity-baseline statistics.
+"""Data throughput and difficulty: synthetic pairs/s, folder loading pairs/s, identity-baseline statistics; and
+the alignment check's figures on good and damaged pairs.
 
 Run: python benchmarks/bench_data.py [--quick]. Prints figures; asserts nothing (speed is measured, not tested).
 The quick start needs >= 60 synthetic pairs/s at 128 px so that generation is not its bottleneck.
+``--alignment [DIR ...]`` instead runs the pre-check's alignment check on the pairs of each DIR (source/ +
+target/) and on synthetic pairs at 256 and 1024 px, each as it is and damaged: target shifted by 8 or 3 px,
+cropped by 3 % or 1 % of each side and resized back, or another pair's target; it prints how many are flagged.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from gan_retouch.config import option_defaults
 from gan_retouch.data import build_dataset, build_loader, synthesize_pair
+from gan_retouch.data.alignment import check_alignment
+from gan_retouch.data.pixels import read_pixels
 from gan_retouch.data.synthetic import changed_share
 from gan_retouch.imaging import save_image
 
@@ -61,11 +68,60 @@ def folder_rate(root: Path, workers: int, batches: int, cache: bool) -> float:
     return seen / (time.perf_counter() - start)
 
 
+def _damaged(target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The ways an exported target goes wrong: moved, or cropped and resized back to the input's size."""
+    height, width = target.shape[-2:]
+    versions = {f"shift {n} px": torch.cat([target[..., :n], target[..., :-n]], dim=-1) for n in (8, 3)}
+    for share in (0.03, 0.01):
+        cut = round(share * min(height, width))
+        inner = target[:, cut : height - cut, cut : width - cut].float()[None]
+        resized = F.interpolate(inner, size=(height, width), mode="bilinear", antialias=True)[0]
+        versions[f"crop+resize {share:.0%}"] = resized.round().clamp(0, 255).to(target.dtype)
+    return versions
+
+
+def alignment_table(folders: list[Path], synthetic: int) -> None:
+    """How many pairs the alignment check flags, per set and damage, with the SSIM range and ms per pair."""
+    sets: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+    for folder in folders:
+        names = sorted(p.name for p in (folder / "source").iterdir())
+        sets[f"real {folder.name}"] = [(read_pixels(folder / "source" / n), read_pixels(folder / "target" / n))
+                                       for n in names]
+    to_pixels = lambda image: (image.clamp(0, 1) * 255).round().to(torch.uint8)  # noqa: E731
+    for size in (256, 1024):
+        for mode in ("standard", "subtle"):
+            pairs = [synthesize_pair(i, size, split="val", mode=mode) for i in range(synthetic)]
+            sets[f"synthetic {size} px {mode}"] = [(to_pixels(p["input"]), to_pixels(p["target"])) for p in pairs]
+    for label, pairs in sets.items():
+        rows: dict[str, list] = {"good": [], "another photo": []}
+        for index, (source, target) in enumerate(pairs):
+            cases = {"good": target, **_damaged(target)}
+            other = pairs[index - 1][1]
+            if index > 0 and other.shape == target.shape:
+                cases["another photo"] = other
+            for case, candidate in cases.items():
+                started = time.perf_counter()
+                result = check_alignment(source, candidate)
+                rows.setdefault(case, []).append((result, time.perf_counter() - started))
+        for case, results in rows.items():
+            if results:
+                ssim = [r.ssim for r, _ in results]
+                print(f"{label:>28}, {case:>16}: flagged {sum(not r.aligned for r, _ in results)}/{len(results)}, "
+                      f"identity SSIM {min(ssim):.3f}-{max(ssim):.3f}, "
+                      f"{1000 * sum(t for _, t in results) / len(results):.0f} ms per pair")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--alignment", nargs="*", type=Path, metavar="DIR",
+                        help="run only the alignment-check figures, on these folders of real pairs and on synthetic ones")
+    parser.add_argument("--synthetic", type=int, default=4, help="synthetic pairs per set for --alignment")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.alignment is not None:
+        alignment_table(args.alignment, args.synthetic)
+        return
     print(f"torch threads: {torch.get_num_threads()}")
     runs = ((128, 24 if args.quick else 96, "standard"), (128, 24 if args.quick else 96, "subtle"),
             (256, 8 if args.quick else 32, "standard"), (1024, 2 if args.quick else 6, "standard"))

@@ -3,13 +3,15 @@
 Builds N synthetic pairs at 1024 px (`gan-retouch synth --size 1024`, train and val splits) and the same pairs
 resized to 256 px, then trains the quick-start recipe for a few steps on each with ``data.source=folder
 data.crop=128``, each run in its own process as a user would start it. Prints the per-step times the run logs
-(log.jsonl: ``sec_per_step`` and, where the code logs it, ``data_time``; the first log window, the warm-up, is
-left out), the whole run's wall time, and the ratio 1024 / 256. Runs alternate between the sizes and repeat, so
-the spread on a shared machine shows.
+(log.jsonl: medians over the log windows of ``sec_per_step`` and, where the code logs it, ``data_time``; the
+first window, the warm-up, is left out), the whole run's wall time, and the ratio 1024 / 256 per repeat, so the
+spread on a shared machine shows.
 
     python benchmarks/bench_real_loading.py [--pairs 8] [--steps 40] [--repeats 3] [--work DIR]
         [--set KEY=VALUE ...]   (extra options for every run, e.g. data.cache=false)
-    python benchmarks/bench_real_loading.py --prepare   (also runs on `gan-retouch prepare` output of the 1024 set)
+        [--code OLD_TREE NEW_TREE]   (compare source trees, e.g. a `git archive` of main and this checkout)
+        [--together]   (start all runs of a repeat at once: on a shared, loaded machine they then share its load)
+        [--prepare]   (also train on `gan-retouch prepare` output of the 1024 set)
 """
 
 from __future__ import annotations
@@ -29,21 +31,29 @@ from PIL import Image
 import gan_retouch
 
 SMALL = 256
+CODE = Path(gan_retouch.__file__).resolve().parents[1]  # the source tree this script imports
 
 
-def run_cli(args: list[str], work: Path) -> float:
-    """Run ``python -m gan_retouch ARGS`` in a fresh process, on the code this script imports; its wall time in s.
+def _child(args: list[str], work: Path, code: Path) -> tuple[subprocess.Popen, Path]:
+    """Start ``python -m gan_retouch ARGS`` on the package under ``code``, in ``work`` (Python puts the current
+    folder first on the path, so a child started in a source tree would import that tree), output to a file."""
+    env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": str(code)}
+    output = work / f"child_{time.monotonic_ns()}.txt"
+    with output.open("w") as stream:
+        child = subprocess.Popen([sys.executable, "-m", "gan_retouch", *args], stdout=stream,
+                                 stderr=subprocess.STDOUT, env=env, cwd=work)
+    return child, output
 
-    The child runs in ``work``: Python puts the current folder first on the path, so a child started in a source
-    tree would import that tree instead of the code under test.
-    """
-    code_root = str(Path(gan_retouch.__file__).resolve().parents[1])
-    env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": code_root}
+
+def _check(child: subprocess.Popen, output: Path, args: list[str]) -> None:
+    if child.wait() != 0:
+        raise SystemExit(f"gan-retouch {' '.join(args)} failed:\n{output.read_text()}")
+
+
+def run_cli(args: list[str], work: Path, code: Path = CODE) -> float:
+    """Run ``python -m gan_retouch ARGS`` in a fresh process and wait; its wall time in seconds."""
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "gan_retouch", *args], capture_output=True, text=True, env=env,
-                            cwd=work)
-    if result.returncode != 0:
-        raise SystemExit(f"gan-retouch {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    _check(*_child(args, work, code), args)
     return time.perf_counter() - started
 
 
@@ -62,19 +72,42 @@ def build_sets(work: Path, pairs: int) -> dict[str, Path]:
     return {"1024": large, str(SMALL): small}
 
 
-def train_once(root: Path, out: Path, steps: int, extra: list[str]) -> dict[str, float]:
-    """One quick-start run on ``root``; mean logged step and data times (warm-up window left out), wall time."""
-    name = f"run_{time.monotonic_ns()}"
-    out.mkdir(parents=True, exist_ok=True)
-    wall = run_cli(["train", "--recipe", "quickstart", "--steps", str(steps), "--set", "data.source=folder",
-                    f"data.root={root}", "data.crop=128", f"checkpoints_root={out}", f"name={name}",
-                    "train.log_every=10", "train.save_every=0", "val.every=0", "val.lpips=false", *extra], out)
-    records = [json.loads(line) for line in (out / name / "log.jsonl").read_text().splitlines()]
+def train_args(root: Path, out: Path, name: str, steps: int, extra: list[str]) -> list[str]:
+    return ["train", "--recipe", "quickstart", "--steps", str(steps), "--set", "data.source=folder",
+            f"data.root={root}", "data.crop=128", f"checkpoints_root={out}", f"name={name}", "train.log_every=10",
+            "train.save_every=0", "val.every=0", "val.lpips=false", *extra]
+
+
+def figures_of(run_dir: Path, wall: float) -> dict[str, float]:
+    """Median logged step and data time over the log windows (the first, the warm-up, left out), and wall time."""
+    records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     timed = [r for r in records if "sec_per_step" in r][1:]
-    figures = {"step": statistics.mean(r["sec_per_step"] for r in timed), "wall": wall}
+    figures = {"step": statistics.median(r["sec_per_step"] for r in timed), "wall": wall}
     if all("data_time" in r for r in timed):
-        figures["data"] = statistics.mean(r["data_time"] for r in timed)
+        figures["data"] = statistics.median(r["data_time"] for r in timed)
     return figures
+
+
+def train_runs(runs: dict[str, tuple[Path, Path]], out: Path, steps: int, extra: list[str],
+               together: bool) -> dict[str, dict[str, float]]:
+    """Quick-start runs, label -> (data root, code tree), one after the other or all started at once."""
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    batches = [list(runs.items())] if together else [[item] for item in runs.items()]
+    for batch in batches:
+        started, pending = time.perf_counter(), {}
+        for label, (root, code) in batch:
+            name = f"run_{time.monotonic_ns()}"
+            args = train_args(root, out, name, steps, extra)
+            pending[label] = (name, args, *_child(args, out, code))
+        while pending:  # poll, so that each run's wall time ends when it ends
+            for label, (name, args, child, output) in list(pending.items()):
+                if child.poll() is not None:
+                    _check(child, output, args)
+                    results[label] = figures_of(out / name, time.perf_counter() - started)
+                    del pending[label]
+            time.sleep(0.2)
+    return results
 
 
 def spread(values: list[float]) -> str:
@@ -85,8 +118,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=8, help="pairs per split (train and val)")
     parser.add_argument("--steps", type=int, default=40, help="training steps per run (log every 10)")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per size, alternating")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per size and code tree")
     parser.add_argument("--work", type=Path, default=None, help="folder for the pairs and runs (default: a temp dir)")
+    parser.add_argument("--code", nargs="+", type=Path, default=[CODE], metavar="DIR",
+                        help="source trees to compare (each holds gan_retouch/); default: the one imported here")
+    parser.add_argument("--together", action="store_true",
+                        help="start all runs of a repeat at once, so that they share the machine's load")
     parser.add_argument("--prepare", action="store_true", help="also train on `gan-retouch prepare` output")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="extra options for every run")
     args = parser.parse_args()
@@ -100,21 +137,28 @@ def main() -> None:
             print(f"gan-retouch prepare of the 1024 set: {seconds:.1f} s (whole process)")
         sets["1024 prepared"] = prepared
     extra = ["--set", *args.set] if args.set else []
-    print(f"code: {Path(gan_retouch.__file__).resolve().parent}; {args.pairs} pairs per split, quick-start recipe, "
-          f"crop 128, {args.steps} steps, extra: {args.set or '-'}")
-    results: dict[str, list[dict[str, float]]] = {label: [] for label in sets}
+    codes = {str(code) if len(args.code) > 1 else "": code.resolve() for code in args.code}
+    runs = {(tree, size): (root, code) for tree, code in codes.items() for size, root in sets.items()}
+    print(f"code: {', '.join(str(c) for c in codes.values())}; {args.pairs} pairs per split, quick-start recipe, "
+          f"crop 128, {args.steps} steps, {'together' if args.together else 'one after the other'}, "
+          f"extra: {args.set or '-'}")
+    results: dict[tuple[str, str], list[dict[str, float]]] = {key: [] for key in runs}
     for repeat in range(args.repeats):
-        for label, root in sets.items():
-            figures = train_once(root, work / "runs", args.steps, extra)
-            results[label].append(figures)
+        labelled = {f"{tree} {size}".strip(): value for (tree, size), value in runs.items()}
+        done = train_runs(labelled, work / "runs", args.steps, extra, args.together)
+        for (tree, size) in runs:
+            figures = done[f"{tree} {size}".strip()]
+            results[(tree, size)].append(figures)
             shown = "  ".join(f"{k} {v:.3f}" for k, v in figures.items())
-            print(f"repeat {repeat + 1} {label:>13}: {shown}  (s/step, s/step waiting for data, s whole run)")
-    for label, runs in results.items():
-        print(f"{label:>13}: s/step {spread([r['step'] for r in runs])}; whole run s {spread([r['wall'] for r in runs])}")
-    small = results[str(SMALL)]
-    for label in (k for k in results if k != str(SMALL)):
-        ratios = [big["step"] / little["step"] for big, little in zip(results[label], small, strict=True)]
-        print(f"step-time ratio {label} / {SMALL} (per repeat): {spread(ratios)}")
+            print(f"repeat {repeat + 1} {tree} {size:>13}: {shown}  (s/step, s whole run, s/step waiting for data)")
+    for (tree, size), found in results.items():
+        print(f"{tree} {size:>13}: s/step {spread([r['step'] for r in found])}; "
+              f"whole run s {spread([r['wall'] for r in found])}")
+    for tree in codes:
+        small = results[(tree, str(SMALL))]
+        for size in (k for k in sets if k != str(SMALL)):
+            ratios = [big["step"] / little["step"] for big, little in zip(results[(tree, size)], small, strict=True)]
+            print(f"{tree} step-time ratio {size} / {SMALL} (per repeat): {spread(ratios)}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 For each model: parameters, MB (fp32, 1 MB = 1e6 bytes), GMACs and latency at 1024x1024 and 3840x2160 (4K UHD),
 through the path `gan-retouch retouch` uses (`deploy.backends`: BatchNorm folded, the faster memory format on
-CPU), timed by `nets.profile.measure_latency` (torch.utils.benchmark.Timer). Then, per model, the speed-up over
+CPU), timed by `inference.profile.measure_latency` (torch.utils.benchmark.Timer). Then, per model, the speed-up over
 the teacher and the ratio to its MAC floor: latency / (GMACs / the teacher's measured GMAC/s), i.e. how far the
 model is from running its MACs as efficiently as the teacher does (1.0 = as efficient; the goal is <= 2).
 With CUDA present it also prints the same figures on the GPU in fp16 (channels_last; CUDA is synchronised).

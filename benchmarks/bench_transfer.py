@@ -43,10 +43,11 @@ from gan_retouch.config import resolve
 from gan_retouch.data import blemish_photo, build_dataset, face_skin
 from gan_retouch.engine.checkpoint import load_generator
 from gan_retouch.imaging import image_row, save_image
+from gan_retouch.inference.plan import InferencePlan, ModelFacts, resolve_plan
+from gan_retouch.inference.run import run_plan
+from gan_retouch.inference.work_size import work_shape
 from gan_retouch.metrics import masked_psnr, psnr
 from gan_retouch.nets.base import unwrap
-from gan_retouch.nets.tiling import infer
-from gan_retouch.nets.work_size import override_work_size, use_coarse_pass, work_shape, work_size_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling module, also when loaded by file path
 from independent_blemishes import independent_pair  # noqa: E402
@@ -121,16 +122,16 @@ def independent_families(photo: torch.Tensor, count: int, size: int) -> dict[str
 
 
 @torch.no_grad()
-def retouch(model: torch.nn.Module, image: torch.Tensor, coarse: bool | None = None) -> torch.Tensor:
-    """The model's output for one ``[3,H,W]`` image, ``[1,3,H,W]`` in [0, 1], at its working size and with the
-    coarse pass as ``gan-retouch test`` and ``retouch`` run it (``coarse`` None = the model's own)."""
+def retouch(model: torch.nn.Module, image: torch.Tensor, plan: InferencePlan | None = None) -> torch.Tensor:
+    """The model's output for one ``[3,H,W]`` image, ``[1,3,H,W]`` in [0, 1], under its inference plan (the
+    working size and coarse pass ``gan-retouch test`` and ``retouch`` run; None = native)."""
     x = image[None]
     mask = torch.zeros_like(x[:, :1]) if getattr(unwrap(model), "takes_mask", False) else None
-    return infer(model, x, mask, work_size=work_size_of(unwrap(model)),
-                 coarse=use_coarse_pass(coarse, model, "--coarse-pass")).float().clamp(0.0, 1.0)
+    return run_plan(plan or InferencePlan(), model, x, mask)
 
 
-def score_pairs(model: torch.nn.Module, pairs: list[dict[str, torch.Tensor]], coarse: bool | None = None) -> dict[str, float]:
+def score_pairs(model: torch.nn.Module, pairs: list[dict[str, torch.Tensor]],
+                plan: InferencePlan | None = None) -> dict[str, float]:
     """Mean PSNR of model and identity: overall, inside the edited region, outside it."""
     rows: dict[str, list[float]] = {key: [] for key in ("psnr", "psnr_in", "psnr_out", "id", "id_in", "id_out")}
     for pair in pairs:
@@ -138,7 +139,7 @@ def score_pairs(model: torch.nn.Module, pairs: list[dict[str, torch.Tensor]], co
         region = ((x - target).abs().amax(1, keepdim=True) > CHANGED).float()
         if "mask" in pair:
             region = torch.maximum(region, (pair["mask"][None] > 0).float())
-        output = retouch(model, pair["input"], coarse)
+        output = retouch(model, pair["input"], plan)
         for prefix, image in (("psnr", output), ("id", x)):
             rows[prefix].append(float(psnr(image, target)))
             rows[f"{prefix}_in"].append(float(masked_psnr(image, target, region, inside=True)))
@@ -146,9 +147,10 @@ def score_pairs(model: torch.nn.Module, pairs: list[dict[str, torch.Tensor]], co
     return {key: _mean(values) for key, values in rows.items()}
 
 
-def score_clean(model: torch.nn.Module, photos: dict[str, torch.Tensor], coarse: bool | None = None) -> dict[str, float]:
+def score_clean(model: torch.nn.Module, photos: dict[str, torch.Tensor],
+                plan: InferencePlan | None = None) -> dict[str, float]:
     """PSNR of the output against the input for each clean photo (100 dB = untouched)."""
-    return {name: float(psnr(retouch(model, photo, coarse), photo[None])) for name, photo in photos.items()}
+    return {name: float(psnr(retouch(model, photo, plan), photo[None])) for name, photo in photos.items()}
 
 
 def _mean(values: list[float]) -> float:
@@ -157,7 +159,7 @@ def _mean(values: list[float]) -> float:
 
 
 def write_crop(model: torch.nn.Module, name: str, photo: torch.Tensor, out: Path, scale: float = 1.0,
-               coarse: bool | None = None) -> Path:
+               plan: InferencePlan | None = None) -> Path:
     """input | output | 10x |output - input| (| edit map) of the photo's face at 100 % (``CROP`` times ``scale``,
     the photo's --photo-scale), the model run on the whole photo at its working size, as a user runs it."""
     height, width = photo.shape[-2:]
@@ -166,14 +168,16 @@ def write_crop(model: torch.nn.Module, name: str, photo: torch.Tensor, out: Path
     side = min(side, height, width)
     top, left = min(top, height - side), min(left, width - side)  # the crop stays inside smaller photos
     face = (slice(None), slice(top, top + side), slice(left, left + side))
-    crop, output = photo[face], retouch(model, photo, coarse)[0][face]
+    plan = plan or InferencePlan()
+    crop, output = photo[face], retouch(model, photo, plan)[0][face]
     panels = [crop, output, ((output - crop).abs() * 10).clamp(0, 1)]
     inner = unwrap(model)
     if getattr(inner, "edit_mask", False):
-        shape = work_shape(height, width, work_size_of(inner))
+        shape = work_shape(height, width, plan.work_size)
         small = F.interpolate(photo[None], size=shape, mode="bilinear", align_corners=False, antialias=True)
         with torch.no_grad():
-            edit_map = F.interpolate(inner.edit_map(small), size=(height, width), mode="bilinear", align_corners=False)
+            edit_map = F.interpolate(inner.edit_map(small, floor=plan.edit_floor), size=(height, width),
+                                     mode="bilinear", align_corners=False)
         panels.append(edit_map[0][face].expand(3, -1, -1))
     path = out / f"crop_{name}.png"
     save_image(image_row(panels), path)
@@ -227,19 +231,20 @@ def main() -> None:
     checkpoint = Path(args.checkpoint) if args.checkpoint else train_first(args.recipe, args.set, out)
     photos = real_photos(CLEAN_PHOTOS, args.photo_scale)
     model, info = load_generator(checkpoint)
-    override_work_size(model, args.work_size, "--work-size")
     data = info.get("options", {}).get("data", {})
     trained_on = data.get("synthetic") if data.get("source") == "synthetic" else data.get("root")
     coarse = {"model": None, "on": True, "off": False}[args.coarse_pass]
-    families = {name: score_pairs(model, synthetic_pairs(overrides, args.count, args.size), coarse)
+    facts = ModelFacts(bool(getattr(model, "edit_mask", False)), int(getattr(model, "stride", 1)), str(checkpoint))
+    plan = resolve_plan(info["plan"], {"work_size": args.work_size, "coarse_pass": coarse}, "bench_transfer", facts)
+    families = {name: score_pairs(model, synthetic_pairs(overrides, args.count, args.size), plan)
                 for name, overrides in FAMILIES.items()}
-    families["real photo + defects"] = score_pairs(model, blemished_photo(photos["astronaut"], args.count // 2), coarse)
+    families["real photo + defects"] = score_pairs(model, blemished_photo(photos["astronaut"], args.count // 2), plan)
     for name, pairs in independent_families(photos["astronaut"], args.count, args.size).items():
-        families[name] = score_pairs(model, pairs, coarse)
+        families[name] = score_pairs(model, pairs, plan)
     report = {"checkpoint": str(checkpoint), "trained_on": trained_on, "count": args.count, "size": args.size,
-              "photo_scale": args.photo_scale, "work_size": work_size_of(model), "families": families,
-              "coarse_pass": use_coarse_pass(coarse, model, "--coarse-pass"), "clean_photos": score_clean(model, photos, coarse),
-              "crops": [str(write_crop(model, name, photos[name], out, args.photo_scale, coarse)) for name in CROP]}
+              "photo_scale": args.photo_scale, "work_size": plan.work_size, "families": families,
+              "coarse_pass": plan.coarse_pass, "clean_photos": score_clean(model, photos, plan),
+              "crops": [str(write_crop(model, name, photos[name], out, args.photo_scale, plan)) for name in CROP]}
     print_table(report)
     (out / "transfer.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {out / 'transfer.json'} and {', '.join(report['crops'])}")

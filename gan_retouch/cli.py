@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +17,7 @@ from rich.markup import escape
 
 from gan_retouch import __version__
 from gan_retouch.cli_help import options_help, options_listing
-from gan_retouch.config import deep_merge, find_recipe, option_docs, parse_set_items, resolve
+from gan_retouch.config import ECHO_CHARS, deep_merge, find_recipe, option_docs, parse_set_items, resolve
 from gan_retouch.console import console
 from gan_retouch.errors import ConfigError, GanRetouchError
 
@@ -82,6 +83,9 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
         (("--model",), "bench.model", {"help": "registry generator to measure with random weights (bench.model)"}),
         (("--size",), "bench.size", {"type": int, "help": "square input side (bench.size)"}),
         (("--precision",), "bench.precision", {"help": "fp32 | fp16 | bf16 (bench.precision)"}),
+        (("--work-size",), "bench.work_size", {"type": int, "metavar": "PX",
+                                               "help": "longer side at which the network sees the image, 0 = "
+                                                       "native; default: the checkpoint's (bench.work_size)"}),
         (("--budget-ms",), "bench.budget_ms", {"type": float, "help": "latency budget in ms (bench.budget_ms)"}),
         (("--budget-mb",), "bench.budget_mb", {"type": float, "help": "fp32 size budget in MB (bench.budget_mb)"}),
         (("--json",), "bench.json", {"action": "store_const", "const": True, "help": "print JSON (bench.json)"}),
@@ -108,6 +112,8 @@ DESCRIPTIONS = {
     "export": "Export a model to ONNX or TorchScript and check it against PyTorch.",
 }
 RECIPE_COMMANDS = ("train", "distill", "test")
+TRAINING_COMMANDS = ("train", "distill")
+LONGEST_WORD = 1000  # longer words of an error message are shortened (paths stay whole)
 
 # subcommand -> (module, function) that does the work; imported only when the command runs.
 ENTRY_POINTS = {
@@ -233,7 +239,16 @@ def _run_command(args: argparse.Namespace) -> int:
     if args.command in RECIPE_COMMANDS:
         console.print(f"[bold]resolved options[/] of `gan-retouch {args.command}`:")
         console.print(options_listing(options, sources))
+    if args.command in TRAINING_COMMANDS:  # on --resume, the run's own schedule holds where these do not set it
+        return entry(options, [key for key, source in sources.items() if source == "--set"]) or 0
     return entry(options) or 0
+
+
+def shorten_words(message: str, longest: int = LONGEST_WORD) -> str:
+    """``message`` with every word longer than ``longest`` characters cut to its start and its length: a value
+    pasted by mistake (a whole file in a --set) is echoed once and short, whichever module names it."""
+    return re.sub(rf"\S{{{longest + 1},}}", lambda word: f"{word[0][:ECHO_CHARS]}...({len(word[0])} characters)",
+                  message)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except GanRetouchError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        console.print(f"[bold red]error:[/] {escape(shorten_words(str(exc)))}")
         return exc.exit_code
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

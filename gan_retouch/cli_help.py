@@ -11,11 +11,12 @@ from typing import Any
 
 from rich.markup import escape
 
-from gan_retouch.config import flatten
+from gan_retouch.config import ECHO_CHARS, flatten
 
 
 def _shown(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= ECHO_CHARS else f"{text[:ECHO_CHARS]}...({len(text)} characters)"
 
 
 def source_of(key: str, sources: dict[str, str]) -> str:

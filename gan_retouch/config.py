@@ -25,6 +25,8 @@ OPTIONS_DIR = PACKAGE_DIR / "bundled" / "options"
 RECIPES_DIR = PACKAGE_DIR / "bundled" / "recipes"
 RECIPE_ONLY_KEYS = ("base", "description")
 STAGE_KEYS = ("name", "steps")
+ECHO_CHARS = 80  # a value echoed in a message is cut to this many characters (a pasted file stays out of it)
+NAME_BYTES = 255  # the longest folder name common file systems allow
 
 Options = dict[str, Any]
 
@@ -40,6 +42,34 @@ OptionLoader.yaml_implicit_resolvers = {
 OptionLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
+
+
+def shorten(value: Any) -> str:
+    """``repr(value)`` for a message, cut to its first 80 characters plus its length when it is longer."""
+    text = repr(value)
+    return text if len(text) <= ECHO_CHARS else f"{text[:ECHO_CHARS]}...({len(text)} characters)"
+
+
+def check_run_name(name: Any) -> str:
+    """The run name as a string, or a ConfigError: it must be one plain folder name, since the run's files go to
+    ``checkpoints_root/<name>/`` and ``results_root/<name>/`` and must stay inside them."""
+    text = str(name) if isinstance(name, (str, int)) and not isinstance(name, bool) else None
+    problem = None
+    if text is None:
+        problem = f"it is a {type(name).__name__}, not a name"
+    elif not text.strip() or text in (".", ".."):
+        problem = "it names no folder"
+    elif any(sep in text for sep in ("/", "\\")):
+        problem = "it holds a path separator"
+    elif any(ord(char) < 32 or char == "\x7f" for char in text):
+        problem = "it holds control characters"
+    elif len(text.encode("utf-8")) > NAME_BYTES:
+        problem = f"it is longer than a folder name may be ({NAME_BYTES} bytes)"
+    if problem:
+        raise ConfigError(f"name={shorten(name)} is not a plain folder name ({problem}): the run's files go to "
+                          "<checkpoints_root>/<name>/ and <results_root>/<name>/, so give one folder name, e.g. "
+                          "--set name=my_run (the roots move with checkpoints_root and results_root)")
+    return text
 
 
 def parse_yaml(text: str) -> Any:
@@ -165,7 +195,7 @@ def _check_type(path: str, default: Any, value: Any) -> Any:
     if value is None:
         if isinstance(default, str):
             return value
-        raise ConfigError(f"{path} cannot be null (default: {default!r})")
+        raise ConfigError(f"{path} cannot be null (default: {shorten(default)})")
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -190,8 +220,8 @@ def _check_type(path: str, default: Any, value: Any) -> Any:
         if isinstance(value, dict):
             return value
     raise ConfigError(
-        f"{path} must be of type {type(default).__name__} like its default {default!r}, "
-        f"got {type(value).__name__} {value!r}"
+        f"{path} must be of type {type(default).__name__} like its default {shorten(default)}, "
+        f"got {type(value).__name__} {shorten(value)}"
     )
 
 
@@ -211,15 +241,15 @@ def _apply(
         if key not in schema:
             hint = closest(path, _all_keys(root))
             suggestion = f" Did you mean {hint!r}?" if hint else ""
-            raise ConfigError(f"unknown option {path!r} (from {label}).{suggestion}")
+            raise ConfigError(f"unknown option {shorten(path)} (from {label}).{suggestion}")
         default = schema[key]
         if isinstance(default, dict) and default:
             if not isinstance(value, dict):
-                raise ConfigError(f"{path} is a group of options; give a mapping, got {value!r} (from {label})")
+                raise ConfigError(f"{path} is a group of options; give a mapping, got {shorten(value)} (from {label})")
             _apply(default, values[key], value, f"{path}.", root, sources, label, ranges)
         elif isinstance(default, dict):
             if not isinstance(value, dict):
-                raise ConfigError(f"{path} must be a mapping, got {value!r} (from {label})")
+                raise ConfigError(f"{path} must be a mapping, got {shorten(value)} (from {label})")
             values[key] = deep_merge(values[key], value, drop_none=True)
             sources[path] = label
         else:
@@ -240,20 +270,21 @@ def parse_set_items(items: list[str]) -> dict[str, Any]:
     nested: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r} (e.g. --set train.lr=2e-4)")
+            raise ConfigError(f"--set expects KEY=VALUE, got {shorten(item)} (e.g. --set train.lr=2e-4)")
         key, raw = item.split("=", 1)
         if not key or any(not part for part in key.split(".")):
-            raise ConfigError(f"--set has an empty key in {item!r}")
+            raise ConfigError(f"--set has an empty key in {shorten(item)}")
         try:
             value = parse_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: the value is not a YAML scalar ({exc})") from exc
+            reason = " ".join(str(getattr(exc, "problem", None) or exc).split())
+            raise ConfigError(f"--set {shorten(item)}: the value is not valid YAML ({reason})") from exc
         node = nested
         parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"--set {item!r} conflicts with another --set of {part!r}")
+                raise ConfigError(f"--set {shorten(item)} conflicts with another --set of {shorten(part)}")
         node[parts[-1]] = value
     return nested
 
@@ -266,7 +297,7 @@ def validate_stages(options: Options, schema: Options, ranges: dict[str, Range])
             raise ConfigError(f"{label} must be a mapping with name, steps and option overrides")
         steps = stage.get("steps")
         if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
-            raise ConfigError(f"{label}.steps must be a positive integer, got {steps!r}")
+            raise ConfigError(f"{label}.steps must be a positive integer, got {shorten(steps)}")
         overrides = {k: v for k, v in stage.items() if k not in STAGE_KEYS}
         for key in ("stages", "name", "device", "seed", "checkpoints_root", "results_root", "model"):
             if key in overrides:
@@ -308,6 +339,8 @@ def resolve(
         _apply(schema, options, overrides, "", schema, sources, "--set", ranges)
     if "name" in schema and options.get("name") is None:
         options["name"] = command
+    if "name" in schema:
+        options["name"] = check_run_name(options["name"])
     if "stages" in schema:
         validate_stages(options, schema, ranges)
     return options, sources

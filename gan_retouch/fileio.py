@@ -8,8 +8,10 @@ written is reported before long work starts.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +21,8 @@ from gan_retouch.errors import GanRetouchError
 
 TEMP_PREFIX = "."
 TEMP_SUFFIX = ".tmp"
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+TORCH_WRITE_FAILED = ("file write failed", "No space left")  # how torch.save reports a failed write
 STALE_AFTER_S = 3600.0  # temp files older than this with no live owner are left-overs of a killed process
 TEMP_NAME = re.compile(r"^\.(?P<name>.+?)(\.(?P<pid>\d+))?\.tmp(\.\w+)?$")
 
@@ -71,11 +75,31 @@ def ensure_writable_dir(folder: str | Path, what: str) -> Path:
     return folder
 
 
+def free_space(folder: Path) -> str:
+    """The free space of the file system that holds ``folder``, for messages (e.g. ``312 MB``)."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return "unknown space"
+    return f"{free / 1e6:.1f} MB" if free < 1e10 else f"{free / 1e9:.0f} GB"
+
+
+def write_failure(exc: BaseException) -> str | None:
+    """Why a write failed, when ``exc`` is a failed write (an OSError with an errno, or torch.save's
+    "file write failed" RuntimeError); None for other exceptions, which are bugs and propagate unchanged."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return "no space left on the device" if exc.errno in DISK_FULL else (exc.strerror or str(exc))
+    if isinstance(exc, RuntimeError) and any(text in str(exc) for text in TORCH_WRITE_FAILED):
+        return "the write failed (a full disk is the usual cause)"
+    return None
+
+
 @contextlib.contextmanager
 def staged_path(final: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
     """A temp path beside ``final`` for a writer that wants a file name (ONNX, TorchScript, a folder of files).
 
-    The temp is renamed onto ``final`` when the block succeeds and removed when it fails.
+    The temp is renamed onto ``final`` when the block succeeds and removed when it fails. A failed write (a full
+    disk above all) is an OutputError naming ``final`` and the free space; the previous ``final`` is untouched.
     """
     final = Path(final)
     ensure_writable_dir(final.parent, "output folder")
@@ -85,6 +109,13 @@ def staged_path(final: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
         if temp.is_file():
             os.chmod(temp, file_mode())
         os.replace(temp, final)
+    except (OSError, RuntimeError) as exc:
+        reason = write_failure(exc)
+        if reason is None:
+            raise
+        kept = f"the previous {final.name} is unchanged" if final.exists() else "nothing was written"
+        raise OutputError(f"cannot write {final}: {reason} ({free_space(final.parent)} free in {final.parent}); "
+                          f"{kept}. Free some space (or choose another folder) and run the command again") from exc
     finally:
         if temp.is_file():
             temp.unlink(missing_ok=True)

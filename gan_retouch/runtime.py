@@ -41,6 +41,13 @@ def resolve_device(spec: str | None = "auto") -> torch.device:
     raise ConfigError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:N")
 
 
+def pci_bus_id(device: torch.device) -> str:
+    """The PCI bus id of a CUDA device as NVML spells it (``00000000:3b:00.0``): the one name of a GPU that
+    ``CUDA_VISIBLE_DEVICES`` renumbering does not change."""
+    props = torch.cuda.get_device_properties(device)
+    return f"{props.pci_domain_id:08x}:{props.pci_bus_id:02x}:{props.pci_device_id:02x}.0"
+
+
 def seed_everything(seed: int) -> None:
     """Seed python and torch (all devices) so that a run is repeatable."""
     random.seed(seed)

@@ -1,6 +1,7 @@
 """`gan-retouch bench`: sane figures for a tiny model on CPU, budget verdicts, and clear errors."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -9,10 +10,13 @@ import torch
 import gan_retouch.nets  # noqa: F401  (registers the generators)
 from gan_retouch.cli import main
 from gan_retouch.config import resolve
-from gan_retouch.deploy.bench import benchmark, run_bench
+from gan_retouch.deploy import bench_timing
+from gan_retouch.deploy.bench import benchmark, load_model, run_bench
 from gan_retouch.deploy.bench_report import check_budgets
+from gan_retouch.deploy.retouch import load_plan
 from gan_retouch.engine.checkpoint import save_checkpoint
 from gan_retouch.errors import CheckpointError, ConfigError
+from gan_retouch.inference.profile import count_macs
 from gan_retouch.registry import GENERATORS
 
 STUDENT = {"width": 4, "depth": 1, "levels": 2}
@@ -42,11 +46,41 @@ def test_tiny_student_on_cpu_gives_sane_figures() -> None:
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
-def test_half_precisions_run_on_cpu(precision: str) -> None:
+def test_half_precisions_need_cuda_as_in_retouch(precision: str) -> None:
     model = GENERATORS.build("autoretouch", ngf=4, n_blocks=1)
-    report = benchmark(model, bench_options(precision=precision, uhd=False)["bench"], torch.device("cpu"))
-    assert report["precision"] == precision
-    assert report["latency_ms"]["median"] > 0
+    with pytest.raises(ConfigError, match=f"bench.precision={precision} needs a CUDA device; use fp32 on cpu"):
+        benchmark(model, bench_options(precision=precision, uhd=False)["bench"], torch.device("cpu"))
+
+
+def test_bench_times_the_plan_retouch_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    args = {"width": 4, "blocks": 1, "context": 1, "edit_mask": True, "edit_floor": 0.3}
+    generator = GENERATORS.build("student_fast", **args)
+    entry = {"name": "student_fast", "args": args, "state_dict": generator.state_dict()}
+    inference = {"work_size": 64, "coarse_pass": True, "edit_floor": 0.3}
+    checkpoint = save_checkpoint({"kind": "train", "options": {}, "generator": entry, "inference": inference},
+                                 tmp_path / "s.pt")
+    timed = []
+    real_run_plan = bench_timing.run_plan
+
+    def recording_run_plan(plan, network, images, mask=None, fallback=True):
+        timed.append((plan, type(network).__name__, tuple(images.shape)))
+        return real_run_plan(plan, network, images, mask, fallback)
+
+    monkeypatch.setattr(bench_timing, "run_plan", recording_run_plan)
+    options = bench_options(checkpoint=str(checkpoint), size=256, uhd=False)
+    model, saved, _, path = load_model(options)
+    report = benchmark(model, options["bench"], torch.device("cpu"), path, saved)
+    retouch_settings = {**resolve("retouch", overrides={"retouch": {"checkpoint": str(checkpoint)}})[0]["retouch"],
+                        "backend": "torch"}
+    _, retouch_plan, _ = load_plan(retouch_settings, torch.device("cpu"))
+    expected = replace(retouch_plan, tile=0)  # the tile retouch decides for a 256 px image: whole
+    assert {plan for plan, _, _ in timed} == {expected}  # every timed call ran retouch's plan
+    assert {(name, shape) for _, name, shape in timed} == {("TorchBackend", (1, 3, 256, 256))}
+    assert report["plan"] == expected.to_dict() and "work size 64 px" in report["plan_text"]
+    assert "coarse pass at 32x32" in report["plan_text"]
+    # MACs under the plan: the network at 64x64 plus its coarse pass at 32x32, not at the 256x256 input
+    assert report["gmacs_plan"] * 1e9 == pytest.approx(count_macs(model, (1, 3, 64, 64)) + count_macs(model, (1, 3, 32, 32)))
+    assert report["gmacs"] * 1e9 == pytest.approx(count_macs(model, (1, 3, 256, 256)))
 
 
 def test_mask_guided_model_is_timed_with_a_stand_in_mask() -> None:

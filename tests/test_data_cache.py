@@ -41,9 +41,9 @@ def decodes(monkeypatch) -> Counter:
     counts: Counter = Counter()
     real = io_module._decode
 
-    def counting(path):
+    def counting(path, *args, **kwargs):
         counts[str(path)] += 1
-        return real(path)
+        return real(path, *args, **kwargs)
 
     monkeypatch.setattr(io_module, "_decode", counting)
     return counts
@@ -178,3 +178,12 @@ def test_a_bad_npy_file_is_a_clear_error_naming_it(tmp_path: Path, content) -> N
         np.save(bad, content, allow_pickle=True)
     with pytest.raises(DataError, match=r"cannot read .*p0\.npy: .*uint8 or uint16 \[C,H,W\] pixels"):
         build_dataset(_data(tmp_path), "train")
+
+
+def test_an_npy_file_over_data_max_pixels_is_refused_from_its_header(tmp_path: Path, monkeypatch) -> None:
+    _write_pairs(tmp_path, "train", 1)
+    np.save(tmp_path / "train" / "source" / "p0.npy", np.zeros((3, 48, 48), np.uint8))
+    (tmp_path / "train" / "source" / "p0.png").unlink()
+    monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("the pixels were read"))
+    with pytest.raises(DataError, match=r"p0\.npy is 48x48 pixels .* over the limit .* \(data\.max_pixels\)"):
+        build_dataset(_data(tmp_path, max_pixels=1000), "train")

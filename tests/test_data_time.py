@@ -6,6 +6,7 @@ import time
 from engine_utils import tiny_options
 
 from gan_retouch.engine import loop as loop_module
+from gan_retouch.engine.monitor import TimedBatches
 from gan_retouch.train import build_training
 
 WAIT = 0.05  # seconds the slowed-down loader takes per batch
@@ -15,9 +16,12 @@ def test_log_summary_and_metrics_report_the_data_time(tmp_path, monkeypatch, cap
     real_stream = loop_module.batch_stream
 
     def slow_stream(*args, **kwargs):
-        for batch in real_stream(*args, **kwargs):
-            time.sleep(WAIT)
-            yield batch
+        def slow(batches):
+            for batch in batches:
+                time.sleep(WAIT)
+                yield batch
+
+        return TimedBatches(slow(real_stream(*args, **kwargs)))
 
     monkeypatch.setattr(loop_module, "batch_stream", slow_stream)
     trainer = build_training(tiny_options(tmp_path, "train.steps=4", "train.log_every=2"))

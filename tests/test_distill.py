@@ -237,3 +237,18 @@ def test_distill_end_to_end(tmp_path):
     student.load_state_dict(state["generator"]["state_dict"])
     assert report["rows"]["student"]["params"] == sum(p.numel() for p in student.parameters())
     assert run_generator(student, torch.rand(1, 3, 32, 32))[0].shape == (1, 3, 32, 32)
+
+
+def test_report_measures_an_fp16_teacher_as_float32_and_leaves_it_as_it_was(tmp_path):
+    """distill.teacher_fp16 keeps the teacher in half precision; the report crashed counting its MACs."""
+    from gan_retouch.distill.report import write_report
+
+    teacher = GENERATORS.build("autoretouch", **TEACHER_ARGS).half()
+    scores = {"psnr": 30.0, "ssim": 0.9, "ms_ssim": 0.95}
+    final = {**scores, **{f"identity_{key}": value - 1 for key, value in scores.items()}}
+    options = {"distill": {"latency_size": 32, "latency_time_s": 0.01}}
+    path = write_report(tmp_path, options, scores, final, teacher, Student(**STUDENT_ARGS), "teacher.pt")
+    row = json.loads(path.read_text())["rows"]["teacher"]
+    assert row["gmacs"] > 0 and row["cpu_ms"] > 0
+    assert row["mb_fp16"] == pytest.approx(row["mb_fp32"] / 2, rel=0.01)
+    assert all(p.dtype == torch.float16 for p in teacher.parameters())

@@ -100,9 +100,8 @@ def test_cli_export_builds_in_another_edit_floor_under_its_own_name(tmp_path: Pa
     x = torch.rand(1, 3, 32, 32)
     own, floored = (torch.jit.load(tmp_path / name)(x)[0] for name in ("student.ts", "student-floor0.5.ts"))
     generator = load_generator(checkpoint)[0]
-    generator.edit_floor = 0.5
     with torch.no_grad():
-        expected = generator(x)[0]
+        expected = generator(x, floor=0.5)[0]
     assert (floored - expected).abs().max() < 1e-4  # the floor is built into the file
     assert (floored - x).abs().sum() < (own - x).abs().sum()  # it leaves more pixels at the input
     assert main([*base, "--edit-floor", "1.0"]) == 2
@@ -148,3 +147,22 @@ def test_export_into_a_read_only_folder_names_it(tmp_path: Path, capsys: pytest.
         assert "not writable" in capsys.readouterr().out and not any(folder.iterdir())
     finally:
         folder.chmod(0o755)
+
+
+def test_export_says_what_of_the_plan_the_file_holds(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = {**TINY["student"], "edit_mask": True, "edit_floor": 0.4}
+    generator = perturbed("student", edit_mask=True, edit_floor=0.4)
+    entry = {"name": "student", "args": args, "state_dict": generator.state_dict()}
+    inference = {"work_size": 64, "coarse_pass": True, "edit_floor": 0.4}
+    checkpoint = save_checkpoint({"kind": "train", "options": {}, "generator": entry, "inference": inference},
+                                 tmp_path / "s.pt")
+    assert main(["export", "--checkpoint", str(checkpoint), "--format", "torchscript",
+                 "--set", "export.check_sizes=[[1,32,32]]"]) == 0
+    report = " ".join(capsys.readouterr().out.split())
+    assert "built in: the edit floor 0.4" in report
+    assert "not in the file: the working size (64 px)" in report
+    assert "not in the file: the coarse pass" in report and "`retouch` runs the coarse pass with PyTorch" in report
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        expected = generator(x, floor=0.4)[0]
+    assert (torch.jit.load(tmp_path / "s.ts")(x)[0] - expected).abs().max() < 1e-4

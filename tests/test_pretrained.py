@@ -1,4 +1,7 @@
-"""Pretrained backbones: strictly offline resolution, loud random weights, perceptual terms behave."""
+"""Pretrained backbones offline: the refusal names file, folder and fix; loud random weights; the terms behave.
+
+(Downloads, faked: test_pretrained_download.py.)
+"""
 
 import pytest
 import torch
@@ -6,32 +9,52 @@ import torch
 import gan_retouch.losses  # noqa: F401  (registers the losses)
 from gan_retouch.errors import ConfigError
 from gan_retouch.losses.base import LossContext
-from gan_retouch.losses.pretrained import build_lpips, require_torchvision_weights, weights_unavailable_reason
+from gan_retouch.losses.pretrained import build_lpips, fetch_weights, weights_unavailable_reason
 from gan_retouch.registry import LOSSES
 
 FILES = {"vgg19": "vgg19-dcbb9e9d.pth", "vgg16": "vgg16-397923af.pth", "alexnet": "alexnet-owt-7be5be79.pth"}
 
 
+SIZES_MIB = {"vgg19": 548, "vgg16": 528, "alexnet": 233}  # torchvision's metadata, shown in the messages
+
+
 @pytest.fixture()
 def empty_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # conftest sets GAN_RETOUCH_OFFLINE=1
     return tmp_path / "hub" / "checkpoints"
 
 
 @pytest.mark.parametrize("arch", sorted(FILES))
-def test_offline_error_names_file_and_folder(arch: str, empty_cache) -> None:
+def test_offline_error_names_file_folder_size_and_switch(arch: str, empty_cache) -> None:
     with pytest.raises(ConfigError) as error:
-        require_torchvision_weights(arch)
+        fetch_weights(arch)
     message = str(error.value)
-    assert FILES[arch] in message and str(empty_cache) in message and "https://download.pytorch.org" in message
-    assert weights_unavailable_reason(arch) == message
+    assert f"{FILES[arch]} is missing from {empty_cache}" in message and "\n" not in message
+    assert f"https://download.pytorch.org/models/{FILES[arch]} ({SIZES_MIB[arch]} MiB)" in message
+    assert "downloading is off (GAN_RETOUCH_OFFLINE=1)" in message and "TORCH_HOME" in message
+    reason = weights_unavailable_reason(arch)  # the cache-only check (LPIPS metric auto) names the same file
+    assert f"{FILES[arch]} (the ImageNet weights of {arch}, {SIZES_MIB[arch]} MiB, from https://download" in reason
+    assert reason.endswith(f"is missing from {empty_cache}")
+
+
+def test_the_offline_option_alone_also_refuses_and_says_so(empty_cache, monkeypatch) -> None:
+    monkeypatch.delenv("GAN_RETOUCH_OFFLINE")
+    with pytest.raises(ConfigError, match=r"downloading is off \(pretrained.offline: true\)"):
+        fetch_weights("vgg19", offline=True)
+
+
+@pytest.mark.parametrize("value", ["maybe", "2"])
+def test_an_unreadable_offline_variable_is_a_clear_error(value: str, empty_cache, monkeypatch) -> None:
+    monkeypatch.setenv("GAN_RETOUCH_OFFLINE", value)
+    with pytest.raises(ConfigError, match=f"GAN_RETOUCH_OFFLINE='{value}' is not understood"):
+        fetch_weights("vgg19")
 
 
 def test_cached_file_is_found(empty_cache) -> None:
     empty_cache.mkdir(parents=True)
     (empty_cache / FILES["alexnet"]).write_bytes(b"")
     assert weights_unavailable_reason("alexnet") is None
-    assert require_torchvision_weights("alexnet") == empty_cache / FILES["alexnet"]
+    assert fetch_weights("alexnet") == empty_cache / FILES["alexnet"]
 
 
 def test_loss_terms_raise_the_offline_error(empty_cache) -> None:
@@ -51,7 +74,7 @@ def test_corrupt_or_missing_local_files_are_clear_errors(empty_cache, tmp_path) 
     with pytest.raises(ConfigError, match="does not exist"):
         LOSSES.build("vgg", weights=str(tmp_path / "nowhere.pth"))
     with pytest.raises(ConfigError, match="Did you mean 'alexnet'"):
-        require_torchvision_weights("alexnt")
+        fetch_weights("alexnt")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from gan_retouch.errors import ConfigError
-from gan_retouch.nets.profile import (
+from gan_retouch.inference.profile import (
     count_macs,
     count_parameters,
     inference_copy,

@@ -1,8 +1,9 @@
 """`gan-retouch retouch` on a folder of mixed photos with one corrupt file."""
 
-import io
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageCms
@@ -11,10 +12,11 @@ import gan_retouch.nets  # noqa: F401  (registers the generators)
 from gan_retouch.cli import main
 from gan_retouch.config import resolve
 from gan_retouch.data import read_image, read_image_with_info
-from gan_retouch.deploy.image_files import encode_png16
+from gan_retouch.deploy.image_files import encode_png
 from gan_retouch.engine.checkpoint import load_generator, save_checkpoint
 from gan_retouch.imaging import tensor_to_pil
-from gan_retouch.nets.tiling import infer
+from gan_retouch.inference.plan import InferencePlan
+from gan_retouch.inference.run import run_plan
 from gan_retouch.registry import GENERATORS
 
 
@@ -46,7 +48,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     exif[0x0112] = 6  # stored sideways: shown rotated by 90 degrees
     tensor_to_pil(photo(32, 48)).save(photos / "a.png", icc_profile=SRGB, exif=exif.tobytes())
     tensor_to_pil(photo(48, 32)).save(photos / "b.jpg", quality=95)
-    (photos / "c16.png").write_bytes(encode_png16(photo(36, 44), SRGB, None))
+    (photos / "c16.png").write_bytes(encode_png(photo(36, 44), SRGB, None, bits=16))
     tensor_to_pil(photo(30, 30)).save(photos / "sub" / "d.webp", quality=90)
     (photos / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
     return photos, make_checkpoint(root / "ckpt" / "best.pt")
@@ -69,7 +71,7 @@ def test_folder_with_a_corrupt_file(setup: tuple[Path, Path], tmp_path: Path, ca
     generator, _ = load_generator(checkpoint)
     upright = read_image(photos / "a.png")
     assert upright.shape == (3, 48, 32)  # EXIF orientation honoured
-    expected = infer(generator, upright[None])[0]
+    expected = run_plan(InferencePlan(), generator, upright[None])[0]
     with Image.open(out / "a.png") as written:
         assert written.size == (32, 48)
         assert written.info.get("icc_profile") == SRGB
@@ -78,7 +80,7 @@ def test_folder_with_a_corrupt_file(setup: tuple[Path, Path], tmp_path: Path, ca
 
     image16, info16 = read_image_with_info(out / "c16.png")
     assert info16["bits"] == 16 and info16["icc_profile"] == SRGB and image16.shape == (3, 36, 44)
-    expected16 = infer(generator, read_image(photos / "c16.png")[None])[0]
+    expected16 = run_plan(InferencePlan(), generator, read_image(photos / "c16.png")[None])[0]
     assert (image16 - expected16).abs().max() < 1e-4  # kept at 16-bit precision, not rounded to 8 bits
 
 
@@ -119,8 +121,37 @@ def test_format_suffix_and_errors(setup: tuple[Path, Path], tmp_path: Path, caps
     assert "no such file or folder" in printed(capsys)
 
 
-def test_png16_encoder_round_trips() -> None:
-    image = torch.rand(3, 5, 7)
-    data = encode_png16(image, None, None)
-    with Image.open(io.BytesIO(data)) as decoded:
-        assert decoded.size == (7, 5)
+def test_png_encoder_round_trips_exactly(tmp_path: Path) -> None:
+    image, alpha = torch.rand(3, 5, 7), torch.rand(1, 5, 7)
+    for bits, levels in ((8, 255.0), (16, 65535.0)):
+        for with_alpha in (None, alpha):
+            path = tmp_path / f"x{bits}{with_alpha is not None}.png"
+            path.write_bytes(encode_png(image, SRGB, None, with_alpha, compression=1, bits=bits))
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*alpha channel dropped.*")  # the RGB is compared here
+                decoded, info = read_image_with_info(path)
+            assert info["bits"] == bits and info["icc_profile"] == SRGB
+            assert torch.equal(decoded, (image * levels).round() / levels)  # lossless after the Sub filter
+            with Image.open(path) as opened:
+                assert opened.size == (7, 5) and ("A" in opened.getbands()) == (with_alpha is not None)
+                if bits == 8 and with_alpha is not None:
+                    stored = torch.from_numpy(np.array(opened.getchannel("A"))).float()
+                    assert torch.equal(stored, (alpha[0] * 255.0).round())
+
+
+def test_pixels_are_upright_whichever_decoder_reads_them(tmp_path: Path) -> None:
+    """The metadata reset the orientation tag of the opened image before a Pillow decode turned it upright."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways
+    picture = tensor_to_pil(photo(32, 48))
+    picture.save(tmp_path / "rgb.png", exif=exif.tobytes())
+    picture.quantize(64).save(tmp_path / "palette.png", exif=exif.tobytes())
+    for name in ("rgb.png", "palette.png"):
+        for via_pillow in (False, True):
+            image, info = read_image_with_info(tmp_path / name, png_via_pillow=via_pillow)
+            assert image.shape == (3, 48, 32), (name, via_pillow)
+            reloaded = Image.Exif()
+            reloaded.load(info["exif"])
+            assert reloaded.get(0x0112) == 1  # the pixels are upright, so the tag must not rotate them again
+    rgb, _ = read_image_with_info(tmp_path / "rgb.png", png_via_pillow=True)
+    assert torch.equal(rgb, read_image_with_info(tmp_path / "rgb.png")[0])  # Pillow and torchvision agree

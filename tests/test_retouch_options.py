@@ -11,9 +11,11 @@ import gan_retouch.nets  # noqa: F401  (registers the generators)
 from gan_retouch.cli import main
 from gan_retouch.config import resolve
 from gan_retouch.data import read_image
+from gan_retouch.deploy.image_files import encode_png
 from gan_retouch.engine.checkpoint import load_generator, save_checkpoint
 from gan_retouch.imaging import tensor_to_pil
-from gan_retouch.nets.tiling import infer
+from gan_retouch.inference.plan import InferencePlan
+from gan_retouch.inference.run import run_plan
 from gan_retouch.registry import GENERATORS
 
 ARGS = {"width": 4, "blocks": 1, "context": 1}
@@ -65,7 +67,7 @@ def test_strength_blends_between_input_and_edit(checkpoint: Path, tmp_path: Path
     image = photo(32, 48)
     tensor_to_pil(image).save(tmp_path / "face.png")
     source = read_image(tmp_path / "face.png")
-    full = infer(load_generator(checkpoint)[0].eval(), source[None])[0]
+    full = run_plan(InferencePlan(), load_generator(checkpoint)[0], source[None])[0]
     assert (full - source).abs().max() > 0.05  # the model does edit, so the checks below can fail
     for strength, expected in ((0.0, source), (0.5, source + 0.5 * (full - source)), (1.0, full)):
         out = tmp_path / f"s{strength}"
@@ -118,8 +120,7 @@ def test_edit_floor_overrides_the_checkpoints_for_one_run(tmp_path: Path, capsys
     with torch.no_grad():
         opened = torch.sigmoid(model(source[None])[1])
     floor = float(opened.median())  # zeroes about half of the map
-    model.edit_floor = floor
-    expected = infer(model, source[None])[0]
+    expected = run_plan(InferencePlan(edit_floor=floor), model, source[None])[0]
     assert retouch(tmp_path / "face.png", tmp_path / "plain", masked) == 0
     assert retouch(tmp_path / "face.png", tmp_path / "floored", masked, f"retouch.edit_floor={floor}") == 0
     plain, floored = read_image(tmp_path / "plain" / "face.png"), read_image(tmp_path / "floored" / "face.png")
@@ -143,3 +144,20 @@ def test_edit_floor_needs_an_edit_map(checkpoint: Path, tmp_path: Path, capsys: 
     assert retouch(tmp_path / "face.png", tmp_path / "out", checkpoint, "retouch.edit_floor=0.3") == 2
     assert "needs a model with an edit map" in printed(capsys)
     assert not (tmp_path / "out" / "face.png").exists()
+
+
+def test_png_compression_changes_the_file_size_not_the_pixels(checkpoint: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    tensor_to_pil(photo(64, 96)).save(tmp_path / "face.png")
+    (tmp_path / "deep.png").write_bytes(encode_png(photo(40, 52), None, None, bits=16))
+    sizes = {}
+    for level in (0, 9):
+        out = tmp_path / f"level{level}"
+        for name in ("face.png", "deep.png"):
+            assert retouch(tmp_path / name, out, checkpoint, f"retouch.png_compression={level}") == 0
+        sizes[level] = {name: (out / name).stat().st_size for name in ("face.png", "deep.png")}
+        for name in ("face.png", "deep.png"):
+            assert torch.equal(read_image(out / name), read_image(tmp_path / "level0" / name))  # lossless
+    assert all(sizes[9][name] < sizes[0][name] for name in ("face.png", "deep.png")), sizes
+    assert retouch(tmp_path / "face.png", tmp_path / "bad", checkpoint, "retouch.png_compression=10") == 2
+    assert "retouch.png_compression" in printed(capsys)

@@ -70,6 +70,7 @@ def test_only_rank_zero_judges_the_folder_so_ranks_do_not_race(tmp_path):
     main = RunFolder(options, is_main=True)
     try:
         assert main.open() is None
+        main.begin(options, None)
         assert (main.path / "options.yaml").exists()
         assert RunFolder(options, is_main=False).open() is None  # a second rank of the same run
     finally:

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import gan_retouch.nets.autoretouch  # noqa: F401  (registers the teacher)
+from gan_retouch.distill import budget as student_budget
 from gan_retouch.errors import ConfigError
-from gan_retouch.nets import student_budget
-from gan_retouch.nets.profile import count_macs, model_size_mb
+from gan_retouch.inference.profile import count_macs, model_size_mb
 from gan_retouch.nets.student import Student
 from gan_retouch.registry import GENERATORS
 

@@ -5,8 +5,15 @@ import torch
 from torch import nn
 
 from gan_retouch.errors import ConfigError
+from gan_retouch.inference.plan import InferencePlan, check_plan
+from gan_retouch.inference.run import run_plan
+from gan_retouch.inference.tiling import auto_tile, bytes_per_pixel, tile_spans
 from gan_retouch.nets.base import Generator
-from gan_retouch.nets.tiling import auto_tile, bytes_per_pixel, check_tiling, infer, tile_spans
+
+
+def infer(net: torch.nn.Module, images: torch.Tensor, tile: int = 0, overlap: int = 32) -> torch.Tensor:
+    """The network's output under a plan that only tiles."""
+    return run_plan(InferencePlan(tile=tile, tile_overlap=overlap), net, images)
 
 
 class TinyConvNet(Generator):
@@ -62,11 +69,12 @@ def test_odd_sizes_round_trip(net: TinyConvNet) -> None:
 
 
 def test_bad_tiling_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="twice"):
-        check_tiling(32, 16)
+    with pytest.raises(ConfigError, match=r"k.tile=32 must exceed twice k.tile_overlap=16"):
+        check_plan(InferencePlan(tile=32, tile_overlap=16), "k")
     with pytest.raises(ConfigError, match=">= 0"):
-        check_tiling(-1, 0)
-    check_tiling(0, 32)
+        check_plan(InferencePlan(tile=-1, tile_overlap=0), "k")
+    check_plan(InferencePlan(tile=0, tile_overlap=32), "k")
+    check_plan(InferencePlan(tile=None, tile_overlap=32), "k")  # auto
 
 
 def test_four_or_more_tiles_blend_without_seams(net: TinyConvNet) -> None:
@@ -96,3 +104,4 @@ def test_auto_tile_only_when_the_image_does_not_fit(net: TinyConvNet) -> None:
     assert 256 <= tile <= 1024 and tile % 64 == 0
     assert auto_tile(net, 4096, 4096, budget_bytes=per_pixel * 1024 * 1024, batch=4) < tile
     assert auto_tile(net, 4096, 4096, budget_bytes=1.0) == 256  # never below the minimum tile
+    assert auto_tile(net, 256, 200, budget_bytes=1.0) == 0  # fits the smallest tile: whole, not even measured

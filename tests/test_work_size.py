@@ -14,21 +14,20 @@ from gan_retouch.config import resolve
 from gan_retouch.data import read_image
 from gan_retouch.engine.checkpoint import load_checkpoint, load_generator, save_checkpoint
 from gan_retouch.engine.distributed import DistInfo
-from gan_retouch.engine.networks import resolve_coarse_pass, resolve_work_size
-from gan_retouch.errors import ConfigError
+from gan_retouch.errors import CheckpointError, ConfigError
 from gan_retouch.evaluate.validation import Validator
 from gan_retouch.imaging import tensor_to_pil
-from gan_retouch.nets.base import run_generator
-from gan_retouch.nets.tiling import infer
-from gan_retouch.nets.work_size import (
-    COARSE_FLOOR,
-    at_work_size,
-    check_work_size,
-    coarse_to_fine,
-    override_work_size,
-    use_coarse_pass,
-    work_shape,
+from gan_retouch.inference.plan import (
+    InferencePlan,
+    ModelFacts,
+    check_plan,
+    overridden,
+    resolve_plan,
+    training_plan,
 )
+from gan_retouch.inference.run import run_plan
+from gan_retouch.inference.work_size import COARSE_FLOOR, at_work_size, coarse_to_fine, work_shape
+from gan_retouch.nets.base import run_generator
 from gan_retouch.registry import GENERATORS
 from gan_retouch.train import build_training
 
@@ -60,26 +59,23 @@ def test_small_images_run_as_they_are_and_large_ones_at_the_work_size() -> None:
 
 
 def test_bad_work_sizes_are_clear_errors() -> None:
-    assert check_work_size(None, "k") is None and check_work_size(256, "k") == 256
+    assert check_plan(InferencePlan(work_size=None), "k").work_size is None
+    assert check_plan(InferencePlan(work_size=256), "k").work_size == 256
     for bad in (16, 0, 2.5, True, "256"):
-        with pytest.raises(ConfigError, match=r"k = .* is not a working size; valid: an integer >= 32"):
-            check_work_size(bad, "k")
-    generator = GENERATORS.build("autoretouch", ngf=4, n_blocks=1)
-    generator.work_size = 128
-    override_work_size(generator, None, "k")
-    assert generator.work_size == 128  # None keeps the model's own
-    override_work_size(generator, 0, "k")
-    assert generator.work_size is None  # 0 = native resolution
-    override_work_size(generator, 64, "k")
-    assert generator.work_size == 64
+        with pytest.raises(ConfigError, match=r"k.work_size = .* is not a working size; valid: an integer >= 32"):
+            check_plan(InferencePlan(work_size=bad), "k")
+    own = InferencePlan(work_size=128)
+    assert overridden(own, {"work_size": None}, "k").work_size == 128  # None keeps the model's own
+    assert overridden(own, {"work_size": 0}, "k").work_size is None  # 0 = native resolution
+    assert overridden(own, {"work_size": 64}, "k").work_size == 64
     with pytest.raises(ConfigError, match="retouch.work_size = 8"):
-        override_work_size(generator, 8, "retouch.work_size")
+        overridden(own, {"work_size": 8}, "retouch")
 
 
 def test_auto_is_the_scale_of_the_training_images() -> None:
     def resolved(**data) -> int | None:
         generator = data.pop("generator", {})
-        return resolve_work_size(resolve("train", overrides={"data": data, "model": {"generator": generator}})[0])
+        return training_plan(resolve("train", overrides={"data": data, "model": {"generator": generator}})[0]).work_size
 
     assert resolved() == 256  # synthetic data: data.synthetic.size
     assert resolved(synthetic={"size": 128}) == 128
@@ -90,18 +86,37 @@ def test_auto_is_the_scale_of_the_training_images() -> None:
         resolved(generator={"work_size": "big"})
 
 
-def test_training_saves_the_work_size_and_loading_restores_it(tmp_path: Path) -> None:
+def test_training_saves_the_plan_and_loading_restores_it(tmp_path: Path) -> None:
     trainer = build_training(tiny_options(tmp_path, "train.steps=1"))
     trainer.fit()
     state = load_checkpoint(trainer.run_dir / "latest.pt")
-    assert state["generator"]["work_size"] == 32  # data.synthetic.size of the tiny options
-    assert state["generator"]["coarse_pass"] is True  # the quickstart recipe the tiny options build on
-    generator, info = load_generator(trainer.run_dir / "best.pt")
-    assert generator.work_size == 32 and info["generator"]["work_size"] == 32 and generator.coarse_pass is True
+    assert state["inference"]["work_size"] == 32  # data.synthetic.size of the tiny options
+    assert state["inference"]["coarse_pass"] is True  # the quickstart recipe the tiny options build on
+    assert state["inference"]["edit_floor"] == 0.25  # its model.generator.args.edit_floor
+    assert "work_size" not in state["generator"] and "coarse_pass" not in state["generator"]
+    _, info = load_generator(trainer.run_dir / "best.pt")
+    assert info["plan"] == InferencePlan(work_size=32, coarse_pass=True, edit_floor=0.25)
+
+
+def test_checkpoints_saved_before_the_plan_block_give_the_same_plan(tmp_path: Path) -> None:
+    net = GENERATORS.build("autoretouch", ngf=4, n_blocks=1, edit_mask=True, edit_floor=0.3)
+    entry = {"name": "autoretouch", "args": {"ngf": 4, "n_blocks": 1, "edit_mask": True, "edit_floor": 0.3},
+             "work_size": 64, "coarse_pass": True, "state_dict": net.state_dict()}  # the layout before the block
+    old = save_checkpoint({"kind": "train", "options": {}, "generator": entry}, tmp_path / "old.pt")
+    assert load_generator(old)[1]["plan"] == InferencePlan(work_size=64, coarse_pass=True, edit_floor=0.3)
+    entry["work_size"] = 8
+    bad = save_checkpoint({"kind": "train", "options": {}, "generator": entry}, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=r"bad.pt holds an invalid inference plan: inference.work_size = 8"):
+        load_generator(bad)
+    newer = save_checkpoint({"kind": "train", "options": {}, "generator": entry, "inference": {"gamma": 2}},
+                            tmp_path / "newer.pt")
+    with pytest.raises(CheckpointError, match=r"inference settings this gan-retouch does not know \(gamma\)"):
+        load_generator(newer)
 
 
 def make_checkpoint(path: Path, work_size: int | None) -> Path:
-    """A tiny residual AutoRetouch that visibly edits, saved with a working size (None: saved without one)."""
+    """A tiny residual AutoRetouch that visibly edits, saved with a working size (None: saved without one), in
+    the checkpoint layout from before the plan block."""
     args = {"ngf": 4, "n_blocks": 1, "residual": True}
     net = GENERATORS.build("autoretouch", **args)
     with torch.no_grad():
@@ -114,8 +129,7 @@ def make_checkpoint(path: Path, work_size: int | None) -> Path:
 
 
 def test_checkpoints_saved_without_a_work_size_run_natively(tmp_path: Path) -> None:
-    generator, _ = load_generator(make_checkpoint(tmp_path / "old.pt", None))
-    assert generator.work_size is None
+    assert load_generator(make_checkpoint(tmp_path / "old.pt", None))[1]["plan"].work_size is None
 
 
 def test_retouch_runs_the_network_at_the_checkpoints_work_size(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -127,7 +141,7 @@ def test_retouch_runs_the_network_at_the_checkpoints_work_size(tmp_path: Path, c
     image = read_image(photos / "a.png")
     base = ["retouch", str(photos), "--checkpoint", str(checkpoint), "--device", "cpu"]
     assert main([*base, "-o", str(tmp_path / "own")]) == 0
-    assert "work size: 32 px" in printed(capsys)
+    assert "plan: work size 32 px" in printed(capsys)
     assert main([*base, "-o", str(tmp_path / "native"), "--work-size", "0"]) == 0
     generator, _ = load_generator(checkpoint)
 
@@ -135,7 +149,7 @@ def test_retouch_runs_the_network_at_the_checkpoints_work_size(tmp_path: Path, c
         return run_generator(generator, x, mask)[0]
 
     expected = at_work_size(network, image[None], None, 32)[0]
-    native = infer(generator, image[None])[0]
+    native = run_plan(InferencePlan(), generator, image[None])[0]
     assert (expected - native).abs().max() > 4 / 255  # the two ways really differ on this photo
     assert (read_image(tmp_path / "own" / "a.png") - expected).abs().max() <= 1 / 255 + 1e-6
     assert (read_image(tmp_path / "native" / "a.png") - native).abs().max() <= 1 / 255 + 1e-6
@@ -159,19 +173,20 @@ def test_test_scores_at_each_checkpoints_work_size_unless_told(tmp_path: Path, c
 
 
 def test_validation_runs_at_the_work_size(tmp_path: Path) -> None:
-    options = tiny_options(tmp_path, "data.synthetic.size=48")
+    options = tiny_options(tmp_path, "data.synthetic.size=48", "model.generator.work_size=32",
+                           "model.generator.coarse_pass=false")
     validator = Validator.from_options(options, torch.device("cpu"), DistInfo())
+    assert validator.plan == training_plan(options) and validator.plan.work_size == 32
     generator = GENERATORS.build("autoretouch", ngf=4, n_blocks=1, residual=True).eval()
     with torch.no_grad():
         generator.tail.weight.normal_(0, 0.05)
     batch = {"input": torch.rand(2, 3, 48, 64)}
-    native = validator._outputs(generator, batch)
-    generator.work_size = 32
+    scaled = validator._outputs(generator, batch)
     small = F.interpolate(batch["input"], size=(24, 32), mode="bilinear", antialias=True)
     edit = F.interpolate(run_generator(generator, small)[0] - small, size=(48, 64), mode="bilinear")
-    scaled = validator._outputs(generator, batch)
     assert torch.allclose(scaled, (batch["input"] + edit).clamp(0, 1), atol=1e-5)
-    assert not torch.allclose(scaled, native, atol=1e-3)
+    validator.plan = InferencePlan()
+    assert not torch.allclose(scaled, validator._outputs(generator, batch), atol=1e-3)
 
 
 def open_edit_mask_net() -> torch.nn.Module:
@@ -202,35 +217,35 @@ def test_the_coarse_pass_applies_a_half_size_edit_first_then_the_full_size_netwo
     assert seen == [("coarse", (20, 30)), ("fine", (40, 60))]
 
 
-def test_infer_runs_the_coarse_pass_with_a_raised_floor_and_restores_it() -> None:
+def test_the_coarse_pass_runs_with_a_raised_floor_and_leaves_the_network_as_it_was() -> None:
     net = open_edit_mask_net()
     image = torch.rand(1, 3, 48, 64)
-    out = infer(net, image, coarse=True)
-    assert net.edit_floor == 0.25  # restored after the coarse pass
+    out = run_plan(InferencePlan(coarse_pass=True, edit_floor=0.25), net, image)
+    assert net.edit_floor == 0.25  # nothing was changed on the network: the floor is an argument of each call
     small = F.interpolate(image, size=(24, 32), mode="bilinear", antialias=True)
-    net.edit_floor = COARSE_FLOOR
-    edit = F.interpolate(run_generator(net, small)[0] - small, size=(48, 64), mode="bilinear")
-    net.edit_floor = 0.25
-    expected = run_generator(net, (image + edit).clamp(0, 1))[0]
+    edit = F.interpolate(run_generator(net, small, floor=COARSE_FLOOR)[0] - small, size=(48, 64), mode="bilinear")
+    expected = run_generator(net, (image + edit).clamp(0, 1), floor=0.25)[0]
     assert torch.allclose(out, expected, atol=1e-5)
-    assert not torch.allclose(out, infer(net, image), atol=1e-3)
+    assert not torch.allclose(out, run_plan(InferencePlan(edit_floor=0.25), net, image), atol=1e-3)
 
 
 def test_coarse_pass_settings() -> None:
-    masked, plain = open_edit_mask_net(), GENERATORS.build("autoretouch", ngf=4, n_blocks=1)
-    assert not use_coarse_pass(None, masked, "k")  # a model saved without the setting: off
-    masked.coarse_pass = True
-    assert use_coarse_pass(None, masked, "k") and not use_coarse_pass(False, masked, "k")
-    assert not use_coarse_pass(None, plain, "k") and use_coarse_pass(True, open_edit_mask_net(), "k")
-    with pytest.raises(ConfigError, match="k=true needs a model with an edit map"):
-        use_coarse_pass(True, plain, "k")
-    with pytest.raises(ConfigError, match="k must be true or false; got 'yes'"):
-        use_coarse_pass("yes", masked, "k")
-    with pytest.raises(ConfigError, match="the coarse pass needs a model with an edit map"):
-        infer(plain, torch.rand(1, 3, 16, 16), coarse=True)
+    masked, plain = ModelFacts(edit_map=True), ModelFacts(edit_map=False, source="plain.pt")
+    assert not resolve_plan(InferencePlan(), {}, "k", masked).coarse_pass  # a model saved without it: off
+    own = InferencePlan(coarse_pass=True)
+    assert resolve_plan(own, {"coarse_pass": None}, "k", masked).coarse_pass
+    assert not resolve_plan(own, {"coarse_pass": False}, "k", masked).coarse_pass
+    assert resolve_plan(InferencePlan(), {"coarse_pass": True}, "k", masked).coarse_pass
+    with pytest.raises(ConfigError, match="k.coarse_pass=true needs a model with an edit map; plain.pt was trained"):
+        resolve_plan(InferencePlan(), {"coarse_pass": True}, "k", plain)
+    with pytest.raises(ConfigError, match="k.coarse_pass must be true or false; got 'yes'"):
+        resolve_plan(own, {"coarse_pass": "yes"}, "k", masked)
+    assert resolve_plan(own, {"backend": "auto"}, "k", masked).backend == "torch"  # only PyTorch can run it
+    with pytest.raises(ConfigError, match="an ONNX export has its floor built in"):
+        resolve_plan(own, {"backend": "onnxruntime"}, "k", masked)
 
     def resolved(**generator) -> bool:
-        return resolve_coarse_pass(resolve("train", "quickstart", {"model": {"generator": generator}})[0])
+        return training_plan(resolve("train", "quickstart", {"model": {"generator": generator}})[0]).coarse_pass
 
     assert resolved() is True and resolved(coarse_pass=False) is False  # the quickstart recipe turns it on
     with pytest.raises(ConfigError, match="coarse_pass=true needs an edit map"):

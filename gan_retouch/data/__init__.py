@@ -1,26 +1,30 @@
-"""Paired datasets (folders, aligned A|B), paired augmentation, and the built-in synthetic benchmark."""
+"""Paired datasets (folders, aligned A|B), paired augmentation, and the built-in synthetic benchmark.
 
-from gan_retouch.data.augment import AugmentOptions, augment_item
-from gan_retouch.data.datasets import SYNTHETIC_STREAM_LENGTH, build_dataset
-from gan_retouch.data.family import SynthOptions
-from gan_retouch.data.io import read_image, read_image_with_info, read_mask
-from gan_retouch.data.loader import build_loader
-from gan_retouch.data.photos import blemish_photo, face_skin
-from gan_retouch.data.skin import detect_skin
-from gan_retouch.data.synthetic import synthesize_pair
+The names below load their module on first use (PEP 562), so that importing one module of the package (say
+``data.io`` for a one-shot `retouch`) does not import the datasets, the synthesizer and torchvision with it.
+"""
 
-__all__ = [
-    "SYNTHETIC_STREAM_LENGTH",
-    "AugmentOptions",
-    "augment_item",
-    "blemish_photo",
-    "build_dataset",
-    "build_loader",
-    "detect_skin",
-    "face_skin",
-    "read_image",
-    "read_image_with_info",
-    "read_mask",
-    "SynthOptions",
-    "synthesize_pair",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "AugmentOptions": "augment", "augment_item": "augment",
+    "SYNTHETIC_STREAM_LENGTH": "datasets", "build_dataset": "datasets",
+    "SynthOptions": "family",
+    "read_image": "io", "read_image_with_info": "io", "read_mask": "io",
+    "build_loader": "loader",
+    "blemish_photo": "photos", "face_skin": "photos",
+    "detect_skin": "skin",
+    "synthesize_pair": "synthetic",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value

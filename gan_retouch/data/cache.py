@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, UnidentifiedImageError
 
+from gan_retouch.data.io import DEFAULT_LIMIT, PixelLimit, data_limit, open_image
 from gan_retouch.data.pixels import ARRAY_EXTENSION, array_bytes, read_pixels
-from gan_retouch.errors import ConfigError
+from gan_retouch.errors import ConfigError, DataError
 
 SETTINGS = ("auto", True, False)
 MEMORY_SHARE = 0.5  # of the memory available when the pre-check runs, without data.cache_mb
@@ -48,17 +48,18 @@ def _png_bit_depth(path: Path) -> int:
     return head[24] if len(head) == 26 and head.startswith(PNG_SIGNATURE) else 8
 
 
-def decoded_bytes(path: Path) -> int:
-    """Bytes of ``path``'s decoded pixels, from its header only (0 when unreadable: the pre-check reports it)."""
+def decoded_bytes(path: Path, limit: PixelLimit = DEFAULT_LIMIT) -> int:
+    """Bytes of ``path``'s decoded pixels, from its header only (0 when unreadable or over ``limit``: the
+    pre-check reports it)."""
     if path.suffix.lower() == ARRAY_EXTENSION:
         return array_bytes(path)
     try:
-        with Image.open(path) as header:
+        with open_image(path, limit) as header:
             width, height = header.size
             bands = len(header.getbands())
-            if header.mode == "P":  # palette images decode to RGB, or RGBA with a transparent colour
-                bands = 4 if "transparency" in header.info else 3
-    except (UnidentifiedImageError, OSError, SyntaxError):
+            if header.mode in ("P", "PA"):  # palette images decode to RGB, or RGBA with transparency
+                bands = 4 if header.mode == "PA" or "transparency" in header.info else 3
+    except DataError:
         return 0
     return width * height * bands * (2 if _png_bit_depth(path) == 16 else 1)
 
@@ -100,10 +101,11 @@ class DecodedFiles:
     """
 
     def __init__(self, keep: bool, pixels: dict[Path, tuple[FileKey, torch.Tensor]] | None = None,
-                 checks: dict[Any, Any] | None = None) -> None:
+                 checks: dict[Any, Any] | None = None, limit: PixelLimit = DEFAULT_LIMIT) -> None:
         self.keep = keep
         self.pixels = {} if pixels is None else pixels
         self.checks = {} if checks is None else checks
+        self.limit = limit  # data.max_pixels: a file over it is an error from its header, never decoded
 
     def decode(self, path: Path) -> torch.Tensor:
         """The file's pixels: from memory when they are here and the file is unchanged, else decoded from disk."""
@@ -111,7 +113,7 @@ class DecodedFiles:
         held = self.pixels.get(path)
         if held is not None and held[0] == key:
             return held[1]
-        pixels = read_pixels(path)
+        pixels = read_pixels(path, self.limit)
         if self.keep:
             self.pixels[path] = (key, pixels)
         return pixels
@@ -149,10 +151,11 @@ def decoded_files(data: dict[str, Any], root: Path, paths: Iterable[Path], where
     root = root.resolve()
     if _store is None or _store[0] != root:
         _store = (root, DecodedFiles(keep=False))
+    limit = data_limit(data)
     if setting is False:
-        return DecodedFiles(keep=False, checks=_store[1].checks)
-    files = DecodedFiles(keep=False, pixels=_store[1].pixels, checks=_store[1].checks)
-    needed = sum(decoded_bytes(path) for path in set(paths) if not files.holds(path))
+        return DecodedFiles(keep=False, checks=_store[1].checks, limit=limit)
+    files = DecodedFiles(keep=False, pixels=_store[1].pixels, checks=_store[1].checks, limit=limit)
+    needed = sum(decoded_bytes(path, limit) for path in set(paths) if not files.holds(path))
     budget, source = cache_budget(data)
     if budget is not None and needed <= budget:
         files.keep = True

@@ -18,7 +18,7 @@ from gan_retouch.data.augment import AugmentOptions, augment_item
 from gan_retouch.data.cache import DecodedFiles
 from gan_retouch.data.family import SynthOptions
 from gan_retouch.data.folders import ALL, PairRecord, find_pairs
-from gan_retouch.data.io import pixels_to_image, pixels_to_mask
+from gan_retouch.data.io import DEFAULT_LIMIT, PixelLimit, data_limit, pixels_to_image, pixels_to_mask
 from gan_retouch.data.noise import generator_for
 from gan_retouch.data.pixels import read_pixels
 from gan_retouch.data.synthetic import SPLITS, synthesize_pair
@@ -90,11 +90,13 @@ class FolderPairs(PairedDataset):
     """
 
     def __init__(self, records: list[PairRecord], split: str, seed: int, augment: AugmentOptions | None,
-                 skip_bad: bool = False, files: DecodedFiles | None = None) -> None:
+                 skip_bad: bool = False, files: DecodedFiles | None = None,
+                 limit: PixelLimit = DEFAULT_LIMIT) -> None:
         super().__init__(split, seed, augment)
         self.records = records
         self.skip_bad = skip_bad
         self.files = files if files is not None else DecodedFiles(keep=False)
+        self.limit = limit
         self.bad: set[int] = set()
 
     def __len__(self) -> int:
@@ -140,7 +142,7 @@ class FolderPairs(PairedDataset):
 
     def _pixels(self, path: Path) -> torch.Tensor:
         held = self.files.get(path)
-        return held if held is not None else read_pixels(path)
+        return held if held is not None else read_pixels(path, self.limit)
 
     def _read(self, index: int) -> dict[str, Any]:
         """The decoded pixels of pair ``index`` (uint8/uint16 ``[C,H,W]``; aligned A|B files as two halves)."""
@@ -205,7 +207,8 @@ def build_dataset(data: dict[str, Any], split: str, seed: int = 0) -> Dataset:
             raise DataError(f"data.synthetic.{split}_count is {counts[split]}: the {split} split would be empty")
         return SyntheticPairs(synthetic, split, counts[split], seed, augment)
     records, files = find_pairs(data, split)
-    dataset = FolderPairs(records, split, seed, augment, bool(data.get("skip_bad_pairs", False)), files)
+    dataset = FolderPairs(records, split, seed, augment, bool(data.get("skip_bad_pairs", False)), files,
+                          data_limit(data))
     if split == "val" and data.get("val_count") is not None:
         return _Subset(dataset, _limit(len(dataset), data["val_count"]))
     return dataset

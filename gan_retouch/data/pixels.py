@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan_retouch.data.io import decode_file, is_image_file
+from gan_retouch.data.io import DEFAULT_LIMIT, PixelLimit, decode_file, is_image_file
 from gan_retouch.errors import DataError
 
 ARRAY_EXTENSION = ".npy"
@@ -35,8 +35,27 @@ def _check_array(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
         raise _bad_array(path, f"it holds a {dtype} array of shape {tuple(shape)}")
 
 
-def read_array(path: Path) -> torch.Tensor:
-    """The pixels of an ``.npy`` file as a ``[C,H,W]`` uint8/uint16 tensor."""
+def _header(path: Path) -> tuple[tuple[int, ...], np.dtype] | None:
+    """Shape and dtype from an ``.npy`` header, or None when it has none (np.load then says why)."""
+    headers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    try:
+        with path.open("rb") as stream:
+            read_header = headers.get(np.lib.format.read_magic(stream))
+            if read_header is None:
+                return None
+            shape, _, dtype = read_header(stream)
+    except (ValueError, OSError, EOFError):
+        return None
+    return tuple(shape), dtype
+
+
+def read_array(path: Path, limit: PixelLimit = DEFAULT_LIMIT) -> torch.Tensor:
+    """The pixels of an ``.npy`` file as a ``[C,H,W]`` uint8/uint16 tensor; its size is checked against ``limit``
+    from the header, before the pixels are read."""
+    header = _header(path)
+    if header is not None:
+        _check_array(path, *header)
+        limit.check(path, header[0][2], header[0][1])
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -47,18 +66,11 @@ def read_array(path: Path) -> torch.Tensor:
 
 def array_bytes(path: Path) -> int:
     """Bytes of an ``.npy`` file's pixels, from its header only (0 when unreadable: the pre-check reports it)."""
-    headers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-    try:
-        with path.open("rb") as stream:
-            read_header = headers.get(np.lib.format.read_magic(stream))
-            if read_header is None:
-                return 0
-            shape, _, dtype = read_header(stream)
-    except (ValueError, OSError, EOFError):
-        return 0
-    return int(np.prod(shape)) * dtype.itemsize
+    header = _header(path)
+    return 0 if header is None else int(np.prod(header[0])) * header[1].itemsize
 
 
-def read_pixels(path: Path) -> torch.Tensor:
-    """The decoded pixels of a pair file: uint8 (uint16 for 16-bit PNG) ``[C,H,W]``, EXIF orientation applied."""
-    return read_array(path) if path.suffix.lower() == ARRAY_EXTENSION else decode_file(path)
+def read_pixels(path: Path, limit: PixelLimit = DEFAULT_LIMIT) -> torch.Tensor:
+    """The decoded pixels of a pair file: uint8 (uint16 for 16-bit PNG) ``[C,H,W]``, EXIF orientation applied;
+    a file over ``limit`` (``data.max_pixels``) is an error from its header."""
+    return read_array(path, limit) if path.suffix.lower() == ARRAY_EXTENSION else decode_file(path, limit)

@@ -61,8 +61,8 @@ def _check_pair(record: PairRecord, files: DecodedFiles, aligned: bool, alignmen
 def _pair_check(record: PairRecord, files: DecodedFiles, aligned: bool, alignment: bool) -> PairCheck:
     """The remembered check of an unchanged pair when it covers what is asked now, else a new one."""
     paths = tuple(p for p in (record.input, record.target, record.mask) if p is not None)
-    try:
-        key = tuple((path, file_key(path)) for path in paths)
+    try:  # the limit and the layout change what the check finds, so they are part of what it is remembered by
+        key = (files.limit.pixels, aligned, *((path, file_key(path)) for path in paths))
     except OSError as exc:
         return PairCheck(f"cannot read {exc.filename}: {exc.strerror}")
     known = files.checks.get(key)

@@ -24,6 +24,7 @@ import torch
 
 from gan_retouch.console import console
 from gan_retouch.data.folders import ALL, SPLIT_NAMES, PairRecord, find_pairs, ratio_split
+from gan_retouch.data.io import PixelLimit, data_limit
 from gan_retouch.data.pixels import read_pixels
 from gan_retouch.errors import ConfigError
 from gan_retouch.fileio import OutputError, ensure_writable_dir, temp_path
@@ -68,25 +69,26 @@ def write_pixels(pixels: torch.Tensor, path: Path) -> None:
         raise OSError(f"cannot write {path}")
 
 
-def _pair_pixels(record: PairRecord) -> dict[str, torch.Tensor]:
+def _pair_pixels(record: PairRecord, limit: PixelLimit) -> dict[str, torch.Tensor]:
     """The pair's pixels by role (input, target, mask), aligned A|B files split in halves."""
-    source = read_pixels(record.input)
+    source = read_pixels(record.input, limit)
     pixels = {}
     if record.target is None:
         half = source.shape[-1] // 2
         pixels["input"], pixels["target"] = source[..., :half], source[..., half : 2 * half]
     else:
-        pixels["input"], pixels["target"] = source, read_pixels(record.target)
+        pixels["input"], pixels["target"] = source, read_pixels(record.target, limit)
     if record.mask is not None:
-        pixels["mask"] = read_pixels(record.mask)
+        pixels["mask"] = read_pixels(record.mask, limit)
     return {role: _opaque(value) for role, value in pixels.items()}
 
 
-def write_split(records: list[PairRecord], folder: Path, cut: tuple[int, int] | None, extension: str) -> int:
+def write_split(records: list[PairRecord], folder: Path, cut: tuple[int, int] | None, extension: str,
+                limit: PixelLimit) -> int:
     """Write the pairs of one split under ``folder`` (cut into sub-images when ``cut`` = (size, step)); the count."""
     written = 0
     for record in records:
-        pixels = _pair_pixels(record)
+        pixels = _pair_pixels(record, limit)
         pieces = {role: list(sub_images(value, *cut)) if cut else [value] for role, value in pixels.items()}
         for index in range(len(pieces["input"])):
             stem = f"{record.name}_s{index + 1:03d}" if cut else record.name
@@ -131,7 +133,7 @@ def run_prepare(options: dict[str, Any]) -> int:
     try:
         for split, records in splits.items():
             cut = (size, step) if split == "train" else None
-            count = write_split(records, staging / split, cut, extension)
+            count = write_split(records, staging / split, cut, extension, data_limit(data))
             what = f"{count} sub-images of at most {size} px" if cut else f"{count} whole pairs"
             console.print(f"{split}: {len(records)} pairs -> {what}")
         staging.rename(out)

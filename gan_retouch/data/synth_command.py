@@ -13,7 +13,7 @@ from typing import Any
 from gan_retouch.console import console
 from gan_retouch.data.faces import find_faces
 from gan_retouch.data.family import SynthOptions
-from gan_retouch.data.io import is_image_file, read_image
+from gan_retouch.data.io import DEFAULT_LIMIT, PixelLimit, is_image_file, read_image
 from gan_retouch.data.photos import blemish_photo
 from gan_retouch.data.synthetic import SPLITS, synthesize_pair
 from gan_retouch.errors import ConfigError, DataError
@@ -38,7 +38,8 @@ def write_synthetic(out: Path, count: int, size: int, splits: list[str], seed: i
     return count * len(splits)
 
 
-def blemish_photos(clean: Path, out: Path, seed: int, family: dict[str, Any]) -> int:
+def blemish_photos(clean: Path, out: Path, seed: int, family: dict[str, Any],
+                   limit: PixelLimit = DEFAULT_LIMIT) -> int:
     """Add defects to every photo in ``clean`` on the skin of the faces found; returns the pair count.
 
     Every photo is checked before anything is written: one without a detectable face is an error naming it.
@@ -50,7 +51,7 @@ def blemish_photos(clean: Path, out: Path, seed: int, family: dict[str, Any]) ->
     if not photos:
         raise DataError(f"{clean} holds no images (.png, .jpg, .jpeg, .webp)")
     options = SynthOptions.from_mapping(family, "synth.family")
-    found = {path: find_faces(read_image(path)) for path in photos}
+    found = {path: find_faces(read_image(path, limit)) for path in photos}
     faceless = [path.name for path, faces in found.items() if not faces]
     if faceless:
         raise DataError(
@@ -59,7 +60,7 @@ def blemish_photos(clean: Path, out: Path, seed: int, family: dict[str, Any]) ->
             f"(at least 8 % of the shorter side): crop or rotate those photos, or move them out of the folder"
         )
     for path, faces in found.items():
-        pair = blemish_photo(read_image(path), options, (seed, "clean", path.name), faces, path.name)
+        pair = blemish_photo(read_image(path, limit), options, (seed, "clean", path.name), faces, path.name)
         _write_item({**pair, "name": path.stem}, out)
     console.print(f"{len(photos)} photos -> {out} (source/ = with defects, target/ = your originals)")
     return len(photos)
@@ -72,7 +73,8 @@ def run_synth(options: dict[str, Any]) -> int:
         raise ConfigError("gan-retouch synth needs an output folder: --out DIR")
     out = ensure_writable_dir(Path(synth["out"]).expanduser(), "synth output folder")
     if synth.get("clean"):
-        blemish_photos(Path(synth["clean"]).expanduser(), out, options["seed"], synth["family"])
+        blemish_photos(Path(synth["clean"]).expanduser(), out, options["seed"], synth["family"],
+                       PixelLimit(synth["max_pixels"], "synth.max_pixels"))
         return 0
     if synth["count"] <= 0 or synth["size"] < 32:
         raise ConfigError(f"synth.count must be > 0 and synth.size >= 32, got {synth['count']} and {synth['size']}")

@@ -1,20 +1,24 @@
-"""`gan-retouch bench`: a model's size, MACs, latency (1024 px and 4K), throughput and peak memory, and the budget
-verdict.
+"""`gan-retouch bench`: the time `retouch` takes per image, with a model's size, MACs, throughput and peak memory,
+and the budget verdict.
 
-The model runs through the inference path `retouch` uses (``deploy.backends``: BatchNorm folded, the faster memory
-format, or ONNX Runtime), and the report says which. Size figures come from ``nets.profile.model_figures``;
-latency from ``nets.profile.measure_latency`` (``torch.utils.benchmark.Timer``: one untimed call, then timed calls
-for at least ``bench.min_time_s`` seconds; median, p90, min) on random images in [0, 1], with the GMAC/s it
-achieves. ``bench.uhd`` adds one 3840x2160 (4K UHD) image. Throughput is images/s at the best batch size of
-``bench.throughput_batches`` on CUDA (on CPU, ``bench.batch_size`` over the median latency). Peak memory is
-``torch.cuda.max_memory_allocated`` plus NVML on CUDA, the process's peak resident set on CPU.
+What is timed is the model's inference plan (``inference.plan``: the checkpoint's working size, coarse pass and
+edit floor, tiling, with the ``bench.*`` overrides) run by ``inference.run.run_plan`` through the backend
+`retouch` picks (``deploy.backends``), on random images in [0, 1] of ``bench.size`` squared: the per-image
+figure is `retouch`'s time without reading and writing files. The report prints the plan it timed. Size
+figures come from ``inference.profile.model_figures``; MACs are given for the network alone at the input size
+(native) and for the plan (the network at its working size, the coarse pass, tiles). Latency comes from
+``inference.profile.measure_latency`` (``torch.utils.benchmark.Timer``: one untimed call, then timed calls for at
+least ``bench.min_time_s`` seconds; median, p90, min), with the GMAC/s it achieves. ``bench.uhd`` adds one
+3840x2160 (4K UHD) image. Throughput is images/s at the best batch size of ``bench.throughput_batches`` on CUDA
+(on CPU, ``bench.batch_size`` over the median latency). Peak memory is ``torch.cuda.max_memory_allocated`` per
+phase plus NVML on CUDA, the process's peak resident set on CPU.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -29,19 +33,21 @@ from gan_retouch.deploy.bench_report import (
     peak_memory_mb,
     report_table,
 )
+from gan_retouch.deploy.bench_timing import measure_throughput, throughput_summary, time_plan
 from gan_retouch.errors import ConfigError
-from gan_retouch.nets.base import run_generator
-from gan_retouch.nets.profile import count_macs, measure_latency, model_figures, stand_in_mask
+from gan_retouch.inference.plan import InferencePlan, ModelFacts, resolve_plan
+from gan_retouch.inference.profile import count_macs, model_figures
+from gan_retouch.inference.run import tile_for
 from gan_retouch.registry import choice
-from gan_retouch.runtime import PRECISION_DTYPES, resolve_device, seed_everything
+from gan_retouch.runtime import resolve_device, seed_everything
 from gan_retouch.values import is_integer, is_number
 
 UHD = (2160, 3840)  # 4K UHD portrait area, height x width
-UHD_AUTO_MAX_GMACS = 50.0  # bench.uhd=auto times 4K for models up to this many GMACs at 1024x1024
+UHD_AUTO_MAX_GMACS = 50.0 * UHD[0] * UHD[1] / 1024**2  # bench.uhd=auto: 4K when its plan costs <= 50 GMACs per MP
 
 
-def load_model(options: dict[str, Any]) -> tuple[nn.Module, str, str | None]:
-    """The generator to measure (eval mode, on CPU), where it came from, and its checkpoint path."""
+def load_model(options: dict[str, Any]) -> tuple[nn.Module, InferencePlan, str, str | None]:
+    """The generator to measure (eval mode, on CPU), its saved plan, where it came from, and its checkpoint."""
     bench = options["bench"]
     if bool(bench["checkpoint"]) == bool(bench["model"]):
         raise ConfigError("bench needs exactly one of --checkpoint CKPT or --model NAME "
@@ -50,18 +56,19 @@ def load_model(options: dict[str, Any]) -> tuple[nn.Module, str, str | None]:
         from gan_retouch.engine.checkpoint import describe_network, load_generator
 
         model, info = load_generator(bench["checkpoint"], use_ema=True)
-        return model, f"{describe_network(info['generator'])} from {info['path']}", info["path"]
+        return model, info["plan"], f"{describe_network(info['generator'])} from {info['path']}", info["path"]
     import gan_retouch.nets  # noqa: F401  (registers the generators)
     from gan_retouch.registry import GENERATORS
 
     model = GENERATORS.build(bench["model"], **bench["args"]).eval()
     args = ", ".join(f"{k}={v!r}" for k, v in sorted(bench["args"].items()))
-    return model, f"{bench['model']}({args}) with random weights", None
+    plan = InferencePlan(edit_floor=getattr(model, "edit_floor", 0.0))  # native, as a model without a checkpoint
+    return model, plan, f"{bench['model']}({args}) with random weights", None
 
 
 def check_bench_settings(bench: dict[str, Any], device: torch.device) -> None:
-    """Reject settings that cannot work on this device, or out-of-range counts, with a clear message."""
-    choice(bench["precision"], tuple(PRECISION_DTYPES), "bench.precision")
+    """Reject settings that cannot work on this device, or out-of-range counts, with a clear message (the
+    plan's fields are checked by ``inference.plan.resolve_plan``)."""
     choice(bench["channels_last"], ("auto", True, False), "bench.channels_last")
     choice(bench["uhd"], ("auto", True, False), "bench.uhd")
     for key, minimum in (("size", 1), ("batch_size", 1), ("warmup", 0)):
@@ -82,98 +89,70 @@ def check_bench_settings(bench: dict[str, Any], device: torch.device) -> None:
         raise ConfigError("bench.compile and bench.cuda_graph apply to the torch backend; use bench.backend=torch")
 
 
-def prepare(model: nn.Module, bench: dict[str, Any], device: torch.device, checkpoint: str | None) -> Backend:
-    """The inference backend for ``model`` as the settings ask (compiled when asked)."""
+def prepare(model: nn.Module, plan: InferencePlan, bench: dict[str, Any], device: torch.device,
+            checkpoint: str | None) -> Backend:
+    """The inference backend for ``model`` as the plan and settings ask (compiled when asked)."""
     channels_last = None if bench["channels_last"] == "auto" else bool(bench["channels_last"])
-    backend = select_backend(model, device, bench["backend"], bench["precision"], "bench", checkpoint,
-                             channels_last=channels_last)
+    backend = select_backend(model, device, plan, checkpoint, channels_last=channels_last)
     if bench["compile"] and isinstance(backend, TorchBackend):
         backend.network = torch.compile(backend.network)
         backend.description += ", torch.compile"
     return backend
 
 
-def forward_fn(backend: Backend, x: torch.Tensor, cuda_graph: bool) -> Callable[[], Any]:
-    """A no-argument callable running one forward pass on ``x`` (a replayed CUDA graph when asked)."""
-    mask = stand_in_mask(x, backend.takes_mask)
-    if not cuda_graph:
-        return lambda: backend(x, mask)
-    network = backend.network
-    x = x.to(backend.dtype).contiguous(memory_format=torch.channels_last if backend.channels_last
-                                       else torch.contiguous_format)
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(3):  # warm up on a side stream before capture, as the CUDA graph docs require
-            run_generator(network, x, mask)
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        run_generator(network, x, mask)
-    return graph.replay
+def sized_plan(plan: InferencePlan, backend: Backend, batch: int, height: int, width: int,
+               device: torch.device) -> InferencePlan:
+    """``plan`` with its tile decided for ``batch`` images of ``height`` x ``width``, as `retouch` decides it."""
+    return replace(plan, tile=tile_for(plan, backend, height, width, batch, device))
 
 
-def time_input(backend: Backend, bench: dict[str, Any], device: torch.device, batch: int, height: int,
-               width: int, min_time_s: float) -> dict[str, float]:
-    """Latency (ms) of ``backend`` on a random ``batch`` x 3 x ``height`` x ``width`` image."""
-    x = torch.rand(batch, 3, height, width, device=device)
-    with torch.inference_mode(not bench["cuda_graph"]), torch.no_grad():
-        return measure_latency(forward_fn(backend, x, bench["cuda_graph"]), min_time_s, bench["warmup"])
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
 
 
-def measure_throughput(backend: Backend, bench: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """Images/s for each of ``bench.throughput_batches`` until one runs out of GPU memory, and the best."""
-    per_batch: dict[str, float] = {}
-    skipped: list[int] = []
-    for batch in bench["throughput_batches"]:
-        try:
-            median = time_input(backend, bench, device, batch, bench["size"], bench["size"],
-                                bench["min_time_s"] / 4)["median"]
-        except torch.cuda.OutOfMemoryError:
-            skipped.append(batch)
-            torch.cuda.empty_cache()
-            break
-        per_batch[str(batch)] = batch / (median / 1000.0)
-    if not per_batch:
-        raise ConfigError(f"bench ran out of GPU memory even at batch {bench['throughput_batches'][0]} and size "
-                          f"{bench['size']}; lower --size or bench.throughput_batches")
-    return throughput_summary(per_batch, skipped)
-
-
-def throughput_summary(per_batch: dict[str, float], out_of_memory_at: list[int]) -> dict[str, Any]:
-    """The best images/s over the batch sizes tried."""
-    best = max(per_batch, key=per_batch.get)
-    return {"images_per_s": per_batch[best], "best_batch": int(best), "per_batch": per_batch,
-            "out_of_memory_at": out_of_memory_at}
-
-
-def benchmark(model: nn.Module, bench: dict[str, Any], device: torch.device,
-              checkpoint: str | None = None) -> dict[str, Any]:
-    """Every figure of the report for one model (``bench`` is the ``bench`` option group)."""
+def benchmark(model: nn.Module, bench: dict[str, Any], device: torch.device, checkpoint: str | None = None,
+              saved: InferencePlan | None = None) -> dict[str, Any]:
+    """Every figure of the report for one model under its plan (``saved``, None = native) with the ``bench``
+    option group applied."""
     check_bench_settings(bench, device)
-    size = bench["size"]
+    facts = ModelFacts(bool(getattr(model, "edit_mask", False)), int(getattr(model, "stride", 1)),
+                       checkpoint or "the model")
+    saved = saved or InferencePlan(edit_floor=getattr(model, "edit_floor", 0.0))
+    plan = resolve_plan(saved, bench, "bench", facts, device.type)
+    size, batch = bench["size"], bench["batch_size"]
     figures = model_figures(model, size)
     report: dict[str, Any] = {
-        "device": str(device), "precision": bench["precision"], "size": size, "batch_size": bench["batch_size"],
+        "device": str(device), "precision": plan.precision, "size": size, "batch_size": batch,
         "parameters": figures["params"], "size_mb_fp32": figures["mb_fp32"], "size_mb_fp16": figures["mb_fp16"],
         "gmacs": figures["gmacs"], "torch": torch.__version__,
     }
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    backend = prepare(model, bench, device, checkpoint)
-    report.update(backend=backend.description, compile=bool(bench["compile"]), cuda_graph=bool(bench["cuda_graph"]))
-    report["latency_ms"] = time_input(backend, bench, device, bench["batch_size"], size, size, bench["min_time_s"])
+    _reset_peak(device)
+    backend = prepare(model, plan, bench, device, checkpoint)
+    timed = sized_plan(plan, backend, batch, size, size, device)
+    report.update(backend=backend.description, compile=bool(bench["compile"]), cuda_graph=bool(bench["cuda_graph"]),
+                  plan=timed.to_dict(), plan_text=timed.describe(size, size),
+                  gmacs_plan=count_macs(model, (1, 3, size, size), timed) / 1e9)
+    report["latency_ms"] = time_plan(backend, timed, bench, device, batch, size, size, bench["min_time_s"])
     report["latency_ms"]["warmup"] = bench["warmup"]
-    if bench["uhd"] is True or (bench["uhd"] == "auto" and figures["gmacs"] * (1024 / size) ** 2
-                                <= UHD_AUTO_MAX_GMACS):
-        report["uhd"] = {"size": list(UHD), "gmacs": count_macs(model, (1, 3, *UHD)) / 1e9,
-                         "latency_ms": time_input(backend, bench, device, 1, *UHD, bench["min_time_s"])}
+    peaks = {"latency": peak_memory_mb(device)}
+    uhd_plan = sized_plan(plan, backend, 1, *UHD, device)
+    uhd_gmacs = count_macs(model, (1, 3, *UHD), uhd_plan) / 1e9
+    if bench["uhd"] is True or (bench["uhd"] == "auto" and uhd_gmacs <= UHD_AUTO_MAX_GMACS):
+        _reset_peak(device)
+        report["uhd"] = {"size": list(UHD), "gmacs": count_macs(model, (1, 3, *UHD)) / 1e9, "gmacs_plan": uhd_gmacs,
+                         "plan_text": uhd_plan.describe(*UHD),
+                         "latency_ms": time_plan(backend, uhd_plan, bench, device, 1, *UHD, bench["min_time_s"])}
+        peaks["uhd"] = peak_memory_mb(device)
     if device.type == "cuda":
-        report["throughput"] = measure_throughput(backend, bench, device)
+        _reset_peak(device)
+        report["throughput"] = measure_throughput(backend, plan, bench, device)
+        peaks["throughput"] = peak_memory_mb(device)
     else:  # on CPU images/s barely depends on the batch: derive it from the latency runs
-        images_per_s = bench["batch_size"] / (report["latency_ms"]["median"] / 1000.0)
-        report["throughput"] = throughput_summary({str(bench["batch_size"]): images_per_s}, [])
-    report["memory"] = peak_memory_mb(device)
+        images_per_s = batch / (report["latency_ms"]["median"] / 1000.0)
+        report["throughput"] = throughput_summary({str(batch): images_per_s}, [])
+    report["memory"] = peak_memory_mb(device) if device.type != "cuda" else {  # a process peak on CPU
+        f"{key}_{phase}": value for phase, figures in peaks.items() for key, value in figures.items()}
     report["gpu"] = gpu_info(device) if device.type == "cuda" else None
     report["budgets"] = check_budgets(report["latency_ms"]["median"], report["size_mb_fp32"],
                                       bench["budget_ms"], bench["budget_mb"])
@@ -185,8 +164,8 @@ def run_bench(options: dict[str, Any]) -> int:
     seed_everything(options["seed"])
     device = resolve_device(options["device"])
     check_bench_settings(options["bench"], device)
-    model, description, checkpoint = load_model(options)
-    report = {"model": description, **benchmark(model, options["bench"], device, checkpoint)}
+    model, saved, description, checkpoint = load_model(options)
+    report = {"model": description, **benchmark(model, options["bench"], device, checkpoint, saved)}
     if options["bench"]["json"]:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:

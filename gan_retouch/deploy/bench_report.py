@@ -63,6 +63,10 @@ def _latency_text(latency: dict[str, float], gmacs: float) -> str:
             f"({latency['runs']} runs; {gmacs / latency['median'] * 1e3:.1f} GMAC/s)")
 
 
+def _macs_text(native: float, plan: float, width: int, height: int) -> str:
+    return f"{native:.4g} G native (the network at {width}x{height}); {plan:.4g} G under the plan"
+
+
 def report_table(report: dict[str, Any]) -> Table:
     """The report as a two-column rich table."""
     table = Table(title=f"bench: {report['model']}", title_justify="left", show_header=False)
@@ -74,16 +78,20 @@ def report_table(report: dict[str, Any]) -> Table:
     rows = [
         ("device", device),
         ("backend", report["backend"]),
+        ("plan timed", report["plan_text"]),
         ("input", f"{report['batch_size']} x 3 x {size} x {size}, {report['precision']}, "
                   f"compile={report['compile']}, cuda_graph={report['cuda_graph']}"),
         ("parameters", f"{report['parameters']:,}"),
         ("file size", f"{report['size_mb_fp32']:.2f} MB fp32, {report['size_mb_fp16']:.2f} MB fp16"),
-        (f"MACs at {size}x{size} (batch 1)", f"{report['gmacs']:.4g} G"),
-        (f"latency at {size}x{size}", _latency_text(report["latency_ms"], report["gmacs"] * report["batch_size"])),
+        (f"MACs per {size}x{size} image", _macs_text(report["gmacs"], report["gmacs_plan"], size, size)),
+        (f"latency at {size}x{size}", _latency_text(report["latency_ms"],
+                                                    report["gmacs_plan"] * report["batch_size"])),
     ]
     if report.get("uhd"):
         uhd = report["uhd"]
-        rows.append(("latency at 3840x2160 (4K)", _latency_text(uhd["latency_ms"], uhd["gmacs"])))
+        rows += [("plan at 3840x2160 (4K)", uhd["plan_text"]),
+                 ("MACs per 4K image", _macs_text(uhd["gmacs"], uhd["gmacs_plan"], 3840, 2160)),
+                 ("latency at 3840x2160 (4K)", _latency_text(uhd["latency_ms"], uhd["gmacs_plan"]))]
     rows.append(("throughput", f"{throughput['images_per_s']:.2f} images/s at batch {throughput['best_batch']}"))
     rows += [(key.replace("_mb", "").replace("_", " "), f"{value:.1f} MB") for key, value in report["memory"].items()]
     if report["gpu"] and "nvml_used_mb" in report["gpu"]:

@@ -15,20 +15,20 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from rich.table import Table
 from torch import nn
 
 from gan_retouch.console import console
+from gan_retouch.deploy.export_check import check_parity, example_inputs, load_runner, parity_table
 from gan_retouch.errors import ConfigError, GanRetouchError
 from gan_retouch.fileio import ensure_writable_dir, staged_path
-from gan_retouch.nets.base import override_edit_floor, run_generator, unwrap
-from gan_retouch.nets.work_size import use_coarse_pass, work_size_of
+from gan_retouch.inference.plan import InferencePlan, ModelFacts, resolve_plan
+from gan_retouch.inference.work_size import COARSE_FLOOR
+from gan_retouch.nets.base import run_generator, unwrap
 from gan_retouch.registry import choice
 from gan_retouch.runtime import resolve_device
 
@@ -39,16 +39,17 @@ EXPORT_EXTRA_HINT = 'pip install "gan-retouch[export]"'
 class ExportWrapper(nn.Module):
     """The generator as an exported graph: float32 images in [0, 1] in and out, any batch, height and width.
 
-    Pads to the generator's stride (replicate, like ``Generator.forward``), runs it in ``dtype`` and crops
-    back. Inputs: ``image`` (and ``mask`` for mask-guided networks); outputs: ``retouched`` (and
-    ``mask_logits`` for multi-task networks).
+    Pads to the generator's stride (replicate, like ``Generator.forward``), runs it in ``dtype`` with the edit
+    floor ``floor`` built in (None = the generator's own) and crops back. Inputs: ``image`` (and ``mask`` for
+    mask-guided networks); outputs: ``retouched`` (and ``mask_logits`` for multi-task networks).
     """
 
-    def __init__(self, generator: nn.Module, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, generator: nn.Module, dtype: torch.dtype = torch.float32, floor: float | None = None) -> None:
         super().__init__()
         self.generator = generator
         self.stride = int(getattr(unwrap(generator), "stride", 1))
         self.dtype = dtype
+        self.floor = floor
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2], x.shape[-1]
@@ -58,7 +59,7 @@ class ExportWrapper(nn.Module):
     def forward(self, image: torch.Tensor, mask: torch.Tensor | None = None):
         height, width = image.shape[-2], image.shape[-1]
         padded_mask = self._pad(mask) if mask is not None else None
-        rgb, mask_logits = run_generator(self.generator, self._pad(image), padded_mask)
+        rgb, mask_logits = run_generator(self.generator, self._pad(image), padded_mask, self.floor)
         rgb = rgb[..., :height, :width].float()
         if mask_logits is None:
             return rgb
@@ -71,15 +72,6 @@ def io_names(generator: nn.Module) -> tuple[list[str], list[str]]:
     inputs = ["image", "mask"] if getattr(inner, "takes_mask", False) else ["image"]
     outputs = ["retouched", "mask_logits"] if getattr(inner, "has_mask_head", False) else ["retouched"]
     return inputs, outputs
-
-
-def example_inputs(generator: nn.Module, batch: int, height: int, width: int, device: torch.device,
-                   source: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
-    """``(image,)`` or ``(image, mask)`` for the generator; ``source`` gives the image, else random."""
-    image = source if source is not None else torch.rand(batch, 3, height, width, device=device)
-    if getattr(unwrap(generator), "takes_mask", False):
-        return image, (image.mean(dim=1, keepdim=True) > 0.5).float()
-    return (image,)
 
 
 def export_onnx(wrapper: ExportWrapper, example: tuple[torch.Tensor, ...], path: Path, opset: int) -> None:
@@ -105,79 +97,6 @@ def export_torchscript(wrapper: ExportWrapper, example: tuple[torch.Tensor, ...]
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         traced = torch.jit.trace(wrapper, example, check_trace=False)
     traced.save(str(path))
-
-
-def load_runner(path: Path, fmt: str, device: torch.device):
-    """A callable ``inputs -> list of float32 CPU tensors`` that runs an exported file."""
-    if fmt == "onnx":
-        import onnxruntime
-
-        providers = ["CPUExecutionProvider"]
-        if device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        session = onnxruntime.InferenceSession(str(path), providers=providers)
-        names = [node.name for node in session.get_inputs()]
-
-        def run_onnx(inputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
-            feed = {name: tensor.detach().cpu().numpy() for name, tensor in zip(names, inputs, strict=True)}
-            return [torch.from_numpy(out) for out in session.run(None, feed)]
-
-        return run_onnx
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        module = torch.jit.load(str(path), map_location=device)
-
-    def run_torchscript(inputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
-        with torch.inference_mode():
-            result = module(*inputs)
-        outputs = result if isinstance(result, tuple) else (result,)
-        return [out.float().cpu() for out in outputs]
-
-    return run_torchscript
-
-
-def synthetic_batch(batch: int, height: int, width: int, seed: int) -> torch.Tensor:
-    """Synthetic blemished portraits (the built-in benchmark) cropped to ``height`` x ``width``."""
-    from gan_retouch.data.synthetic import MIN_SIZE, synthesize_pair
-
-    side = max(height, width, MIN_SIZE)
-    images = [synthesize_pair(i, side, seed=seed, split="test")["input"][:, :height, :width] for i in range(batch)]
-    return torch.stack(images)
-
-
-def parity_cases(check_sizes: list, seed: int) -> Iterator[tuple[str, tuple[int, int, int], torch.Tensor]]:
-    """``(kind, (batch, height, width), image)`` for each check size: a random and a synthetic input."""
-    generator = torch.Generator().manual_seed(seed)
-    for entry in check_sizes:
-        if (not isinstance(entry, (list, tuple)) or len(entry) != 3
-                or not all(isinstance(v, int) and v > 0 for v in entry)):
-            raise ConfigError(f"export.check_sizes entries must be [batch, height, width] positive integers, "
-                              f"got {entry!r}")
-        batch, height, width = entry
-        yield "random", (batch, height, width), torch.rand(batch, 3, height, width, generator=generator)
-        yield "synthetic", (batch, height, width), synthetic_batch(batch, height, width, seed)
-
-
-def check_parity(generator: nn.Module, runner, check_sizes: list, seed: int,
-                 device: torch.device) -> list[dict[str, Any]]:
-    """Max abs difference between the exported model and the float32 PyTorch generator, per input."""
-    results = []
-    for kind, shape, image in parity_cases(check_sizes, seed):
-        inputs = example_inputs(generator, *shape, device, source=image.to(device))
-        with torch.inference_mode():
-            expected = run_generator(generator, *inputs)
-        got = runner(inputs)
-        expected = [t for t in expected if t is not None]
-        if len(got) != len(expected):
-            raise GanRetouchError(f"the exported model returns {len(got)} outputs, PyTorch {len(expected)}")
-        diff = 0.0
-        for out, ref in zip(got, expected, strict=True):
-            if out.shape != ref.shape:
-                raise GanRetouchError(f"the exported model returns shape {tuple(out.shape)} for input "
-                                      f"{shape}, PyTorch {tuple(ref.shape)}")
-            diff = max(diff, (out - ref.float().cpu()).abs().max().item())
-        results.append({"input": kind, "shape": list(shape), "max_abs_diff": diff})
-    return results
 
 
 def export_path(options: dict[str, Any], checkpoint_path: str) -> Path:
@@ -209,8 +128,9 @@ def check_onnxruntime(fmt: str, check: bool) -> None:
 
 def export_model(generator: nn.Module, fmt: str, path: Path, *, fp16: bool = False, opset: int = 18,
                  check: bool = True, tolerance: float = 1e-3, check_sizes: list | None = None, seed: int = 0,
-                 device: torch.device | None = None) -> list[dict[str, Any]]:
-    """Export ``generator`` to ``path`` (onnx | torchscript), check it, and return the parity results.
+                 device: torch.device | None = None, floor: float | None = None) -> list[dict[str, Any]]:
+    """Export ``generator`` to ``path`` (onnx | torchscript) with the edit floor ``floor`` built in (None = its
+    own), check it, and return the parity results.
 
     The file appears at ``path`` only when the check passes (or is off); otherwise a GanRetouchError says by
     how much it failed and nothing is left behind (``fileio.staged_path``: a temp file renamed at the end). An
@@ -221,7 +141,7 @@ def export_model(generator: nn.Module, fmt: str, path: Path, *, fp16: bool = Fal
     device = device or torch.device("cpu")
     reference = generator.to(device).eval()
     dtype = torch.float16 if fp16 else torch.float32
-    exported = ExportWrapper(copy.deepcopy(reference).to(dtype), dtype).eval()
+    exported = ExportWrapper(copy.deepcopy(reference).to(dtype), dtype, floor).eval()
     stride = exported.stride
     side = max(stride, 64 // stride * stride)
     example = example_inputs(reference, 1, side, side, device)
@@ -233,7 +153,7 @@ def export_model(generator: nn.Module, fmt: str, path: Path, *, fp16: bool = Fal
             export_torchscript(exported, example, temp)
         if check:
             runner = load_runner(temp, fmt, device)
-            results = check_parity(reference, runner, check_sizes or [[1, 64, 64], [1, 67, 45]], seed, device)
+            results = check_parity(reference, runner, check_sizes or [[1, 64, 64], [1, 67, 45]], seed, device, floor)
             worst = max(r["max_abs_diff"] for r in results)
             if worst > tolerance:
                 per_input = ", ".join(f"{r['input']} {r['shape']}: {r['max_abs_diff']:.3g}" for r in results)
@@ -245,19 +165,8 @@ def export_model(generator: nn.Module, fmt: str, path: Path, *, fp16: bool = Fal
     return results
 
 
-def parity_table(results: list[dict[str, Any]], tolerance: float) -> Table:
-    """The parity results as a rich table."""
-    table = Table(title=f"parity with PyTorch (tolerance {tolerance:g})", title_justify="left")
-    table.add_column("input")
-    table.add_column("batch x height x width")
-    table.add_column("max abs diff", justify="right")
-    for r in results:
-        table.add_row(r["input"], " x ".join(map(str, r["shape"])), f"{r['max_abs_diff']:.2e}")
-    return table
-
-
 def run_export(options: dict[str, Any]) -> int:
-    """Entry point of ``gan-retouch export``: load, export, check, report."""
+    """Entry point of ``gan-retouch export``: load, resolve the plan, export with its floor, check, report."""
     from gan_retouch.engine.checkpoint import load_generator
 
     export = options["export"]
@@ -269,11 +178,13 @@ def run_export(options: dict[str, Any]) -> int:
     path = export_path(options, export["checkpoint"])
     ensure_writable_dir(path.parent, "export output folder")  # before loading and exporting, not after
     generator, info = load_generator(export["checkpoint"], use_ema=export["use_ema"])
-    override_edit_floor(generator, export["edit_floor"], "export.edit_floor", str(info.get("path")))
+    facts = ModelFacts(bool(getattr(generator, "edit_mask", False)), int(getattr(generator, "stride", 1)),
+                       str(info.get("path")))
+    plan = resolve_plan(info["plan"], {"edit_floor": export["edit_floor"]}, "export", facts)
     tolerance = export["tolerance_fp16"] if export["fp16"] else export["tolerance"]
     results = export_model(generator, fmt, path, fp16=export["fp16"], opset=export["opset"],
                            check=export["check"], tolerance=tolerance, check_sizes=export["check_sizes"],
-                           seed=options["seed"], device=device)
+                           seed=options["seed"], device=device, floor=plan.edit_floor)
     if results:
         console.print(parity_table(results, tolerance))
     else:
@@ -282,11 +193,20 @@ def run_export(options: dict[str, Any]) -> int:
     size_mb = path.stat().st_size / 1e6
     console.print(f"[green]wrote[/] {path} ({fmt}, {precision}, {size_mb:.2f} MB; "
                   f"inputs {io_names(generator)[0]}, dynamic batch/height/width)")
-    if work_size_of(generator) is not None:
-        console.print(f"note: the model works at {work_size_of(generator)} px (model.generator.work_size); the file runs "
-                      "at the size it is given. `gan-retouch retouch` scales larger photos down for it and adds the "
-                      "upscaled edit; do the same when you run the file yourself (docs/deploy.md)")
-    if use_coarse_pass(None, generator, "export"):
-        console.print("note: the checkpoint runs a coarse pass (model.generator.coarse_pass), which raises the edit "
-                      "map's floor; the file holds one pass, and `retouch` runs the coarse pass with PyTorch")
+    for line in plan_notes(plan, facts.edit_map):
+        console.print(line)
     return 0
+
+
+def plan_notes(plan: InferencePlan, edit_map: bool) -> list[str]:
+    """What of the inference plan the exported file holds, and what it cannot."""
+    notes = [f"built in: the edit floor {plan.edit_floor:g}"] if edit_map else []
+    if plan.work_size is not None:
+        notes.append(f"not in the file: the working size ({plan.work_size} px). The file runs at the size it is "
+                     "given; `gan-retouch retouch` scales larger photos down for it and adds the upscaled edit, do "
+                     "the same when you run the file yourself (docs/deploy.md)")
+    if plan.coarse_pass:
+        notes.append("not in the file: the coarse pass (a first pass at half size with the floor raised to "
+                     f"{COARSE_FLOOR:g}); the file holds one pass at one floor, so `retouch` runs the coarse pass "
+                     "with PyTorch")
+    return [f"note: {line}" for line in notes]

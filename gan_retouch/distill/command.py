@@ -6,17 +6,18 @@ compares teacher, student and identity on the validation set (``distill_report.j
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from gan_retouch.config import stage_options
 from gan_retouch.console import console
+from gan_retouch.distill.budget import describe_budget, fits, grid_axes, largest_fitting
 from gan_retouch.distill.model import DistillModel
 from gan_retouch.distill.report import write_report
 from gan_retouch.distill.teacher import load_teacher
 from gan_retouch.engine.loop import TrainingLoop
 from gan_retouch.errors import ConfigError
 from gan_retouch.evaluate.validation import Validator
-from gan_retouch.nets.student_budget import describe_budget, fits, grid_axes, largest_fitting
 
 
 def apply_budget(options: dict[str, Any]) -> dict[str, Any] | None:
@@ -74,8 +75,9 @@ def check_map_option(options: dict[str, Any], teacher: Any, teacher_path: str | 
                           f"model.generator.args.edit_mask=true, {fix}")
 
 
-def run_distillation(options: dict[str, Any]) -> int:
-    """Distill ``distill.teacher`` into ``model.generator`` and print the comparison table."""
+def run_distillation(options: dict[str, Any], command_line: Collection[str] | None = None) -> int:
+    """Distill ``distill.teacher`` into ``model.generator`` and print the comparison table. ``command_line``: the
+    option keys the command line set (a resumed run keeps its own schedule for the rest)."""
     teacher, info = load_teacher(options["distill"]["teacher"])
     check_perceptual_option(options)
     check_map_option(options, teacher, info.get("path"))
@@ -84,11 +86,13 @@ def run_distillation(options: dict[str, Any]) -> int:
     def model_factory(options, device, dist, precision) -> DistillModel:
         return DistillModel(options, device, dist, precision, teacher=teacher, teacher_info=info)
 
-    loop = TrainingLoop(options, model_factory, Validator.from_options)
+    loop = TrainingLoop(options, model_factory, Validator.from_options, command_line)
+    features = loop.model.features
+    # The frozen teacher scores the same at any step: score it now, on every rank (validation is a collective
+    # under DDP), while the process group lives; fit() leaves it at the end.
+    teacher_scores = loop.validation.evaluate(lambda x: features.run_teacher(x)[0])
     final = loop.fit()
     if loop.dist.is_main:
-        features = loop.model.features
-        teacher_scores = loop.validation.evaluate(lambda x: features.run_teacher(x)[0])
         write_report(loop.run_dir, options, teacher_scores, final, features.teacher,
                      loop.model.eval_generator(), info.get("path"))
     return 0

@@ -1,11 +1,12 @@
 """The final distillation report: teacher vs student vs identity on the validation set, with size, MACs and
 CPU latency, printed as a table and saved as ``distill_report.json`` in the run folder.
 
-Figures come from ``nets.profile`` and latency from the inference path ``retouch`` uses (``deploy.backends``:
+Figures come from ``inference.profile`` and latency from the inference path ``retouch`` uses (``deploy.backends``:
 BatchNorm folded, the faster memory format), so the table says what a user will see."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from torch import nn
 
 from gan_retouch.console import console
 from gan_retouch.deploy.backends import select_backend
-from gan_retouch.nets.profile import measure_latency, model_figures, stand_in_mask
+from gan_retouch.inference.plan import InferencePlan
+from gan_retouch.inference.profile import measure_latency, model_figures, stand_in_mask
 
 REPORT_NAME = "distill_report.json"
 
@@ -44,8 +46,12 @@ def _quality(metrics: dict[str, float], prefix: str = "") -> dict[str, float | N
 
 
 def _figures(model: nn.Module, size: int, seconds: float) -> dict[str, Any]:
-    """Size figures plus the median CPU latency (ms, fp32, batch 1) through the backend ``retouch`` would pick."""
-    backend = select_backend(model, torch.device("cpu"), "torch")
+    """Size figures plus the median CPU latency (ms, fp32, batch 1) through the backend ``retouch`` would pick.
+
+    Measured on a float32 CPU copy: the teacher may run in fp16 on the GPU (``distill.teacher_fp16``).
+    """
+    model = copy.deepcopy(model).to(device="cpu", dtype=torch.float32)
+    backend = select_backend(model, torch.device("cpu"), InferencePlan(backend="torch"))
     image = torch.rand(1, 3, size, size)
     mask = stand_in_mask(image, backend.takes_mask)
     latency = measure_latency(lambda: backend(image, mask), min_time_s=seconds)

@@ -10,16 +10,20 @@ import torch
 from torch import nn
 
 from gan_retouch.errors import CheckpointError
-from gan_retouch.fileio import atomic_write
-from gan_retouch.nets.work_size import check_coarse_pass, check_work_size
+from gan_retouch.fileio import OutputError, atomic_write
+from gan_retouch.inference.plan import saved_plan
 
 FORMAT = "gan-retouch/1"
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Write ``state`` to ``path`` atomically (``fileio.atomic_write``): the previous file or the new one, never a
-    truncated one. Only tensors and plain data go in, so ``load_checkpoint`` can read it without unpickling code."""
-    return atomic_write(path, lambda stream: torch.save({"format": FORMAT, **state}, stream))
+    truncated one. Only tensors and plain data go in, so ``load_checkpoint`` can read it without unpickling code.
+    A failed write (a full disk) is an OutputError naming the path and the free space."""
+    try:
+        return atomic_write(path, lambda stream: torch.save({"format": FORMAT, **state}, stream))
+    except OutputError as exc:
+        raise OutputError(f"{exc}; a training run continues from its last checkpoint with --resume") from exc
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -94,7 +98,8 @@ def load_generator(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the generator saved in a checkpoint, in eval mode; EMA weights when present and asked for.
 
-    Returns the network and the checkpoint dict (options, step, ...), without the big state dicts.
+    Returns the network and the checkpoint dict (options, step, ...), without the big state dicts, with
+    ``plan``: the checkpoint's inference plan (``inference.plan.saved_plan``; derived for older checkpoints).
     """
     state = load_checkpoint(path, map_location)
     entry = state.get("generator")
@@ -103,11 +108,10 @@ def load_generator(
     generator = build_generator(entry)
     weights = state.get("generator_ema") if use_ema and state.get("generator_ema") else entry["state_dict"]
     load_state_strict(generator, weights, f"generator {describe_network(entry)}", state["path"])
-    generator.work_size = check_work_size(entry.get("work_size"), f"the work_size saved in {state['path']}")
-    generator.coarse_pass = check_coarse_pass(entry.get("coarse_pass", False), generator,
-                                              f"the coarse_pass saved in {state['path']}")
+    plan = saved_plan(state)
     generator.eval()
     info = {k: v for k, v in state.items() if k not in ("generator_ema", "discriminator", "optimizers")}
     info["generator"] = {k: v for k, v in entry.items() if k != "state_dict"}
     info["used_ema"] = bool(use_ema and state.get("generator_ema"))
+    info["plan"] = plan
     return generator, info

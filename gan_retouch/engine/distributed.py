@@ -9,6 +9,7 @@ import torch
 import torch.distributed as dist
 
 from gan_retouch.errors import ConfigError
+from gan_retouch.runtime import resolve_device
 
 
 @dataclass(frozen=True)
@@ -16,10 +17,11 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    grouped: bool = False  # in a process group: launched by torchrun, also with one process
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        return self.grouped or self.world_size > 1
 
     @property
     def is_main(self) -> bool:
@@ -27,9 +29,13 @@ class DistInfo:
 
 
 def init_distributed(device_spec: str) -> DistInfo:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1): NCCL on CUDA, gloo on CPU."""
+    """Join the process group when launched by torchrun: NCCL on CUDA, gloo on CPU.
+
+    A one-process torchrun run joins one too, so DDP and NCCL run on a single GPU exactly as on many.
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    launched = "RANK" in os.environ and "MASTER_ADDR" in os.environ
+    if world_size <= 1 and not launched:
         return DistInfo()
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -38,7 +44,38 @@ def init_distributed(device_spec: str) -> DistInfo:
         raise ConfigError(f"device {device_spec!r} asked for under torchrun, but CUDA is not available")
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, grouped=True)
+
+
+def bind_device(device_spec: str, info: DistInfo) -> torch.device:
+    """The run's device, made the current CUDA device: ``cuda:LOCAL_RANK`` under torchrun, else the asked one.
+
+    Setting it also for one process on ``cuda:N`` (N > 0) keeps kernels that use the current device (CUDA
+    graphs, compiled kernels, NCCL, the caching allocator's streams) off GPU 0.
+    """
+    device = resolve_device(device_spec)
+    if device.type == "cuda":
+        if info.enabled:
+            device = torch.device(f"cuda:{info.local_rank}")
+        torch.cuda.set_device(device)
+    return device
+
+
+def collective_device(info: DistInfo) -> torch.device:
+    """Where tensors for collectives must live: the current CUDA device under NCCL, else the CPU."""
+    if info.enabled and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def union_of_keys(keys: list[str], info: DistInfo) -> list[str]:
+    """Every rank's keys in order of first appearance (rank 0's first); a collective under DDP, so a rank with
+    no keys still takes part."""
+    if not info.enabled:
+        return list(keys)
+    gathered: list[list[str] | None] = [None] * info.world_size
+    dist.all_gather_object(gathered, list(keys))
+    return list(dict.fromkeys(key for rank_keys in gathered for key in rank_keys or []))
 
 
 def all_reduce_mean(values: torch.Tensor, info: DistInfo) -> torch.Tensor:

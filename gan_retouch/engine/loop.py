@@ -9,33 +9,29 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 import torch
+from rich.markup import escape
 from torch import nn
 
 from gan_retouch.config import Options
 from gan_retouch.console import console
-from gan_retouch.engine import distributed
+from gan_retouch.engine import distributed, monitor
+from gan_retouch.engine.backbones import fetch_run_backbones
 from gan_retouch.engine.checkpoint import save_checkpoint
 from gan_retouch.engine.distributed import DistInfo
 from gan_retouch.engine.model import NonFiniteStep, RetouchModel
-from gan_retouch.engine.monitor import (
-    GpuMonitor,
-    LogWindow,
-    RunLog,
-    StepTimes,
-    TimedBatches,
-    progress_bar,
-    validation_table,
-)
+from gan_retouch.engine.monitor import GpuMonitor, LogWindow, RunLog, progress_bar, validation_table
 from gan_retouch.engine.precision import resolve_precision
+from gan_retouch.engine.resume import complete_error, resumed_options
 from gan_retouch.engine.run_folder import RunFolder
+from gan_retouch.engine.signals import install_stop_handlers, restore_handlers
 from gan_retouch.engine.stage import StagePlan, batch_stream, plan_stages
 from gan_retouch.errors import ConfigError, GanRetouchError
 from gan_retouch.registry import choice
-from gan_retouch.runtime import resolve_device, seed_everything
+from gan_retouch.runtime import seed_everything
 
 MAX_CONSECUTIVE_SKIPS = 20  # nan_policy=skip gives up after this many non-finite steps in a row
 LOWER_IS_BETTER = {"lpips"}
@@ -46,9 +42,13 @@ class TrainingStopped(GanRetouchError):
 
 
 class TrainingInterrupted(TrainingStopped):
-    """Ctrl-C: a checkpoint was saved at a step boundary; exit status 130 like any interrupted command."""
+    """Ctrl-C or SIGTERM: a checkpoint was saved at a step boundary; exit status 128 + signal (130, 143)."""
 
     exit_code = 130
+
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)
 
 
 class Validation(Protocol):
@@ -76,18 +76,20 @@ def is_better(metric: str, value: float, best: float | None) -> bool:
 
 
 class TrainingLoop:
-    """Runs the remaining stages of a run; every failure of the options or folder surfaces before step 1."""
+    """Runs the remaining stages of a run; every failure of the options or folder surfaces before step 1.
 
-    def __init__(self, options: Options, model_factory: ModelFactory, validation_factory: ValidationFactory) -> None:
+    ``command_line`` is the option keys the command line set: a resumed run keeps its own schedule for the keys
+    not in it (``engine.resume``); None (the Python API) takes ``options`` as they are.
+    """
+
+    def __init__(self, options: Options, model_factory: ModelFactory, validation_factory: ValidationFactory,
+                 command_line: Collection[str] | None = None) -> None:
         self.options = options
         self.dist = distributed.init_distributed(str(options["device"]))
-        device = resolve_device(options["device"])
-        if self.dist.enabled and device.type == "cuda":
-            device = torch.device(f"cuda:{self.dist.local_rank}")
-            torch.cuda.set_device(device)
-        self.device = device
+        self.device = device = distributed.bind_device(options["device"], self.dist)  # cuda:LOCAL_RANK under DDP
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = bool(options["train"]["cudnn_benchmark"])
+        fetch_run_backbones(options, self.dist)  # pretrained weights downloaded or refused before any work
         seed_everything(int(options["seed"]))  # identical initial weights on every rank
         self.model = model_factory(options, device, self.dist, resolve_precision(options["train"], device))
         self.plans = plan_stages(options)
@@ -102,18 +104,34 @@ class TrainingLoop:
         self.run_dir = self.run.path
         self.step = self.stage_index = self.stage_step = 0
         self.best: dict[str, Any] = {"metric": options["val"]["metric"], "value": None, "step": None}
-        self.stop_requested = False
+        self.stop_requested, self.stop_signal = False, signal.SIGINT
         self._skips = 0
         state = self.run.open()
-        if state is not None:
-            self.step, self.stage_index, self.stage_step = int(state["step"]), int(state["stage"]), int(
-                state["stage_step"])
-            self.best = state.get("best", self.best)
-            self.model.start_stage(self.plans[self.stage_index])
-            self.model.load_state_dict(state)
+        try:
+            if state is not None:
+                self._resume(state, command_line)
+        except BaseException:
+            self.run.close()
+            raise
+        self.run.begin(self.options, self.step if state is not None else None)
         self.log = RunLog(self.run_dir, bool(options["train"]["tensorboard"])) if self.dist.is_main else None
         self.gpu = GpuMonitor(device) if self.dist.is_main else None
-        self.times = StepTimes()
+        self.times = monitor.StepTimes()
+
+    def _resume(self, state: dict[str, Any], command_line: Collection[str] | None) -> None:
+        """Take the position, schedule and weights of ``state``; a complete run is refused before anything is
+        written."""
+        self.options, notes = resumed_options(self.options, state.get("options"), command_line, int(state["step"]))
+        self.plans = plan_stages(self.options)
+        self.total_steps = sum(plan.steps for plan in self.plans)
+        self.step, self.stage_index, self.stage_step = (int(state[k]) for k in ("step", "stage", "stage_step"))
+        self.best = state.get("best", self.best)
+        if self.step >= self.total_steps or self.stage_index >= len(self.plans):
+            raise complete_error(self.run_dir, self.step, self.total_steps)
+        self.model.start_stage(self.plans[self.stage_index])
+        self.model.load_state_dict(state)
+        for note in notes if self.dist.is_main else ():
+            console.print(f"[yellow]{escape(f'{self.run_dir}: {note}')}[/]")
 
     # ----------------------------------------------------------------- saving and validation
     def save(self, plan: StagePlan, name: str = "latest.pt") -> None:
@@ -167,9 +185,8 @@ class TrainingLoop:
         self._skips = 0
         return values, int(drawn[-1]["input"].shape[0])
 
-    def _log(self, plan: StagePlan, window: LogWindow, batches: TimedBatches) -> str:
-        speed = window.speed(self.dist.world_size, self.device, batches.take_waited())
-        self.times.add(window, speed)
+    def _log(self, plan: StagePlan, window: LogWindow, batches: monitor.TimedBatches) -> str:
+        speed = self.times.record(window, self.device, self.dist.world_size, batches.take_waited())
         values = window.means(self.dist)
         if not self.dist.is_main:
             return ""
@@ -178,13 +195,12 @@ class TrainingLoop:
         self.log.write(record)
         shown = ["G", "D"] + [k for k in values if k not in ("G", "D")][:2]
         info = "  ".join(f"{k} {values[k]:.4g}" for k in shown if k in values)
-        return (f"{info}  {record['images_per_sec']:.1f} img/s, {record['sec_per_step']:.2f} s/step "
-                f"({record['data_time']:.2f} s data)")
+        return f"{info}  {speed['images_per_sec']:.1f} img/s, {monitor.speed_note(speed)}"
 
     def _run_stage(self, plan: StagePlan, progress: Any, task: Any) -> None:
         train, val_every = plan.options["train"], int(self.options["val"]["every"])
         log_every, save_every, keep_every = (int(train[k]) for k in ("log_every", "save_every", "keep_every"))
-        batches = TimedBatches(batch_stream(plan, int(self.options["seed"]), self.stage_step, self.dist, self.device))
+        batches = batch_stream(plan, int(self.options["seed"]), self.stage_step, self.dist, self.device)
         window = LogWindow()
         while self.stage_step < plan.steps:
             window.begin_step(self.device)
@@ -223,15 +239,14 @@ class TrainingLoop:
         if requested:
             self.save(plan)
             where = self.run_dir / "latest.pt" if self.dist.is_main else "on rank 0"
-            raise TrainingInterrupted(f"interrupted at step {self.step}; saved {where}. "
-                                      "Continue with the same command plus --resume.")
+            raise TrainingInterrupted(f"interrupted at step {self.step} by {signal.Signals(self.stop_signal).name}; "
+                                      f"saved {where}. Continue with the same command plus --resume.",
+                                      self.stop_signal)
 
     # ----------------------------------------------------------------- the run
     def fit(self) -> dict[str, float]:
         """Run every remaining stage, validate, save, and return the final validation metrics."""
-        if self.step >= self.total_steps:
-            raise ConfigError(f"{self.run_dir} is already complete ({self.step} steps); nothing to train")
-        previous_handler = self._install_interrupt_handler()
+        previous_handlers = install_stop_handlers(self._request_stop)
         try:
             with progress_bar(self.dist.is_main) as progress:
                 task = progress.add_task("train", total=self.total_steps, completed=self.step, stage="", info="")
@@ -245,8 +260,7 @@ class TrainingLoop:
             final = self._finish(self.plans[-1])
             return final
         finally:
-            if previous_handler is not None:
-                signal.signal(signal.SIGINT, previous_handler)
+            restore_handlers(previous_handlers)
             if self.log is not None:
                 self.log.close()
             self.run.close()
@@ -257,14 +271,14 @@ class TrainingLoop:
         final = {**scores, **{f"identity_{k}": v for k, v in self.validation.identity().items()}}
         if self.dist.is_main:
             gain = final["psnr"] - final["identity_psnr"]
-            times = self.times.figures()
             console.print(
-                f"[bold]done[/]: {self.step} steps ({times['sec_per_step']:.3f} s/step, of which "
-                f"{times['data_time']:.3f} s waiting for data). Validation PSNR {final['psnr']:.2f} dB vs identity "
-                f"{final['identity_psnr']:.2f} dB ([{'green' if gain > 0 else 'red'}]{gain:+.2f} dB[/]); SSIM "
+                f"[bold]done[/]: {self.step} steps ({monitor.speed_note(self.times.figures())}). Validation PSNR "
+                f"{final['psnr']:.2f} dB vs identity {final['identity_psnr']:.2f} dB "
+                f"([{'green' if gain > 0 else 'red'}]{gain:+.2f} dB[/]); SSIM "
                 f"{final['ssim']:.4f} vs {final['identity_ssim']:.4f}.{self._best_note()} Run folder: {self.run_dir}"
             )
-            (self.run_dir / "metrics.json").write_text(json.dumps({"step": self.step, **final, **times}, indent=2))
+            summary = {"step": self.step, **final, **self.times.figures()}
+            (self.run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
         return final
 
     def _best_note(self) -> str:
@@ -277,14 +291,10 @@ class TrainingLoop:
             return ""
         return f" best.pt is step {step} ({self.best['metric']} {value:.4g})."
 
-    def _install_interrupt_handler(self):
-        def request_stop(signum, frame):
-            if self.stop_requested:
-                raise KeyboardInterrupt
-            self.stop_requested = True
-            console.print("[yellow]Ctrl-C: saving a checkpoint at the end of this step (Ctrl-C again to abort)[/]")
-
-        try:
-            return signal.signal(signal.SIGINT, request_stop)
-        except ValueError:  # not the main thread
-            return None
+    def _request_stop(self, signum: int) -> None:
+        """A stop signal: save at the end of this step; a second one aborts at once."""
+        if self.stop_requested:
+            raise KeyboardInterrupt
+        self.stop_requested, self.stop_signal = True, signum
+        console.print(f"[yellow]{signal.Signals(signum).name}: saving a checkpoint at the end of this step (send it "
+                      "again to abort)[/]")

@@ -16,6 +16,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gan_retouch.config import Options
+from gan_retouch.console import console
 from gan_retouch.engine import distributed
 from gan_retouch.engine.checkpoint import describe_network, load_state_strict
 from gan_retouch.engine.distributed import DistInfo
@@ -23,20 +24,24 @@ from gan_retouch.engine.networks import (
     build_discriminator,
     build_generator,
     check_loss_terms,
-    resolve_coarse_pass,
-    resolve_work_size,
+    mask_trained_in_every_stage,
+    parameters_without_gradient,
     wrap,
 )
 from gan_retouch.engine.precision import Precision
 from gan_retouch.engine.stage import Optimization, StagePlan
 from gan_retouch.errors import CheckpointError
+from gan_retouch.inference.plan import training_plan
 from gan_retouch.losses.adversarial import GANLoss
-from gan_retouch.losses.base import LossContext
+from gan_retouch.losses.base import LossContext, full_precision, in_float32
 from gan_retouch.nets.base import run_generator
 
 
 class NonFiniteStep(Exception):
-    """A step produced a non-finite loss; nothing was updated with it. ``terms`` names the culprits."""
+    """A step produced a non-finite loss; nothing was updated with it. ``terms`` names the culprits.
+
+    Under DDP every rank raises it together (``agree_finite``), so no rank runs a collective the others skip.
+    """
 
     def __init__(self, terms: list[str]) -> None:
         super().__init__(", ".join(terms))
@@ -51,12 +56,11 @@ class RetouchModel:
 
     def __init__(self, options: Options, device: torch.device, dist: DistInfo, precision: Precision) -> None:
         self.device, self.dist, self.precision = device, dist, precision
-        self.g_entry = {**options["model"]["generator"], "work_size": resolve_work_size(options),
-                        "coarse_pass": resolve_coarse_pass(options)}
+        self.g_entry = {key: value for key, value in options["model"]["generator"].items()
+                        if key not in ("work_size", "coarse_pass")}  # those two go into the inference plan
+        self.inference_plan = training_plan(options)  # how the network runs at inference: saved in checkpoints
         self.d_entry = dict(options["model"]["discriminator"])
         self.generator = build_generator(self.g_entry).to(device)
-        # How the network runs at inference (nets.work_size); copied into the EMA and saved in checkpoints.
-        self.generator.work_size, self.generator.coarse_pass = self.g_entry["work_size"], self.g_entry["coarse_pass"]
         self.discriminator = build_discriminator(self.d_entry)
         if self.discriminator is not None:
             self.discriminator.to(device)
@@ -65,12 +69,23 @@ class RetouchModel:
         self.ema = (AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
                     if decay > 0 else None)
         sync_bn = bool(options["train"]["sync_bn"])
-        self.generator_wrapped = wrap(self.generator, precision, dist, device, sync_bn)
+        find_unused = dist.enabled and self._has_parameters_without_gradient(options)
+        self.generator_wrapped = wrap(self.generator, precision, dist, device, sync_bn, find_unused)
         self.discriminator_wrapped = (wrap(self.discriminator, precision, dist, device, sync_bn)
                                       if self.discriminator is not None else None)
         self.extras = nn.ModuleDict()  # filled by subclasses through trainable_extras(), before any stage starts
         self.optimization: Optimization | None = None
         self.grad_clip = float(options["train"]["grad_clip"])
+
+    def _has_parameters_without_gradient(self, options: Options) -> bool:
+        """Under DDP: whether some generator parameters get no gradient from these loss terms (then DDP must
+        look for unused parameters each step, or it fails at step 2); says so on rank 0."""
+        unused = parameters_without_gradient(self.generator, self.device, mask_trained_in_every_stage(options))
+        if unused and self.dist.is_main:
+            console.print(f"DDP: {len(unused)} generator parameters get no gradient from these loss terms "
+                          f"({', '.join(unused[:3])}{', ...' if len(unused) > 3 else ''}; a mask head without a "
+                          "mask term?), so DDP runs with find_unused_parameters=True (a little slower)")
+        return bool(unused)
 
     # ----------------------------------------------------------------- hooks for subclasses
     def trainable_extras(self) -> dict[str, nn.Module]:
@@ -139,10 +154,11 @@ class RetouchModel:
         with self.precision.autocast(self.device):
             real_out = self.discriminator_wrapped(batch["input"], batch["target"])
             fake_out = self.discriminator_wrapped(batch["input"], fake.detach())
+        with full_precision(self.device.type):  # the loss arithmetic in float32, like the generator's terms
+            real_out, fake_out = in_float32(real_out), in_float32(fake_out)
             loss = sum(term.discriminator_loss(real_out, fake_out)
                        for term in opt.losses.terms.values() if isinstance(term, GANLoss))
-        if not torch.isfinite(loss.detach()).item():
-            raise NonFiniteStep(["discriminator"])
+        self.agree_finite({"discriminator": loss})
         opt.optimizer_d.zero_grad(set_to_none=True)
         opt.scaler_d.scale(loss).backward()
         self._clip(opt.scaler_d, opt.optimizer_d, self.discriminator.parameters())
@@ -170,9 +186,7 @@ class RetouchModel:
             total, terms = opt.losses(ctx)
         values = {name: value.detach() for name, value in terms.items()}
         values["G"] = total.detach()
-        bad = [name for name, value in values.items() if not torch.isfinite(value).all()]
-        if bad:
-            raise NonFiniteStep(bad)
+        self.agree_finite(values)
         opt.optimizer_g.zero_grad(set_to_none=True)
         opt.scaler_g.scale(total).backward()
         distributed.average_gradients(self.extras, self.dist)  # the extras are not DDP-wrapped
@@ -180,6 +194,24 @@ class RetouchModel:
         opt.scaler_g.step(opt.optimizer_g)
         opt.scaler_g.update()
         return values
+
+    def agree_finite(self, values: dict[str, torch.Tensor]) -> None:
+        """Raise NonFiniteStep on every rank when any value is not finite on any rank, before any backward.
+
+        One all-reduce of one small tensor (ranks x values) and one host sync per optimizer update, instead of
+        one ``.item()`` per loss term; the culprits are named with the ranks they came from under DDP.
+        """
+        names = list(values)
+        flags = torch.zeros(self.dist.world_size, len(names), device=self.device)
+        flags[self.dist.rank] = torch.stack([~torch.isfinite(v.detach()).all() for v in values.values()]).float()
+        flags = distributed.all_reduce_sum(flags, self.dist).tolist()
+        bad = []
+        for index, name in enumerate(names):
+            ranks = [rank for rank, row in enumerate(flags) if row[index] > 0]
+            if ranks:
+                bad.append(name if not self.dist.enabled else f"{name} (rank {', '.join(map(str, ranks))})")
+        if bad:
+            raise NonFiniteStep(bad)
 
     def _clip(self, scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer, params) -> None:
         if self.grad_clip > 0:
@@ -197,6 +229,7 @@ class RetouchModel:
         state: dict[str, Any] = {
             "kind": self.kind,
             "generator": {**self.g_entry, "state_dict": self.generator.state_dict()},
+            "inference": self.inference_plan.to_dict(),
             "generator_ema": self.ema.module.state_dict() if self.ema is not None else None,
             "ema_state": self.ema.state_dict() if self.ema is not None else None,
             "discriminator": ({**self.d_entry, "state_dict": self.discriminator.state_dict()}

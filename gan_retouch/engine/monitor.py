@@ -17,6 +17,7 @@ from gan_retouch.console import console
 from gan_retouch.engine import distributed
 from gan_retouch.engine.distributed import DistInfo
 from gan_retouch.errors import ConfigError
+from gan_retouch.runtime import pci_bus_id
 
 
 def synchronize(device: torch.device) -> None:
@@ -75,13 +76,19 @@ class LogWindow:
         self.lr = lr
 
     def means(self, dist: DistInfo) -> dict[str, float]:
-        """Mean of each value over the window's steps and over every rank (a collective under DDP)."""
-        keys = list(self.sums)
+        """Mean of each value over the window's steps on every rank (collectives under DDP).
+
+        Every rank takes part, also one whose window is empty (all of its steps skipped): it adds zeros.
+        """
+        keys = distributed.union_of_keys(list(self.sums), dist)
         if not keys:
             return {}
-        stacked = torch.stack([self.sums[k] / max(1, self.steps) for k in keys])
-        stacked = distributed.all_reduce_mean(stacked, dist)
-        return {key: float(stacked[i]) for i, key in enumerate(keys)}
+        device = next(iter(self.sums.values())).device if self.sums else distributed.collective_device(dist)
+        zero = torch.zeros((), device=device)
+        sums = torch.stack([self.sums.get(key, zero).to(device) for key in keys])
+        steps = torch.tensor([float(self.steps if key in self.sums else 0) for key in keys], device=device)
+        totals = distributed.all_reduce_sum(torch.stack([sums, steps]), dist).tolist()
+        return {key: totals[0][i] / totals[1][i] for i, key in enumerate(keys) if totals[1][i] > 0}
 
     def speed(self, world_size: int, device: torch.device, waited: float) -> dict[str, float]:
         """Seconds per step (``sec_per_step``, BasicSR's iter time), of which ``data_time`` waiting for the batch
@@ -101,15 +108,22 @@ class StepTimes:
     waited: float = 0.0
     steps: int = 0
 
-    def add(self, window: LogWindow, speed: dict[str, float]) -> None:
-        count = max(1, window.iterations)
-        self.seconds += speed["sec_per_step"] * count
-        self.waited += speed["data_time"] * count
+    def record(self, window: LogWindow, device: torch.device, world_size: int, waited: float) -> dict[str, float]:
+        """The window's speed (``LogWindow.speed``), added to the run's."""
+        speed = window.speed(world_size, device, waited)
+        self.seconds += speed["sec_per_step"] * max(1, window.iterations)
+        self.waited += waited
         self.steps += window.iterations
+        return speed
 
     def figures(self) -> dict[str, float]:
         count = max(1, self.steps)
         return {"sec_per_step": self.seconds / count, "data_time": self.waited / count}
+
+
+def speed_note(figures: dict[str, float]) -> str:
+    """``sec_per_step`` and ``data_time`` in words, for the progress line and the summary."""
+    return f"{figures['sec_per_step']:.3f} s/step, of which {figures['data_time']:.3f} s waiting for data"
 
 
 def progress_bar(enabled: bool) -> Progress:
@@ -132,26 +146,48 @@ def validation_table(step: int, scores: dict[str, float], identity: dict[str, fl
 
 
 class GpuMonitor:
-    """GPU memory and utilisation through nvidia-ml-py; empty figures on CPU."""
+    """Figures of the run's GPU for each log record; none on CPU.
+
+    ``gpu_max_allocated_mb`` is the allocator's peak since the previous record (reset at each read).
+    ``gpu_util_percent`` and ``gpu_used_mb`` (device-wide) come from NVML, which finds the device by its PCI bus
+    id: ``CUDA_VISIBLE_DEVICES`` (Slurm) renumbers CUDA devices but not NVML's. A query NVML refuses (utilisation
+    on a MIG slice) leaves that figure out, said once; it never stops the run.
+    """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.handle = None
+        self._nvml: Any = None
+        self._left_out: set[str] = set()
         if device.type == "cuda":
-            import pynvml
+            try:
+                import pynvml
 
-            pynvml.nvmlInit()
-            self._nvml = pynvml
-            self.handle = pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)
+                pynvml.nvmlInit()
+                self.handle = pynvml.nvmlDeviceGetHandleByPciBusId(pci_bus_id(device))
+                self._nvml = pynvml
+            except Exception as exc:  # ImportError or one of NVMLError's many subclasses: said, not hidden
+                console.print(f"[yellow]GPU utilisation and memory from NVML are left out of log.jsonl: "
+                              f"{type(exc).__name__}: {exc}[/]")
 
     def figures(self) -> dict[str, float]:
         if self.device.type != "cuda":
             return {}
         figures = {"gpu_max_allocated_mb": torch.cuda.max_memory_allocated(self.device) / 2**20}
+        torch.cuda.reset_peak_memory_stats(self.device)
         if self.handle is not None:
-            figures["gpu_util_percent"] = float(self._nvml.nvmlDeviceGetUtilizationRates(self.handle).gpu)
-            figures["gpu_used_mb"] = self._nvml.nvmlDeviceGetMemoryInfo(self.handle).used / 2**20
+            self._query(figures, "gpu_util_percent", lambda: float(self._nvml.nvmlDeviceGetUtilizationRates(
+                self.handle).gpu))
+            self._query(figures, "gpu_used_mb", lambda: self._nvml.nvmlDeviceGetMemoryInfo(self.handle).used / 2**20)
         return figures
+
+    def _query(self, figures: dict[str, float], key: str, read: Any) -> None:
+        try:
+            figures[key] = read()
+        except self._nvml.NVMLError as exc:
+            if key not in self._left_out:
+                self._left_out.add(key)
+                console.print(f"[yellow]{key} is left out of log.jsonl: NVML says {exc} (a MIG slice?)[/]")
 
 
 class RunLog:

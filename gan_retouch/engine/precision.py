@@ -7,9 +7,12 @@ from typing import Any
 
 import torch
 
+from gan_retouch.console import console
 from gan_retouch.errors import ConfigError
 from gan_retouch.registry import choice
 from gan_retouch.runtime import PRECISION_DTYPES
+
+BF16_MIN_CAPABILITY = (8, 0)  # Ampere: native bf16. Older cards (V100 sm_70, T4 sm_75) only emulate it, slowly
 
 
 @dataclass(frozen=True)
@@ -31,12 +34,29 @@ def _auto_bool(value: Any, key: str, on_cuda: bool) -> bool:
     raise ConfigError(f"{key} must be auto, true or false; got {value!r}")
 
 
+def has_native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` (the run's device, not the current one) computes bf16 natively: compute capability
+    >= 8.0. ``torch.cuda.is_bf16_supported()`` also counts emulation, which is slow on V100 and T4."""
+    return device.type == "cuda" and tuple(torch.cuda.get_device_capability(device)) >= BF16_MIN_CAPABILITY
+
+
+def auto_amp(device: torch.device) -> str:
+    """``train.amp=auto``: bf16 on cards with native bf16, fp16 (with a grad scaler) on older CUDA cards, off on CPU."""
+    if device.type != "cuda":
+        return "off"
+    return "bf16" if has_native_bf16(device) else "fp16"
+
+
 def resolve_precision(train: dict[str, Any], device: torch.device) -> Precision:
     """Read train.amp / channels_last / compile for this device; CUDA-only settings on CPU are errors."""
     on_cuda = device.type == "cuda"
     amp = choice(train["amp"], ("auto", "off", "bf16", "fp16"), "train.amp")
     if amp == "auto":
-        amp = "bf16" if on_cuda and torch.cuda.is_bf16_supported() else ("fp16" if on_cuda else "off")
+        amp = auto_amp(device)
+    elif amp == "bf16" and on_cuda and not has_native_bf16(device):
+        major, minor = torch.cuda.get_device_capability(device)
+        console.print(f"[yellow]train.amp=bf16 on {device} (compute capability {major}.{minor}): bf16 is emulated "
+                      "there and slow; train.amp=fp16 or auto is faster[/]")
     if amp == "fp16" and not on_cuda:
         raise ConfigError("train.amp=fp16 needs CUDA (fp16 with a grad scaler); on the CPU use train.amp=bf16 or off")
     dtype = None if amp == "off" else PRECISION_DTYPES[amp]

@@ -2,20 +2,23 @@
 
 A new run needs an empty (or absent) folder; ``--resume`` continues the run in it. A lock file held with
 ``fcntl.flock`` for the life of the process refuses a second live run in the same folder; the kernel releases it
-when the process dies, however it dies.
+when the process dies, however it dies. The run name is one plain folder name, so the folder stays inside
+``checkpoints_root``. Nothing is written until the loop has accepted the run (``begin``): a refused resume (a
+complete run) leaves the folder as it was.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from pathlib import Path
 from typing import Any
 
-from gan_retouch.config import Options, save_options
+from gan_retouch.config import Options, check_run_name, save_options
 from gan_retouch.engine.checkpoint import load_checkpoint
 from gan_retouch.errors import ConfigError
-from gan_retouch.fileio import ensure_writable_dir, remove_stale_temps
+from gan_retouch.fileio import atomic_write, ensure_writable_dir, remove_stale_temps
 
 LOCK_NAME = ".lock"
 FRESH_VALUES = (None, False, "", "none")
@@ -25,29 +28,36 @@ class RunFolder:
     """One run's folder: its policy on start and resume, its lock, and where its files go."""
 
     def __init__(self, options: Options, is_main: bool) -> None:
-        self.path = Path(options["checkpoints_root"]) / str(options["name"])
+        self.path = Path(options["checkpoints_root"]) / check_run_name(options["name"])
         self.options = options
         self.is_main = is_main
         self._lock_handle: Any = None
 
     def open(self) -> dict[str, Any] | None:
-        """Check the folder may be used, lock it, save options.yaml; returns the checkpoint to resume, if any.
+        """Check the folder may be used and lock it; returns the checkpoint to resume, if any.
 
-        Only rank 0 writes and decides whether the folder may be used (the other ranks would otherwise see the
+        Only rank 0 locks and decides whether the folder may be used (the other ranks would otherwise see the
         files rank 0 has just written and refuse the run); every rank reads the same resume checkpoint.
         """
         if self.is_main:
             ensure_writable_dir(self.path, "run folder")
             self._lock()
         try:
-            state = self._resume_state()
+            return self._resume_state()
         except BaseException:
             self.close()
             raise
-        if self.is_main:
-            remove_stale_temps(self.path)
-            save_options(self.options, self.path / "options.yaml")
-        return state
+
+    def begin(self, options: Options, resumed_step: int | None) -> None:
+        """Rank 0, once the run is accepted: remove temp files of killed saves, drop the log records a resumed
+        run will write again (those past ``resumed_step``), and save ``options`` (the run's, as it trains)."""
+        self.options = options
+        if not self.is_main:
+            return
+        remove_stale_temps(self.path)
+        if resumed_step is not None:
+            drop_log_records_after(self.path / "log.jsonl", resumed_step)
+        save_options(options, self.path / "options.yaml")
 
     def _resume_state(self) -> dict[str, Any] | None:
         resume = self.options["train"]["resume"]
@@ -94,3 +104,24 @@ class RunFolder:
             fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
             self._lock_handle.close()
             self._lock_handle = None
+
+
+def _record_step(line: str) -> int | None:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    step = record.get("step") if isinstance(record, dict) else None
+    return step if isinstance(step, int) else None
+
+
+def drop_log_records_after(log: Path, step: int) -> int:
+    """Rewrite ``log`` (log.jsonl) atomically without the records past ``step``, and without a line torn by a
+    killed process: a resumed run logs those steps again. Returns how many lines were dropped."""
+    if not log.is_file():
+        return 0
+    lines = log.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if (found := _record_step(line)) is not None and found <= step]
+    if len(kept) != len(lines):
+        atomic_write(log, "".join(f"{line}\n" for line in kept).encode("utf-8"))
+    return len(lines) - len(kept)

@@ -8,10 +8,7 @@ of every table, so every number has its reference.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
-import math
 import os
 import re
 import shutil
@@ -22,7 +19,6 @@ from typing import Any
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 from torch import nn
 
 from gan_retouch.config import option_defaults
@@ -30,17 +26,16 @@ from gan_retouch.console import console
 from gan_retouch.data.folders import SPLIT_NAMES
 from gan_retouch.engine.checkpoint import load_generator
 from gan_retouch.errors import ConfigError
-from gan_retouch.evaluate.page import PageRow, format_value, metric_info, write_page
+from gan_retouch.evaluate.page import PageRow, write_page
+from gan_retouch.evaluate.tables import IDENTITY, summarise, summary_table, write_tables
 from gan_retouch.evaluate.validation import resolve_lpips
 from gan_retouch.fileio import ensure_writable_dir
 from gan_retouch.imaging import save_image
+from gan_retouch.inference.plan import InferencePlan, ModelFacts, resolve_plan
+from gan_retouch.inference.run import run_plan
 from gan_retouch.metrics import compute_metrics
-from gan_retouch.nets.base import override_edit_floor
-from gan_retouch.nets.tiling import check_tiling, infer
-from gan_retouch.nets.work_size import override_work_size, use_coarse_pass, work_size_of
 from gan_retouch.runtime import resolve_device
 
-IDENTITY = "identity (input)"
 MAX_TAG_LENGTH = 60
 # Colour ramp of the difference heatmaps (black -> purple -> orange -> yellow -> white), like 'inferno'.
 HEATMAP_COLOURS = ((0, 0, 0), (40, 11, 84), (101, 21, 110), (159, 42, 99), (212, 72, 66),
@@ -49,14 +44,14 @@ HEATMAP_COLOURS = ((0, 0, 0), (40, 11, 84), (101, 21, 110), (159, 42, 99), (212,
 
 @dataclass
 class Model:
-    """A loaded checkpoint: the network, its short tag (folder names) and its label (tables, page)."""
+    """A loaded checkpoint: the network, its short tag (folder names), its label (tables, page) and its plan."""
 
     network: nn.Module
     tag: str
     label: str
     path: str
     info: dict[str, Any]
-    coarse: bool = False  # run with the coarse pass (nets.work_size)
+    plan: InferencePlan
 
 
 def slug(text: str) -> str:
@@ -90,29 +85,26 @@ def unused_folder(folder: Path) -> Path:
     return candidate
 
 
-def load_models(paths: list[str], use_ema: bool, device: torch.device, edit_floor: float | None = None,
-                work_size: int | None = None, coarse_pass: bool | None = None) -> list[Model]:
-    """Every checkpoint as a Model on ``device``; labels are unique (a repeated tag gets ``#2``).
-
-    ``edit_floor`` (``test.edit_floor``) replaces each model's inference floor and ``work_size``
-    (``test.work_size``, 0 = native) its working size, ``coarse_pass`` (``test.coarse_pass``) whether it runs
-    the coarse pass; the labels then say so.
-    """
+def load_models(paths: list[str], use_ema: bool, device: torch.device, settings: dict[str, Any]) -> list[Model]:
+    """Every checkpoint as a Model on ``device``, each under its own inference plan with the ``test`` options
+    ``settings`` applied (``test.edit_floor``, ``test.work_size``, 0 = native, ``test.coarse_pass``, tiling; the
+    PyTorch network in fp32). Labels are unique (a repeated tag gets ``#2``) and name the overrides."""
     if not paths:
         raise ConfigError("no checkpoint to test: give one or more --checkpoint PATH (test.checkpoints)")
+    overrides = {**settings, "precision": "fp32", "backend": "torch", "strength": 1.0, "memory_mb": None}
     models: list[Model] = []
     for path in paths:
         network, info = load_generator(path, use_ema=use_ema, map_location="cpu")
-        override_edit_floor(network, edit_floor, "test.edit_floor", str(info.get("path", path)))
-        override_work_size(network, work_size, "test.work_size")
+        source = str(info.get("path", path))
+        facts = ModelFacts(bool(getattr(network, "edit_mask", False)), int(getattr(network, "stride", 1)), source)
+        plan = resolve_plan(info["plan"], overrides, "test", facts, device.type)
         tag = checkpoint_tag(path)
         label = tag if tag not in {m.tag for m in models} else f"{tag}#{len(models) + 1}"
         label += " (ema)" if info.get("used_ema") else ""
-        label += f" (floor {edit_floor:g})" if edit_floor is not None else ""
-        label += f" (work size {work_size_of(network) or 'native'})" if work_size is not None else ""
-        coarse = use_coarse_pass(coarse_pass, network, "test.coarse_pass")
-        label += f" (coarse pass {'on' if coarse else 'off'})" if coarse_pass is not None else ""
-        models.append(Model(network.to(device).eval(), tag, label, str(info.get("path", path)), info, coarse))
+        label += f" (floor {plan.edit_floor:g})" if settings.get("edit_floor") is not None else ""
+        label += f" (work size {plan.work_size or 'native'})" if settings.get("work_size") is not None else ""
+        label += f" (coarse pass {'on' if plan.coarse_pass else 'off'})" if settings.get("coarse_pass") is not None else ""
+        models.append(Model(network.to(device).eval(), tag, label, source, info, plan))
     return models
 
 
@@ -139,63 +131,6 @@ def heatmap(output: torch.Tensor, target: torch.Tensor, gain: float) -> torch.Te
     return rgb.permute(2, 0, 1)
 
 
-def _finite(value: float) -> float | None:
-    return None if math.isnan(value) else value
-
-
-def summarise(per_image: list[dict[str, dict[str, float]]], labels: list[str]) -> dict[str, dict[str, float]]:
-    """Model label -> metric -> mean over images (NaN values, e.g. an empty mask, are left out)."""
-    summary: dict[str, dict[str, float]] = {}
-    for label in labels:
-        names = list(dict.fromkeys(name for row in per_image for name in row[label]))
-        summary[label] = {}
-        for name in names:
-            values = torch.tensor([row[label][name] for row in per_image], dtype=torch.float64)
-            summary[label][name] = float(values.nanmean()) if values.numel() else math.nan
-    return summary
-
-
-def write_tables(folder: Path, names: list[str], per_image: list[dict[str, dict[str, float]]],
-                 summary: dict[str, dict[str, float]], facts: dict[str, Any]) -> None:
-    """``metrics.csv`` (one line per image and model) and ``metrics.json`` (facts, summary, per image)."""
-    metrics = list(dict.fromkeys(name for values in summary.values() for name in values))
-    with (folder / "metrics.csv").open("w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["image", "model", *metrics])
-        for name, row in zip(names, per_image, strict=True):
-            for label, values in row.items():
-                writer.writerow([name, label, *(f"{values[m]:.6f}" if m in values else "" for m in metrics)])
-    document = {
-        **facts,
-        "summary": {label: {k: _finite(v) for k, v in values.items()} for label, values in summary.items()},
-        "images": [
-            {"name": name, "metrics": {label: {k: _finite(v) for k, v in values.items()} for label, values in row.items()}}
-            for name, row in zip(names, per_image, strict=True)
-        ],
-    }
-    (folder / "metrics.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
-
-
-def summary_table(summary: dict[str, dict[str, float]], title: str) -> Table:
-    """The rich table printed at the end: one row per metric, one column per model (fits 80 columns),
-    the best value of each metric in bold green."""
-    metrics = list(dict.fromkeys(name for values in summary.values() for name in values))
-    table = Table(title=title, title_justify="left")
-    table.add_column("metric", style="cyan", no_wrap=True)
-    for label in summary:
-        table.add_column(label, justify="right", overflow="fold", style="dim" if label == IDENTITY else None)
-    for name in metrics:
-        info = metric_info(name)
-        known = [v[name] for v in summary.values() if v.get(name) is not None and not math.isnan(v[name])]
-        best = (max if info.higher_is_better else min)(known) if known and len(summary) > 1 else None
-        cells = []
-        for values in summary.values():
-            text = format_value(name, values.get(name))
-            cells.append(f"[bold green]{text}[/]" if best is not None and values.get(name) == best else text)
-        table.add_row(f"{info.title} {'↑' if info.higher_is_better else '↓'}", *cells)
-    return table
-
-
 @torch.no_grad()
 def score_split(dataset: Any, models: list[Model], count: int, settings: dict[str, Any], device: torch.device,
                 lpips_model: nn.Module | None, folder: Path) -> tuple[list[PageRow], list[dict[str, dict[str, float]]]]:
@@ -215,8 +150,7 @@ def score_split(dataset: Any, models: list[Model], count: int, settings: dict[st
             save_image(target[0], folder / row.target)
             outputs = {IDENTITY: source}
             for model in models:
-                outputs[model.label] = infer(model.network, source, mask, settings["tile"], settings["tile_overlap"],
-                                               work_size_of(model.network), model.coarse)
+                outputs[model.label] = run_plan(model.plan, model.network, source, mask)
             metrics = {}
             for label, output in outputs.items():
                 values = compute_metrics(output, target, mask, lpips_model, settings["y_channel"])
@@ -247,10 +181,8 @@ def scoring_split(asked: str, data: dict[str, Any], data_source: str) -> str:
 def run_test(options: dict[str, Any]) -> int:
     """Score ``test.checkpoints`` on ``test.split`` and write ``results/<name>/<split>_<tag>/``."""
     settings = options["test"]
-    check_tiling(settings["tile"], settings["tile_overlap"], "test.tile")
     device = resolve_device(options["device"])
-    models = load_models(list(settings["checkpoints"]), settings["use_ema"], device, settings["edit_floor"],
-                         settings["work_size"], settings["coarse_pass"])
+    models = load_models(list(settings["checkpoints"]), settings["use_ema"], device, settings)
     data, data_source = scoring_data_options(options, models[0])
     split = scoring_split(settings["split"], data, data_source)
     from gan_retouch.data import build_dataset
@@ -259,7 +191,7 @@ def run_test(options: dict[str, Any]) -> int:
     count = len(dataset) if settings["count"] is None else min(len(dataset), settings["count"])
     if count <= 0:
         raise ConfigError(f"the {split} split has no images to score (test.count={settings['count']})")
-    lpips_model, lpips_note = resolve_lpips(settings["lpips"], "test.lpips")
+    lpips_model, lpips_note = resolve_lpips(settings["lpips"], "test.lpips", options["pretrained"]["offline"])
     lpips_model = lpips_model.to(device) if lpips_model is not None else None
     name = options["name"]
     if name == "test":  # the default: name results after the first checkpoint's run
@@ -282,8 +214,8 @@ def run_test(options: dict[str, Any]) -> int:
         "data": data,
         "device": str(device),
         "tile": settings["tile"],
-        "checkpoints": [{"label": m.label, "path": m.path, "step": m.info.get("step"), "used_ema": m.info.get("used_ema")}
-                        for m in models],
+        "checkpoints": [{"label": m.label, "path": m.path, "step": m.info.get("step"), "used_ema": m.info.get("used_ema"),
+                         "plan": m.plan.to_dict()} for m in models],
         "notes": notes,
         "written": datetime.now().isoformat(timespec="seconds"),
     }

@@ -1,6 +1,10 @@
 """Validation during training: mean PSNR / SSIM / MS-SSIM (and LPIPS when its weights are here; PSNR inside and
 outside the defect masks when the pairs have masks) on fixed pairs, the identity baseline, and the sample grid +
-HTML page of the run (the same page ``gan-retouch test`` writes)."""
+HTML page of the run (the same page ``gan-retouch test`` writes).
+
+A network is scored through the inference plan the run saves with it (``inference.plan.training_plan``: its
+working size, coarse pass and edit floor), the plan ``test`` and ``retouch`` run, so best.pt is chosen under the
+same inference path it is used with."""
 
 from __future__ import annotations
 
@@ -18,37 +22,45 @@ from gan_retouch.engine.distributed import DistInfo, all_reduce_sum
 from gan_retouch.errors import ConfigError
 from gan_retouch.evaluate.page import PageRow, write_page
 from gan_retouch.imaging import image_grid, save_image
-from gan_retouch.nets.base import unwrap
-from gan_retouch.nets.tiling import infer
-from gan_retouch.nets.work_size import work_size_of
+from gan_retouch.inference.plan import InferencePlan, training_plan
+from gan_retouch.inference.run import run_plan
 
 ImageFunction = nn.Module | Callable[[torch.Tensor], torch.Tensor]  # a generator, or any image -> image callable
 METRICS = ("psnr", "ssim", "ms_ssim")
 MASK_METRICS = ("psnr_mask", "psnr_clean")  # PSNR inside / outside the defect mask: fixed enough? harm done?
 
 
-def resolve_lpips(setting: Any, key: str) -> tuple[nn.Module | None, str | None]:
-    """The LPIPS network for an ``auto | true | false`` option, or None and the reason it is left out."""
+def resolve_lpips(setting: Any, key: str, offline: bool) -> tuple[nn.Module | None, str | None]:
+    """The LPIPS network for an ``auto | true | false`` option, or None and the reason it is left out.
+
+    auto uses the AlexNet weights when they are in torchvision's cache and never downloads; true fetches them
+    (downloaded once unless ``offline``) and makes their absence an error."""
     if setting not in (True, False, "auto"):
         raise ConfigError(f"{key} must be auto, true or false; got {setting!r}")
     if setting is False:
         return None, f"LPIPS not computed: {key} is false."
-    from gan_retouch.losses.pretrained import build_lpips, weights_unavailable_reason
+    from gan_retouch.losses.pretrained import build_lpips, fetch_weights, weights_unavailable_reason
 
-    reason = weights_unavailable_reason("alexnet")
-    if reason is None:
-        return build_lpips("alex").eval(), None
-    if setting is True:
-        raise ConfigError(f"{key} is true, but LPIPS cannot run: {reason}")
-    return None, f"LPIPS not computed: {reason}"
+    if setting == "auto":
+        reason = weights_unavailable_reason("alexnet")
+        if reason is not None:
+            return None, f"LPIPS not computed: {reason} ({key}: auto never downloads; {key}: true downloads it once)."
+    else:
+        try:
+            fetch_weights("alexnet", offline)
+        except ConfigError as exc:
+            raise ConfigError(f"{key} is true, but LPIPS cannot run: {exc}") from exc
+    return build_lpips("alex").eval(), None
 
 
 class Validator:
     """Scores any generator (or callable) on the same validation pairs, sharded over DDP ranks."""
 
     def __init__(self, dataset: Dataset, device: torch.device, dist: DistInfo, batch_size: int,
-                 lpips: nn.Module | None = None, samples: int = 4, title: str = "validation") -> None:
+                 lpips: nn.Module | None = None, samples: int = 4, title: str = "validation",
+                 plan: InferencePlan | None = None) -> None:
         self.dataset = dataset
+        self.plan = plan or InferencePlan()  # how the networks are run
         self.device = device
         self.dist = dist
         shard = Subset(dataset, list(range(dist.rank, len(dataset), dist.world_size)))
@@ -62,22 +74,24 @@ class Validator:
 
     @classmethod
     def from_options(cls, options: dict[str, Any], device: torch.device, dist: DistInfo) -> Validator:
-        """The validation split of ``options["data"]`` (``data.val_count`` pairs, null = all), LPIPS per ``val.lpips``."""
+        """The validation split of ``options["data"]`` (``data.val_count`` pairs, null = all), LPIPS per ``val.lpips``,
+        networks run under the run's inference plan."""
         data = options["data"]
         dataset = build_dataset(data, "val", int(options["seed"]))
         count = data.get("val_count")
         if count is not None and count < len(dataset):
             dataset = Subset(dataset, list(range(int(count))))
-        lpips_model, _ = resolve_lpips(options["val"]["lpips"], "val.lpips")
+        # cache only: val.lpips=true was fetched before step 1, once per machine (engine/backbones.py)
+        lpips_model, _ = resolve_lpips(options["val"]["lpips"], "val.lpips", offline=True)
         batch_size = 4 if data["source"] == "synthetic" else 1
         return cls(dataset, device, dist, batch_size, lpips_model, int(options["val"]["samples"]),
-                   str(options["name"]))
+                   str(options["name"]), training_plan(options))
 
     def _outputs(self, model: ImageFunction, batch: dict[str, Any]) -> torch.Tensor:
         x = batch["input"].to(self.device)
         if isinstance(model, nn.Module):
             mask = batch["mask"].to(self.device) if "mask" in batch else None
-            return infer(model, x, mask, work_size=work_size_of(unwrap(model)))
+            return run_plan(self.plan, model, x, mask)
         return model(x)
 
     @torch.no_grad()
@@ -116,9 +130,10 @@ class Validator:
 
     @torch.no_grad()
     def write_samples(self, model: ImageFunction, step: int, run_dir: Path,
-                      summary: dict[str, dict[str, float]]) -> Path:
+                      summary: dict[str, dict[str, float]]) -> Path | None:
         """``samples/step_N.png`` (one row per pair: input | output | target) and the run's ``web/index.html``,
-        with per-image PSNR / SSIM next to the identity baseline, like pix2pix's web/index.html."""
+        with per-image PSNR / SSIM next to the identity baseline, like pix2pix's web/index.html. With
+        ``val.samples`` 0 the page holds the summary only and there is no grid (None is returned)."""
         web_dir = Path(run_dir) / "web"
         rows, page_rows = [], []
         was_training = isinstance(model, nn.Module) and model.training
@@ -144,7 +159,9 @@ class Validator:
                                      outputs={"model": paths["output"]}, metrics=scores))
         if was_training:
             model.train()
+        write_page(web_dir, page_rows, summary=summary, title=f"{self.title}: validation at step {step}")
+        if not rows:
+            return None
         grid_path = Path(run_dir) / "samples" / f"step_{step:07d}.png"
         save_image(image_grid(rows), grid_path)
-        write_page(web_dir, page_rows, summary=summary, title=f"{self.title}: validation at step {step}")
         return grid_path

@@ -80,6 +80,7 @@ class DistillMap(LossTerm):
     """
 
     needs_teacher = True
+    reads_pred_mask = True
 
     def forward(self, ctx: LossContext) -> torch.Tensor:
         logits = ctx.need("pred_mask", "distill_map (build the student with edit_mask: true)")

@@ -54,6 +54,7 @@ class EditMapLoss(DefectMapTerm):
     """
 
     name = "edit_map"
+    reads_pred_mask = True
 
     def forward(self, ctx: LossContext) -> torch.Tensor:
         logits = ctx.need("pred_mask", "edit_map (build the generator with edit_mask: true)")

@@ -105,6 +105,8 @@ class MaskWeighting:
 class MaskBCE(LossTerm):
     """Per-pixel binary cross-entropy of a mask head's logits against the data's mask (weight 0.5 in recipes)."""
 
+    reads_pred_mask = True
+
     def forward(self, ctx: LossContext) -> torch.Tensor:
         logits = ctx.need("pred_mask", "mask_bce")
         return F.binary_cross_entropy_with_logits(logits, ctx.need("mask", "mask_bce").to(logits.dtype))
@@ -123,6 +125,8 @@ class DiceLoss(LossTerm):
 
     ``smooth`` (default 1) keeps empty masks finite: an empty prediction of an empty mask scores 0 loss.
     """
+
+    reads_pred_mask = True
 
     def __init__(self, smooth: float = 1.0) -> None:
         super().__init__()

@@ -1,21 +1,33 @@
-"""Pretrained ImageNet backbones for the perceptual losses and LPIPS, resolved strictly offline.
+"""Pretrained ImageNet backbones for the perceptual losses and LPIPS: torchvision's files, downloaded once.
 
-Weights come from torchvision's weights API and its cache, ``torch.hub.get_dir()/checkpoints`` (i.e.
-``$TORCH_HOME/hub/checkpoints``, by default ``~/.cache/torch/hub/checkpoints``). Nothing is downloaded at run
-time: a missing file is a ConfigError naming the file, the folder and how to get it. ``weights: random`` exists
-for tests and says so loudly; a path to a local state-dict file is also accepted.
+``weights: imagenet`` means torchvision's ImageNet weights (``models.VGG19_Weights.IMAGENET1K_V1`` etc.: their
+URL, file name and size) in torchvision's cache, ``torch.hub.get_dir()/checkpoints`` (``$TORCH_HOME/hub/
+checkpoints``, by default ``~/.cache/torch/hub/checkpoints``), where torchvision, pix2pixHD, BasicSR and the lpips
+package keep them too. A missing file is downloaded there once by ``torch.hub.download_url_to_file`` (what
+torchvision's ``weights.get_state_dict`` calls): a progress bar, the sha256 prefix in the file name checked, the
+bytes written to a temp file and moved into place, so a failed or interrupted download never leaves a file under
+the final name. Offline (``pretrained.offline: true`` or ``GAN_RETOUCH_OFFLINE=1``), or when the download fails,
+a missing file is a ConfigError naming the file, the folder and how to get it. ``weights: random`` exists for tests
+and warns loudly; a path to a local state-dict file is also accepted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import time
 import warnings
 from pathlib import Path
 
 import torch
+from rich.markup import escape
 from torch import nn
 from torchvision import models
 
+from gan_retouch.console import console
 from gan_retouch.errors import ConfigError
+from gan_retouch.fileio import STALE_AFTER_S
 from gan_retouch.registry import choice
 
 TORCHVISION_WEIGHTS = {
@@ -24,6 +36,9 @@ TORCHVISION_WEIGHTS = {
     "alexnet": models.AlexNet_Weights.IMAGENET1K_V1,
 }
 LPIPS_BACKBONES = {"alex": "alexnet", "vgg": "vgg16"}
+OFFLINE_ENV = "GAN_RETOUCH_OFFLINE"
+OFFLINE_OPTION = "pretrained.offline"
+DOWNLOAD_TIMEOUT_S = 60.0  # a connection or read that stalls this long fails the download (urllib would wait on)
 
 
 def weights_file(arch: str) -> Path:
@@ -33,31 +48,107 @@ def weights_file(arch: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
+def offline_env() -> bool:
+    """Whether ``GAN_RETOUCH_OFFLINE`` forbids downloads (1/true/yes/on; unset, empty or 0/false/no/off allow them)."""
+    value = os.environ.get(OFFLINE_ENV, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{OFFLINE_ENV}={os.environ[OFFLINE_ENV]!r} is not understood: set it to 1 (never download "
+                      "pretrained weights) or 0, or unset it")
+
+
+def _size(arch: str) -> str:
+    return f"{TORCHVISION_WEIGHTS[arch].meta['_file_size']:.0f} MiB"  # torchvision's metadata (MiB)
+
+
+def _how_to_get(arch: str, path: Path) -> str:
+    url = TORCHVISION_WEIGHTS[arch].url
+    return (f"Download {url} ({_size(arch)}) on a machine with network (e.g. `curl -L -o {path.name} {url}`) and put "
+            f"it in {path.parent} (set TORCH_HOME to use another cache), or give the loss term "
+            f"`weights: /path/to/{path.name}`.")
+
+
+def _remove_dead_partials(path: Path) -> None:
+    """Delete ``NAME.<hex>.partial`` files of downloads killed outright (SIGKILL, power loss) an hour ago or more.
+
+    torch.hub removes its temp file on any Python-level failure or Ctrl-C; only a killed process leaves one. A live
+    download writes its temp file continuously, so a fresh one is left alone.
+    """
+    for partial in path.parent.glob(f"{path.name}.*.partial"):
+        with contextlib.suppress(OSError):  # gone meanwhile, or a read-only shared cache
+            if time.time() - partial.stat().st_mtime > STALE_AFTER_S:
+                partial.unlink()
+
+
+def _download(arch: str, path: Path) -> None:
+    """torch.hub's download of ``arch``'s file into ``path``: progress bar, sha256 check, temp file moved in place."""
+    url = TORCHVISION_WEIGHTS[arch].url
+    console.print(escape(f"downloading the ImageNet weights of {arch}: {path.name} ({_size(arch)}) from {url} into "
+                         f"{path.parent} (once; later runs read it there)"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hash_prefix = torch.hub.HASH_REGEX.search(path.name).group(1)  # as load_state_dict_from_url(check_hash=True)
+    previous_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        torch.hub.download_url_to_file(url, str(path), hash_prefix=hash_prefix, progress=True)
+    finally:
+        socket.setdefaulttimeout(previous_timeout)
+
+
+def fetch_weights(arch: str, offline: bool = False) -> Path:
+    """The cached file of ``arch``'s ImageNet weights, downloaded now when missing and downloads are allowed.
+
+    ``offline`` (the ``pretrained.offline`` option) or ``GAN_RETOUCH_OFFLINE=1`` forbid the download; then, or when
+    the download fails (no network, a proxy, a hash mismatch), a ConfigError says what is missing and how to get it.
+    """
+    path = weights_file(arch)
+    _remove_dead_partials(path)
+    if path.is_file():
+        return path
+    if offline or offline_env():
+        switch = f"{OFFLINE_ENV}=1" if offline_env() else f"{OFFLINE_OPTION}: true"
+        raise ConfigError(f"the pretrained ImageNet weights of {arch} are not available: {path.name} is missing from "
+                          f"{path.parent} and downloading is off ({switch}). {_how_to_get(arch, path)}")
+    try:
+        _download(arch, path)
+    except Exception as exc:  # urllib, ssl, http.client and torch.hub (hash mismatch) raise many types
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ConfigError(
+            f"could not download the pretrained ImageNet weights of {arch} ({path.name}) into {path.parent}: "
+            f"{reason}; nothing was kept. {_how_to_get(arch, path)} On a cluster without network set "
+            f"{OFFLINE_ENV}=1 (or {OFFLINE_OPTION}: true) so that no download is tried."
+        ) from exc
+    return path
+
+
 def weights_unavailable_reason(arch: str) -> str | None:
-    """None when ``arch``'s ImageNet weights are in the local cache, else what is missing and how to fix it."""
+    """None when ``arch``'s ImageNet weights are in the cache, else which file is missing where (never downloads)."""
     path = weights_file(arch)
     if path.is_file():
         return None
-    url = TORCHVISION_WEIGHTS[arch].url
-    return (
-        f"the pretrained ImageNet weights of {arch} are not available offline: {path.name} is missing from "
-        f"{path.parent}. Download {url} (e.g. `curl -L -o {path} {url}` on a machine with network, or run "
-        f"`python -c \"import torchvision; torchvision.models.{arch}(weights='IMAGENET1K_V1')\"` there and copy "
-        f"the file) and put it in that folder (set TORCH_HOME to use another cache), or give the loss term "
-        f"`weights: /path/to/{path.name}`."
-    )
+    return (f"{path.name} (the ImageNet weights of {arch}, {_size(arch)}, from {TORCHVISION_WEIGHTS[arch].url}) is "
+            f"missing from {path.parent}")
 
 
-def require_torchvision_weights(arch: str) -> Path:
-    """The local file of ``arch``'s ImageNet weights, or a ConfigError that says where to put it."""
-    reason = weights_unavailable_reason(arch)
-    if reason is not None:
-        raise ConfigError(reason)
-    return weights_file(arch)
+def resolve_weights(arch: str, weights: str, offline: bool = False) -> Path | None:
+    """The file behind a ``weights`` setting: ``imagenet`` (the cache, fetched), a local path, or ``random`` (None)."""
+    if weights == "random":
+        return None
+    if weights == "imagenet":
+        return fetch_weights(arch, offline)
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise ConfigError(
+            f"weights file {path} does not exist: give weights: imagenet, weights: random (tests only), or the path "
+            f"of a torchvision {arch} state dict such as {weights_file(arch).name}"
+        )
+    return path
 
 
 def load_backbone_state(arch: str, weights: str) -> dict[str, torch.Tensor] | None:
-    """The torchvision state dict for ``weights``: ``imagenet`` (local cache), a file path, or ``random`` (None).
+    """The torchvision state dict for ``weights``: ``imagenet`` (the cache, fetched), a file path, or ``random`` (None).
 
     ``random`` warns: perceptual losses on an untrained backbone are only meaningful in tests.
     """
@@ -69,12 +160,7 @@ def load_backbone_state(arch: str, weights: str) -> dict[str, torch.Tensor] | No
             stacklevel=3,
         )
         return None
-    path = require_torchvision_weights(arch) if weights == "imagenet" else Path(weights).expanduser()
-    if not path.is_file():
-        raise ConfigError(
-            f"weights file {path} does not exist: give weights: imagenet, weights: random (tests only), or the path "
-            f"of a torchvision {arch} state dict such as {weights_file(arch).name}"
-        )
+    path = resolve_weights(arch, weights)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or foreign files
@@ -107,7 +193,7 @@ class LPIPSDistance(nn.Module):
     """LPIPS (Zhang et al. 2018) on [0, 1] images: ``forward(a, b)`` returns one distance per image ``[N]``.
 
     The lpips package supplies the calibrated linear layers (shipped inside it); the backbone comes from
-    torchvision's weights, resolved offline like the perceptual loss. Always in eval mode, frozen.
+    torchvision's weights, resolved like the perceptual loss's. Always in eval mode, frozen.
     """
 
     def __init__(self, net: str = "alex", weights: str = "imagenet") -> None:

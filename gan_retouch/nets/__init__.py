@@ -4,7 +4,6 @@ from gan_retouch.nets import autoretouch  # noqa: F401, I001  (one line per modu
 from gan_retouch.nets import discriminators  # noqa: F401
 from gan_retouch.nets import gated  # noqa: F401
 from gan_retouch.nets import pix2pix  # noqa: F401
-from gan_retouch.nets import profile  # noqa: F401
 from gan_retouch.nets import resunet  # noqa: F401
 from gan_retouch.nets import student  # noqa: F401
 from gan_retouch.nets import student_fast  # noqa: F401

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gan_retouch.nets.base import Generator, residual_head
+from gan_retouch.nets.base import Generator
 from gan_retouch.nets.layers import check_positive, conv3x3, conv_bias, lrelu, norm_factory, upsample_x2
 from gan_retouch.registry import GENERATORS
 
@@ -54,7 +54,7 @@ class AutoRetouch(Generator):
         self.down = conv3x3(ngf, 2 * ngf, stride=2)
         self.blocks = nn.Sequential(*[ResidualBlock(2 * ngf, norm) for _ in range(n_blocks)])
         self.up = upsample_x2(2 * ngf, ngf, upsample, "autoretouch upsample")
-        self.tail = residual_head(conv3x3(ngf, self.head_channels), self.residual)
+        self.tail = self.output_head.last_layer(conv3x3(ngf, self.head_channels))
 
     def forward_padded(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         x0 = self.head(x)

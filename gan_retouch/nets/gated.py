@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_retouch.errors import ConfigError
-from gan_retouch.nets.base import Generator, residual_head
+from gan_retouch.nets.base import Generator
 from gan_retouch.nets.layers import check_positive
 from gan_retouch.registry import GENERATORS
 
@@ -68,7 +68,7 @@ class GatedGenerator(Generator):
             GatedConv2d(4 * ngf, 2 * ngf), GatedConv2d(2 * ngf, 2 * ngf), nn.Upsample(scale_factor=2, mode="nearest"),
             GatedConv2d(2 * ngf, ngf), GatedConv2d(ngf, max(ngf // 2, 1)),
         )
-        self.tail = residual_head(nn.Conv2d(max(ngf // 2, 1), self.head_channels, 3, padding=1), self.residual)
+        self.tail = self.output_head.last_layer(nn.Conv2d(max(ngf // 2, 1), self.head_channels, 3, padding=1))
 
     def forward_padded(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if mask is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gan_retouch.nets.base import Generator, residual_head
+from gan_retouch.nets.base import Generator
 from gan_retouch.nets.layers import check_positive, conv_bias, norm_factory
 from gan_retouch.registry import GENERATORS
 
@@ -63,7 +63,7 @@ class Pix2PixResnet(Generator):
             up += [nn.ConvTranspose2d(width, width // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
                    make_norm(width // 2), nn.ReLU(True)]
         self.up = nn.Sequential(*up)
-        tail = residual_head(nn.Conv2d(ngf, self.head_channels, 7), self.residual)
+        tail = self.output_head.last_layer(nn.Conv2d(ngf, self.head_channels, 7))
         self.tail = nn.Sequential(nn.ReflectionPad2d(3), tail)
 
     def forward_padded(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -105,7 +105,7 @@ class Pix2PixUnet(Generator):
             up_in = width if level == last else 2 * width
             if level == 0:
                 up_conv = nn.ConvTranspose2d(up_in, self.head_channels, 4, stride=2, padding=1)
-                self.ups.append(nn.Sequential(nn.ReLU(), residual_head(up_conv, self.residual)))
+                self.ups.append(nn.Sequential(nn.ReLU(), self.output_head.last_layer(up_conv)))
                 continue
             out = widths[level - 1]
             up: list[nn.Module] = [nn.ReLU(), nn.ConvTranspose2d(up_in, out, 4, stride=2, padding=1, bias=bias),

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_retouch.errors import ConfigError
-from gan_retouch.nets.base import Generator, residual_head
+from gan_retouch.nets.base import Generator
 from gan_retouch.nets.layers import conv_bias, norm_factory
 from gan_retouch.registry import GENERATORS
 
@@ -66,7 +66,7 @@ class ResUNet(Generator):
         self.decoder = nn.ModuleList(
             ResConvBlock(filters[i + 1] + filters[i], filters[i], kernels[i], norm) for i in range(len(filters) - 1)
         )
-        self.tail = residual_head(nn.Conv2d(filters[0], self.head_channels, 1), self.residual)
+        self.tail = self.output_head.last_layer(nn.Conv2d(filters[0], self.head_channels, 1))
 
     def forward_padded(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         skips = []

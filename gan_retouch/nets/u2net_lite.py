@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_retouch.nets.base import Generator, residual_head
+from gan_retouch.nets.base import Generator
 from gan_retouch.nets.layers import check_positive
 from gan_retouch.registry import GENERATORS
 
@@ -87,7 +87,7 @@ class U2NetLite(Generator):
         self.decoders = nn.ModuleList(RSU(h, 2 * width, mid, width, dilated=i >= 4) for i, h in enumerate(heights[:5]))
         self.side_heads = nn.ModuleList(nn.Conv2d(width, 1, 3, padding=1) for _ in range(6))
         self.mask_fuse = nn.Conv2d(6, 1, 1)
-        self.rgb_head = residual_head(nn.Conv2d(width, self.head_channels, 3, padding=1), self.residual)
+        self.rgb_head = self.output_head.last_layer(nn.Conv2d(width, self.head_channels, 3, padding=1))
 
     def forward_padded(
         self, x: torch.Tensor, mask: torch.Tensor | None = None

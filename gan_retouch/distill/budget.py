@@ -1,6 +1,6 @@
 """Budget checks for the students: does a configuration fit a size / compute budget, and which is the largest that does.
 
-Figures come from ``nets.profile.model_figures`` (state-dict size in MB = 10^6 bytes, MACs from FlopCounterMode).
+Figures come from ``inference.profile.model_figures`` (state-dict size in MB = 10^6 bytes, MACs from FlopCounterMode).
 Both student families have a grid: ``student`` (depthwise gUNet: width x depth x levels) and ``student_fast``
 (dense convs at 1/4 resolution: width x blocks x context). Students are built on the ``meta`` device here, so
 checking a whole grid takes about a second and allocates nothing.
@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from gan_retouch.errors import ConfigError
-from gan_retouch.nets.profile import model_figures
+from gan_retouch.inference.profile import model_figures
 from gan_retouch.nets.student import Student
 from gan_retouch.nets.student_fast import FastStudent
 from gan_retouch.registry import check_arguments

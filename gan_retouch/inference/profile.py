@@ -1,7 +1,8 @@
 """Model statistics, written once: parameters, file size, multiply-accumulates (MACs) and latency.
 
 Used by ``gan-retouch bench``, ``benchmarks/``, the distillation budget checks and the distillation report, so
-every figure the project prints comes from here. Sizes are in MB = 10^6 bytes (the unit of the competition's
+every figure the project prints comes from here. MACs can be counted for a network alone or for a whole
+inference plan (``inference.plan``: the network at its working size, the coarse pass, tiles). Sizes are in MB = 10^6 bytes (the unit of the competition's
 "10 MB" budget and of "4.6 M parameters = about 18 MB in fp32").
 
 MACs come from ``torch.utils.flop_counter.FlopCounterMode`` (MACs = FLOPs / 2): every convolution (grouped,
@@ -24,11 +25,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call
-from torch.utils.benchmark import Timer
-from torch.utils.flop_counter import FlopCounterMode
 
 from gan_retouch.errors import ConfigError
+from gan_retouch.inference.plan import InferencePlan
+from gan_retouch.inference.run import apply_plan
 from gan_retouch.nets.base import run_generator
 
 BYTES_PER_MB = 1_000_000
@@ -54,28 +54,47 @@ def model_size_mb(model: nn.Module, dtype: torch.dtype = torch.float32) -> float
     return total / BYTES_PER_MB
 
 
-def count_macs(model: nn.Module, size: tuple[int, ...] = (1, 3, 1024, 1024)) -> int:
-    """Multiply-accumulates of one forward pass on an input of shape ``size`` (FLOPs / 2 of FlopCounterMode).
+def count_macs(model: nn.Module, size: tuple[int, ...] = (1, 3, 1024, 1024),
+               plan: InferencePlan | None = None) -> int:
+    """Multiply-accumulates of one forward pass on an input of shape ``size`` (FLOPs / 2 of FlopCounterMode);
+    with ``plan``, of the whole plan on an image of that shape (the network at the working size, the coarse
+    pass, tiles with their overlap).
 
     The model runs through ``torch.func.functional_call`` with meta stand-ins for its parameters and buffers,
     so its weights are neither copied nor touched and no real computation happens.
     """
+    from torch.func import functional_call
+    from torch.utils.flop_counter import FlopCounterMode
+
     if len(size) < 2 or any(int(s) <= 0 for s in size):
         raise ConfigError(f"count_macs needs a positive input shape like (1, 3, 1024, 1024), got {tuple(size)}")
     shape = tuple(int(s) for s in size)
     tensors = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     stand_ins = {name: torch.empty_like(tensor, device="meta") for name, tensor in tensors.items()}
-    args: tuple[torch.Tensor, ...] = (torch.empty(shape, device="meta"),)
-    if getattr(model, "takes_mask", False) and len(shape) == 4:
-        args += (torch.empty((shape[0], 1, *shape[2:]), device="meta"),)
+    takes_mask = getattr(model, "takes_mask", False) and len(shape) == 4
+    image = torch.empty(shape, device="meta")
+    mask = torch.empty((shape[0], 1, *shape[2:]), device="meta") if takes_mask else None
+
+    def call(x: torch.Tensor, m: torch.Tensor | None, floor: float | None = None) -> torch.Tensor:
+        args = (x, m) if takes_mask else (x,)
+        return functional_call(model, stand_ins, args, {} if floor is None else {"floor": floor})
+
     counter = FlopCounterMode(display=False)
     try:
         with torch.no_grad(), counter:
-            functional_call(model, stand_ins, args)
+            if plan is None:
+                call(image, mask)
+            else:
+                tile = plan.tile or 0  # auto tiling depends on the machine: counted whole
+                apply_plan(plan, lambda x, m, f: _rgb(call(x, m, f)), image, mask, tile, getattr(model, "stride", 1))
     except (RuntimeError, NotImplementedError, TypeError) as exc:
         raise ConfigError(f"cannot count MACs of {type(model).__name__} at input {shape}: its forward does not "
                           f"run on the meta device ({exc})") from exc
     return counter.get_total_flops() // 2
+
+
+def _rgb(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    return output[0] if isinstance(output, tuple) else output
 
 
 def model_figures(model: nn.Module, size: int = 1024) -> dict[str, Any]:
@@ -96,6 +115,8 @@ def measure_latency(run: Callable[[], Any], min_time_s: float = 1.0, warmup: int
     ``warmup`` extra untimed calls come first (for torch.compile or CUDA graphs); the Timer then makes one
     untimed call of its own and times calls until ``min_time_s`` seconds have passed (CUDA is synchronised).
     """
+    from torch.utils.benchmark import Timer
+
     if not min_time_s > 0:
         raise ConfigError(f"the latency measurement time must be > 0 seconds, got {min_time_s!r}")
     for _ in range(max(0, int(warmup))):

@@ -1,17 +1,18 @@
 """Data throughput and difficulty: synthetic pairs/s, folder loading pairs/s, identity-baseline statistics; and
 the alignment check's figures on good and damaged pairs.
 
-Run: python benchmarks/bench_data.py [--quick]. Prints figures; asserts nothing (speed is measured, not tested).
-The quick start needs >= 60 synthetic pairs/s at 128 px so that generation is not its bottleneck.
+Run: python benchmarks/bench_data.py [--quick] [--no-record]. Prints figures and records them in
+benchmarks/results/bench_data.json (docs/results.md); asserts nothing (speed is measured, not tested).
 ``--alignment [DIR ...]`` instead runs the pre-check's alignment check on the pairs of each DIR (source/ +
 target/) and on synthetic pairs at 256 and 1024 px, each as it is and damaged: target shifted by 8 or 3 px,
-cropped by 3 % or 1 % of each side and resized back, or another pair's target; it prints how many are flagged.
+cropped by 3 % or 1 % of each side and resized back, or another pair's target; it counts the flagged pairs.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +26,9 @@ from gan_retouch.data.alignment import check_alignment
 from gan_retouch.data.pixels import read_pixels
 from gan_retouch.data.synthetic import changed_share
 from gan_retouch.imaging import save_image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # results.py, also when loaded by file path
+from results import record, table  # noqa: E402
 
 
 def synthetic_rate(size: int, count: int, **family: object) -> float:
@@ -80,8 +84,9 @@ def _damaged(target: torch.Tensor) -> dict[str, torch.Tensor]:
     return versions
 
 
-def alignment_table(folders: list[Path], synthetic: int) -> None:
+def alignment_rows(folders: list[Path], synthetic: int) -> list[list[str]]:
     """How many pairs the alignment check flags, per set and damage, with the SSIM range and ms per pair."""
+    table_rows = []
     sets: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
     for folder in folders:
         names = sorted(p.name for p in (folder / "source").iterdir())
@@ -106,9 +111,11 @@ def alignment_table(folders: list[Path], synthetic: int) -> None:
         for case, results in rows.items():
             if results:
                 ssim = [r.ssim for r, _ in results]
-                print(f"{label:>28}, {case:>16}: flagged {sum(not r.aligned for r, _ in results)}/{len(results)}, "
-                      f"identity SSIM {min(ssim):.3f}-{max(ssim):.3f}, "
-                      f"{1000 * sum(t for _, t in results) / len(results):.0f} ms per pair")
+                row = [label, case, f"{sum(not r.aligned for r, _ in results)}/{len(results)}",
+                       f"{min(ssim):.3f}-{max(ssim):.3f}", f"{1000 * sum(t for _, t in results) / len(results):.0f}"]
+                print(", ".join(row))
+                table_rows.append(row)
+    return table_rows
 
 
 def main() -> None:
@@ -117,20 +124,29 @@ def main() -> None:
     parser.add_argument("--alignment", nargs="*", type=Path, metavar="DIR",
                         help="run only the alignment-check figures, on these folders of real pairs and on synthetic ones")
     parser.add_argument("--synthetic", type=int, default=4, help="synthetic pairs per set for --alignment")
+    parser.add_argument("--no-record", action="store_true", help="print only; do not write benchmarks/results/")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.alignment is not None:
-        alignment_table(args.alignment, args.synthetic)
+        rows = alignment_rows(args.alignment, args.synthetic)
+        if not args.no_record:
+            record("bench_data", [table("pairs flagged by the pre-check's alignment check (data.alignment)",
+                                        ["pairs", "case", "flagged", "identity SSIM", "ms per pair"], rows)],
+                   title=f"Alignment check: {len(args.alignment)} real set(s), {args.synthetic} synthetic pairs per set")
         return
     print(f"torch threads: {torch.get_num_threads()}")
+    rows, notes = [], []
     runs = ((128, 24 if args.quick else 96, "standard"), (128, 24 if args.quick else 96, "subtle"),
             (256, 8 if args.quick else 32, "standard"), (1024, 2 if args.quick else 6, "standard"))
     for size, count, mode in runs:
-        print(f"synthetic pairs/s at {size}x{size} ({mode}): {synthetic_rate(size, count, mode=mode):.2f}")
+        rate = synthetic_rate(size, count, mode=mode)
+        rows.append([f"synthetic pairs, {size} px {mode}", f"{rate:.2f}"])
+        print(f"synthetic pairs/s at {size}x{size} ({mode}): {rate:.2f}")
     for mode in ("standard", "subtle"):
         psnr, share, count = identity_stats(mode=mode)
-        print(f"identity baseline (output = input), default synthetic val set, {mode} mode ({count} pairs with "
-              f"defects, 256 px): {psnr:.2f} dB PSNR, {share:.2f} % of pixels changed by > 8/255")
+        notes.append(f"identity baseline (output = input), default synthetic val set, {mode} mode ({count} pairs "
+                     f"with defects, 256 px): {psnr:.2f} dB PSNR, {share:.2f} % of pixels changed by > 8/255")
+        print(notes[-1])
     pairs = 8 if args.quick else 16
     with tempfile.TemporaryDirectory() as folder:
         for extension in ("png", "jpg"):
@@ -142,8 +158,13 @@ def main() -> None:
             for workers in (0, 2, 4):
                 for cache in (False, True):
                     rate = folder_rate(root, workers, pairs // 2 - 1, cache)
-                    print(f"folder loading, 1024x1024 {extension.upper()} pairs, {workers} workers, "
-                          f"cache {'on' if cache else 'off'}: {rate:.1f} pairs/s")
+                    what = f"1024x1024 {extension.upper()} pairs, {workers} workers, cache {'on' if cache else 'off'}"
+                    rows.append([what, f"{rate:.1f}"])
+                    print(f"folder loading, {what}: {rate:.1f} pairs/s")
+    if not args.no_record:
+        title = f"Synthetic generation and folder loading{' (--quick)' if args.quick else ''}"
+        record("bench_data", [table("pairs per second (synthetic generation on 1 torch thread)", ["what", "pairs / s"],
+                                    rows)], title=title, notes=notes)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,14 @@ sizes, one of which is not a multiple of the networks' strides.
 
     python benchmarks/bench_export.py
     python benchmarks/bench_export.py --sizes 1x512x512 1x513x383 --formats onnx
+
+It records the table in benchmarks/results/bench_export.json (docs/results.md) unless --no-record.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +25,9 @@ import gan_retouch.nets  # noqa: F401  (registers the generators)
 from gan_retouch.config import option_defaults
 from gan_retouch.deploy.export import FORMATS, export_model
 from gan_retouch.registry import GENERATORS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # results.py, also when loaded by file path
+from results import record, table  # noqa: E402
 
 MODELS = ("autoretouch", "student", "student_fast")
 
@@ -41,11 +47,14 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["1x128x128", "2x96x80", "1x129x95"],
                         help="batch x height x width of the parity inputs")
     parser.add_argument("--formats", nargs="+", default=list(FORMATS), choices=list(FORMATS))
+    parser.add_argument("--no-record", action="store_true", help="print only; do not write benchmarks/results/")
     args = parser.parse_args()
     sizes = [[int(v) for v in s.split("x")] for s in args.sizes]
     defaults = option_defaults("export")["export"]
-    print(f"torch {torch.__version__}; opset {defaults['opset']}; check sizes {args.sizes}; tolerance "
-          f"{defaults['tolerance']:g} (fp32), {defaults['tolerance_fp16']:g} (fp16)")
+    settings = (f"opset {defaults['opset']}; check sizes {' '.join(args.sizes)}; tolerance {defaults['tolerance']:g} "
+                f"(fp32), {defaults['tolerance_fp16']:g} (fp16)")
+    print(f"torch {torch.__version__}; {settings}")
+    rows = []
     with tempfile.TemporaryDirectory() as folder:
         for name in MODELS:
             model = noisy_default(name, seed=0)
@@ -58,9 +67,13 @@ def main() -> None:
                     seconds = time.perf_counter() - start
                     worst = {kind: max(r["max_abs_diff"] for r in results if r["input"] == kind)
                              for kind in ("random", "synthetic")}
-                    print(f"{name:12s} {fmt:12s} {'fp16' if fp16 else 'fp32'}  {path.stat().st_size / 1e6:6.2f} MB  "
-                          f"export+check {seconds:5.1f} s  max abs diff random {worst['random']:.2e}  "
-                          f"synthetic {worst['synthetic']:.2e}", flush=True)
+                    rows.append([name, fmt, "fp16" if fp16 else "fp32", f"{path.stat().st_size / 1e6:.2f}",
+                                 f"{seconds:.1f} s", f"{worst['random']:.1e} / {worst['synthetic']:.1e}"])
+                    print("  ".join(rows[-1]), flush=True)
+    if not args.no_record:
+        columns = ["model", "format", "precision", "file MB", "export + check", "max abs diff (random / synthetic)"]
+        record("bench_export", [table(f"default weights plus N(0, 0.02) noise; {settings}", columns, rows)],
+               title=f"Export parity, {' and '.join(args.formats)}")
 
 
 if __name__ == "__main__":

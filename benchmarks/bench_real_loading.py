@@ -12,6 +12,7 @@ spread on a shared machine shows.
         [--code OLD_TREE NEW_TREE]   (compare source trees, e.g. a `git archive` of main and this checkout)
         [--together]   (start all runs of a repeat at once: on a shared, loaded machine they then share its load)
         [--prepare]   (also train on `gan-retouch prepare` output of the 1024 set)
+        [--no-record]   (print only; otherwise the table goes to benchmarks/results/bench_real_loading.json)
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from pathlib import Path
 
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # results.py, also when loaded by file path
 import gan_retouch
+from results import record, table  # noqa: E402
 
 SMALL = 256
 CODE = Path(gan_retouch.__file__).resolve().parents[1]  # the source tree this script imports
@@ -126,6 +129,7 @@ def main() -> None:
                         help="start all runs of a repeat at once, so that they share the machine's load")
     parser.add_argument("--prepare", action="store_true", help="also train on `gan-retouch prepare` output")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="extra options for every run")
+    parser.add_argument("--no-record", action="store_true", help="print only; do not write benchmarks/results/")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_real_loading_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -151,14 +155,26 @@ def main() -> None:
             results[(tree, size)].append(figures)
             shown = "  ".join(f"{k} {v:.3f}" for k, v in figures.items())
             print(f"repeat {repeat + 1} {tree} {size:>13}: {shown}  (s/step, s whole run, s/step waiting for data)")
+    rows = []
     for (tree, size), found in results.items():
         print(f"{tree} {size:>13}: s/step {spread([r['step'] for r in found])}; "
               f"whole run s {spread([r['wall'] for r in found])}")
+        data = [r["data"] for r in found if "data" in r]
+        rows.append([f"{tree} {size} px".strip(), f"{statistics.median(r['step'] for r in found):.3f}",
+                     f"{statistics.median(data):.3f}" if data else "-",
+                     f"{statistics.median(r['wall'] for r in found):.1f}", ""])
     for tree in codes:
         small = results[(tree, str(SMALL))]
         for size in (k for k in sets if k != str(SMALL)):
             ratios = [big["step"] / little["step"] for big, little in zip(results[(tree, size)], small, strict=True)]
             print(f"{tree} step-time ratio {size} / {SMALL} (per repeat): {spread(ratios)}")
+            rows.append([f"{tree} ratio {size} / {SMALL}".strip(), "", "", "", spread(ratios)])
+    if not args.no_record:
+        settings = f"{args.pairs} pairs, {args.steps} steps, {args.repeats} repeats{', together' if args.together else ''}"
+        record("bench_real_loading", [table(f"quick-start recipe, 128 px crops; medians over repeats ({settings})",
+                                            ["pairs", "s / step", "data s / step", "whole run s", "step-time ratio"],
+                                            rows)],
+               title=f"Step time, 1024 px against 256 px pairs ({settings}; extra: {' '.join(args.set) or '-'})")
 
 
 if __name__ == "__main__":

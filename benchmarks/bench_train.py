@@ -4,13 +4,16 @@ Same networks (the quick-start AutoRetouch G with its edit map and PatchGAN D), 
 data loader, same losses (the quick-start recipe's terms, LSGAN included). Prints both figures and the engine's overhead.
 
     python benchmarks/bench_train.py [--steps 60] [--device cpu|cuda] [--amp off|bf16|fp16] [--channels-last]
-    [--compile]
+    [--compile] [--no-record]
+
+It records the figures in benchmarks/results/bench_train.json (docs/results.md) unless --no-record.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +27,9 @@ from gan_retouch.losses.base import LossContext, WeightedLosses
 from gan_retouch.nets.base import run_generator
 from gan_retouch.registry import DISCRIMINATORS, GENERATORS
 from gan_retouch.train import build_training
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # results.py, also when loaded by file path
+from results import record, table  # noqa: E402
 
 
 def options_for(args: argparse.Namespace, root: Path) -> dict:
@@ -101,16 +107,25 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--crop", type=int, default=96)
     parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--no-record", action="store_true", help="print only; do not write benchmarks/results/")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as root:
         options = options_for(args, Path(root))
         plain = plain_seconds_per_step(options, torch.device(args.device), args.steps, args.warmup)
         engine = engine_seconds_per_step(options)
-    print(f"device {args.device}  amp {args.amp}  channels_last {args.channels_last}  compile {args.compile}  "
-          f"batch {args.batch_size}x{args.crop}px")
+    setting = (f"device {args.device}  amp {args.amp}  channels_last {args.channels_last}  compile {args.compile}  "
+               f"batch {args.batch_size}x{args.crop}px")
+    print(setting)
     print(f"plain loop : {plain * 1000:8.2f} ms/step")
     print(f"engine     : {engine * 1000:8.2f} ms/step")
     print(f"overhead   : {(engine / plain - 1) * 100:+6.1f} %")
+    if not args.no_record:
+        rows = [["minimal hand-written G + D loop", f"{plain * 1000:.1f}"], ["gan-retouch engine", f"{engine * 1000:.1f}"],
+                ["overhead", f"{(engine / plain - 1) * 100:+.1f} %"]]
+        record("bench_train", [table(f"quick-start G + PatchGAN, {args.steps - args.warmup} timed steps each; "
+                                     f"{' '.join(setting.split())}", ["loop", "ms / step"], rows)],
+               title=f"Engine against a plain loop, {args.device}, amp {args.amp}"
+                     f"{', channels_last' * args.channels_last}{', compile' * args.compile}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ The model runs at its working size (``model.generator.work_size``) and with its 
 and a 1024 px astronaut, every defect four (twice) as many pixels.
 
 It prints a table, writes ``transfer.json`` and ``crop_<photo>.png`` (input | output | 10x |output - input| |
-edit map when the model has one, at 100 %) under ``--out``. Needs scikit-image: ``pip install scikit-image``.
+edit map when the model has one, at 100 %) under ``--out``, and records the table in
+benchmarks/results/bench_transfer.json (docs/results.md) unless ``--no-record``. Needs scikit-image.
 
 Run:
     python benchmarks/bench_transfer.py --checkpoint checkpoints/quickstart/best.pt
@@ -51,6 +52,8 @@ from gan_retouch.nets.base import unwrap
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling module, also when loaded by file path
 from independent_blemishes import independent_pair  # noqa: E402
+
+from results import record, table  # noqa: E402
 
 CHANGED = 0.5 / 255  # a target pixel that differs from the input by more than this was edited
 DATASET_SEED = 9001  # synthetic faces no recipe trains on (recipes use data.synthetic.seed 0)
@@ -210,6 +213,20 @@ def print_table(report: dict[str, Any]) -> None:
           + ", ".join(f"{name} {value:.2f}" for name, value in clean.items()))
 
 
+def record_report(report: dict[str, Any], command_args: argparse.Namespace) -> None:
+    """The printed table as a record of benchmarks/results/bench_transfer.json, titled by what was scored."""
+    rows = [[name, f"{row['id']:.2f}", f"{row['psnr'] - row['id']:+.2f}", f"{row['id_in']:.2f} -> {row['psnr_in']:.2f}",
+             f"{row['psnr_out']:.2f}"] for name, row in report["families"].items()]
+    rows.append(["clean " + " / ".join(report["clean_photos"]), "100",
+                 " / ".join(f"{value:.1f}" for value in report["clean_photos"].values()), "-", "-"])
+    setting = (f"{report['size']} px pairs, photos x{report['photo_scale']:g}, work size "
+               f"{report['work_size'] or 'native'}, coarse pass {'on' if report['coarse_pass'] else 'off'}")
+    record("bench_transfer", [table(f"{command_args.count} pairs per family; {setting}; clean photos: PSNR(output, "
+                                    "input)", ["family", "identity", "gain (dB)", "inside: identity -> model",
+                                               "outside: model"], rows)],
+           title=f"{report['checkpoint']}: {setting}", notes=[f"trained on {json.dumps(report['trained_on'])}"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
@@ -225,6 +242,7 @@ def main() -> None:
     parser.add_argument("--coarse-pass", choices=("model", "on", "off"), default="model",
                         help="the coarse pass (default: the checkpoint's own, as gan-retouch test runs it)")
     parser.add_argument("--out", default="results/bench_transfer", help="folder for transfer.json and crops")
+    parser.add_argument("--no-record", action="store_true", help="do not write benchmarks/results/")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -248,6 +266,8 @@ def main() -> None:
     print_table(report)
     (out / "transfer.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {out / 'transfer.json'} and {', '.join(report['crops'])}")
+    if not args.no_record:
+        record_report(report, args)
 
 
 if __name__ == "__main__":

@@ -2,16 +2,16 @@
 
     python benchmarks/gpu_check.py [--device cuda:N] [--only train,torchrun,inference,onnx] [--steps 10] [--out DIR]
 
-- train: the `autoretouch` training step (G and D, its losses; VGG with random weights: same cost) on 512 px
-  crops, fp32 and AMP bf16, each with and without channels_last and torch.compile, on one fixed batch (data
-  loading is not timed): ms per step after a warm-up, images/s, the allocator's peak, every loss finite?
+- train: the `autoretouch` training step (G and D, its losses; VGG with random weights) on 512 px crops, fp32 and
+  AMP bf16, with and without channels_last and torch.compile, on one fixed batch: ms per step, images/s, peak memory.
 - torchrun: `gan-retouch train` in a one-process torchrun (NCCL: process group and DDP) for 20 steps, then
   `--resume` to 30; speed from the log record at step 20 (the resumed run compiles again).
 - inference: teacher and default student through `gan-retouch bench --json` (the CLI, so the check survives
   changes behind it), fp16, at 1024x1024 and 3840x2160, with and without CUDA-graph replay.
 - onnx: the default student (random weights, moved off its identity start) exported to ONNX, parity on the GPU.
-Without CUDA the GPU-only rows say "no CUDA" and the training rows run at tiny sizes (tests/test_gpu_check.py).
-A failing row says why and the others still run; the exit status is 1 when a row failed.
+Without CUDA the GPU-only rows say "no CUDA" and the training rows run at tiny sizes (tests/test_gpu_check.py); on
+a GPU the table is recorded in benchmarks/results/gpu_check.json (--no-record: not). A failing row says why and
+the others still run; the exit status is 1 when a row failed.
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.console import Console
-from rich.table import Table
 
 from gan_retouch.config import parse_set_items, resolve
 from gan_retouch.engine.checkpoint import load_checkpoint
@@ -45,10 +43,14 @@ from gan_retouch.errors import ConfigError
 from gan_retouch.registry import GENERATORS
 from gan_retouch.runtime import resolve_device, seed_everything
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # results.py, also when loaded by file path
+import results  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 SECTIONS = ("train", "torchrun", "inference", "onnx")
 NO_CUDA = "no CUDA"
 SIZES = ("1024x1024", "3840x2160")
+COLUMNS = ("check", "setting", "result", "ms", "images/s", "peak MB", "finite", "note")
 
 
 @dataclass
@@ -61,6 +63,11 @@ class Row:
     peak_mb: float | None = None
     finite: bool | None = None
     note: str = ""
+
+    def cells(self) -> list[str]:
+        figures = ["-" if value is None else f"{value:.1f}" for value in (self.ms, self.images_per_s, self.peak_mb)]
+        finite = "-" if self.finite is None else "yes" if self.finite else "NO"
+        return [self.check, self.setting, self.status, *figures, finite, self.note]
 
 
 @dataclass(frozen=True)
@@ -258,18 +265,6 @@ def run_job(job: Job, device: torch.device) -> list[Row]:
             torch._dynamo.reset()
 
 
-def table(rows: list[Row], device: torch.device) -> Table:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU, tiny sizes"
-    result = Table(title=f"gpu_check on {device} ({name}), torch {torch.__version__}", title_justify="left")
-    for column in ("check", "setting", "result", "ms", "images/s", "peak MB", "finite", "note"):
-        result.add_column(column, justify="right" if column in ("ms", "images/s", "peak MB") else "left")
-    for row in rows:
-        figures = ("-" if value is None else f"{value:.1f}" for value in (row.ms, row.images_per_s, row.peak_mb))
-        result.add_row(row.check, row.setting, row.status, *figures,
-                       "-" if row.finite is None else ("yes" if row.finite else "NO"), row.note)
-    return result
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
@@ -277,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10, help="timed training steps per setting (CUDA)")
     parser.add_argument("--out", help="folder for the runs and the export (default: a temporary folder)")
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--no-record", action="store_true", help="do not write benchmarks/results/")
     args = parser.parse_args(argv)
     sections = [s for s in args.only.split(",") if s]
     if any(s not in SECTIONS for s in sections):
@@ -289,9 +285,13 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(args.out or temporary)
         rows = [row for section in sections for job in section_jobs(section, device, scale, root)
                 for row in run_job(job, device)]
-    Console(width=200, highlight=False).print(table(rows, device))  # one line per row, also in a log file
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU, tiny sizes"
+    checks = results.table(f"gpu_check on {device} ({name}), torch {torch.__version__}", COLUMNS, map(Row.cells, rows))
+    results.print_table(checks)
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(row) for row in rows], indent=2))
+    if device.type == "cuda" and not args.no_record:
+        results.record("gpu_check", [checks], f"gpu_check on {name}")
     return 1 if any(row.status.startswith("FAIL") for row in rows) else 0
 
 

@@ -6,22 +6,19 @@ so adding a component is one new file plus one import line.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable
 from typing import Any
 
 from gan_retouch.errors import ConfigError
+from gan_retouch.values import closest
 
-
-def closest(name: str, candidates: list[str]) -> str | None:
-    """The candidate most similar to ``name``, or None when nothing is close."""
-    matches = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
-    return matches[0] if matches else None
+__all__ = ["DISCRIMINATORS", "GENERATORS", "LOSSES", "Registry", "check_arguments", "choice", "closest"]
 
 
 def choice(value: Any, valid: list[str] | tuple[str, ...], key: str) -> Any:
-    """Check that an option is one of ``valid``; the error names the closest one."""
+    """Check that ``value`` is one of ``valid``; the error names the closest one. For component arguments and
+    internal keys: an option's own enumeration is declared in its option file and checked when options load."""
     if value not in valid:
         hint = closest(str(value), [str(v) for v in valid])
         suggestion = f" Did you mean {hint!r}?" if hint else ""

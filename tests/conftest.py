@@ -1,5 +1,6 @@
 """Shared test settings: small thread pools (CI has 2 cores), a fixed seed per test, no network, and a private
-user cache (the backend choices `retouch` remembers go under XDG_CACHE_HOME, never into the real ~/.cache)."""
+user cache (the backend choices `retouch` remembers go under XDG_CACHE_HOME, never into the real ~/.cache), and
+benchmark records written to a temporary folder, never into benchmarks/results/."""
 
 import os
 
@@ -18,6 +19,7 @@ def _seed() -> None:
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ["GAN_RETOUCH_RESULTS_DIR"] = str(tmp_path_factory.mktemp("benchmark_records"))
 
 
 @pytest.fixture(autouse=True)

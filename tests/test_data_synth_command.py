@@ -34,7 +34,7 @@ def test_synth_family_settings_reach_the_pairs_and_bad_ones_are_errors(tmp_path:
     assert torch.equal(read_image(tmp_path / "test" / "source" / "synthetic_test_000000.png"),
                        read_image(tmp_path / "test" / "target" / "synthetic_test_000000.png"))
     assert main([*args, "synth.family.defects=[zits]"]) != 0
-    assert "synth.family.defects: unknown value 'zits'" in _printed(capsys)
+    assert "synth.family.defects (from --set) = 'zits' is not valid" in _printed(capsys)
 
 
 def _face_photo(folder: Path) -> Path:

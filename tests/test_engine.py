@@ -248,7 +248,7 @@ def test_validation_reports_psnr_inside_and_outside_the_masks_and_can_select_bes
 
 
 def test_an_unknown_validation_metric_stops_before_anything_is_written(tmp_path):
-    with pytest.raises(ConfigError, match="val.metric .*psnr_clean.*got 'psnr_clen'. Did you mean 'psnr_clean'"):
+    with pytest.raises(ConfigError, match="val.metric .*'psnr_clen' is not valid.*psnr_clean. Did you mean 'psnr_clean'"):
         Trainer(tiny_options(tmp_path, "val.metric=psnr_clen"))
     assert not (tmp_path / "tiny").exists()
 

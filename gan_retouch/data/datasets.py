@@ -194,7 +194,7 @@ def build_dataset(data: dict[str, Any], split: str, seed: int = 0) -> Dataset:
     limits the validation split. ``seed`` seeds the augmentation (the synthetic faces follow data.synthetic.seed).
     """
     choice(split, DATASET_SPLITS, "split")
-    source = choice(data["source"], SOURCES, "data.source")
+    source = data["source"]  # one of SOURCES: checked when options load, and when test reads a checkpoint's
     if split == ALL and source == "synthetic":
         raise DataError("split 'all' is for data.source=folder or aligned: the synthetic data has train, val and "
                         "test splits (data.synthetic.*_count)")

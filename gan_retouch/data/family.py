@@ -14,7 +14,7 @@ from gan_retouch.values import is_integer, is_number
 
 DEFECT_KINDS = ("acne", "pustule", "post_acne", "dark_spot", "redness", "blotch", "pores", "lines", "under_eye")
 # The default family leaves out ``blotch``: trained with it, the quick-start teacher removed more of large
-# discolourations but edited clean skin and clean photos more (benchmarks/README.md, "Large blotches").
+# discolourations but edited clean skin and clean photos more (docs/history.md, docs/results.md).
 DEFAULT_DEFECTS = tuple(kind for kind in DEFECT_KINDS if kind != "blotch")
 BACKGROUND_KINDS = ("plain", "gradient", "blotchy", "pattern", "bokeh", "skin")
 MODES = ("standard", "subtle")

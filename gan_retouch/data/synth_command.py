@@ -15,11 +15,10 @@ from gan_retouch.data.faces import find_faces
 from gan_retouch.data.family import SynthOptions
 from gan_retouch.data.io import DEFAULT_LIMIT, PixelLimit, is_image_file, read_image
 from gan_retouch.data.photos import blemish_photo
-from gan_retouch.data.synthetic import SPLITS, synthesize_pair
+from gan_retouch.data.synthetic import synthesize_pair
 from gan_retouch.errors import ConfigError, DataError
 from gan_retouch.fileio import ensure_writable_dir
 from gan_retouch.imaging import save_image
-from gan_retouch.registry import choice
 
 FOLDERS = {"input": "source", "target": "target", "mask": "mask", "skin": "skin"}
 
@@ -78,7 +77,7 @@ def run_synth(options: dict[str, Any]) -> int:
         return 0
     if synth["count"] <= 0 or synth["size"] < 32:
         raise ConfigError(f"synth.count must be > 0 and synth.size >= 32, got {synth['count']} and {synth['size']}")
-    splits = [choice(split, SPLITS, "synth.splits") for split in synth["splits"]]
+    splits = list(synth["splits"])  # each of train | val | test, checked when options load
     SynthOptions.from_mapping(synth["family"], "synth.family")
     write_synthetic(out, synth["count"], synth["size"], splits, options["seed"], synth["family"])
     console.print(f"load it with: --set data.source=folder data.root={out} data.mask_dir=mask")

@@ -38,7 +38,6 @@ from gan_retouch.errors import ConfigError
 from gan_retouch.inference.plan import InferencePlan, ModelFacts, resolve_plan
 from gan_retouch.inference.profile import count_macs, model_figures
 from gan_retouch.inference.run import tile_for
-from gan_retouch.registry import choice
 from gan_retouch.runtime import resolve_device, seed_everything
 from gan_retouch.values import is_integer, is_number
 
@@ -69,8 +68,6 @@ def load_model(options: dict[str, Any]) -> tuple[nn.Module, InferencePlan, str, 
 def check_bench_settings(bench: dict[str, Any], device: torch.device) -> None:
     """Reject settings that cannot work on this device, or out-of-range counts, with a clear message (the
     plan's fields are checked by ``inference.plan.resolve_plan``)."""
-    choice(bench["channels_last"], ("auto", True, False), "bench.channels_last")
-    choice(bench["uhd"], ("auto", True, False), "bench.uhd")
     for key, minimum in (("size", 1), ("batch_size", 1), ("warmup", 0)):
         if not is_integer(bench[key]) or bench[key] < minimum:
             raise ConfigError(f"bench.{key} must be an integer >= {minimum}, got {bench[key]!r}")

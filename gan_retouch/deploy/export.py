@@ -172,7 +172,7 @@ def run_export(options: dict[str, Any]) -> int:
     export = options["export"]
     if not export["checkpoint"]:
         raise ConfigError("export needs a checkpoint: gan-retouch export --checkpoint CKPT --format onnx")
-    fmt = choice(export["format"], tuple(FORMATS), "export.format")
+    fmt = export["format"]  # one of FORMATS: options/export.yaml declares them, the loader checks
     check_onnxruntime(fmt, export["check"])
     device = resolve_device(options["device"])
     path = export_path(options, export["checkpoint"])

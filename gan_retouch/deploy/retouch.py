@@ -31,7 +31,6 @@ from gan_retouch.fileio import atomic_write, ensure_writable_dir
 from gan_retouch.inference.plan import InferencePlan, ModelFacts, resolve_plan
 from gan_retouch.inference.run import run_plan, tile_for
 from gan_retouch.inference.work_size import work_shape
-from gan_retouch.registry import choice
 from gan_retouch.runtime import resolve_device
 
 IS_AN_INPUT = "is an input"
@@ -103,7 +102,6 @@ def check_retouch_settings(settings: dict[str, Any]) -> None:
         raise ConfigError("retouch needs a model: give --checkpoint PATH (retouch.checkpoint)")
     if not settings["output"]:
         raise ConfigError("retouch needs an output folder: give -o DIR (retouch.output)")
-    choice(settings["format"], ["same", *FORMATS], "retouch.format")
     if settings["batch_size"] < 1:
         raise ConfigError(f"retouch.batch_size must be >= 1, got {settings['batch_size']}")
 

@@ -8,14 +8,12 @@ from typing import Any
 
 import torch
 
-from gan_retouch.registry import choice
-
 SCHEDULERS = ("constant", "linear", "cosine", "step")
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], train: dict[str, Any], lr: float) -> torch.optim.Optimizer:
     """Adam or AdamW with the recipe's betas and weight decay."""
-    kind = choice(train["optimizer"], ("adam", "adamw"), "train.optimizer")
+    kind = train["optimizer"]  # adam | adamw, checked when options load
     betas = tuple(float(b) for b in train["betas"])
     optimizer_class = torch.optim.Adam if kind == "adam" else torch.optim.AdamW
     return optimizer_class(list(params), lr=lr, betas=betas, weight_decay=float(train["weight_decay"]))
@@ -23,7 +21,7 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], train: dict[str, Any],
 
 def lr_factor(train: dict[str, Any], steps: int):
     """The multiplier of the base learning rate at each step of a stage of ``steps`` steps."""
-    kind = choice(train["scheduler"], SCHEDULERS, "train.scheduler")
+    kind = train["scheduler"]  # one of SCHEDULERS, checked when options load (and when a resume reads them back)
     if kind == "constant":
         return lambda step: 1.0
     if kind == "linear":  # pix2pix: constant, then linear decay to 0

@@ -9,7 +9,6 @@ import torch
 
 from gan_retouch.console import console
 from gan_retouch.errors import ConfigError
-from gan_retouch.registry import choice
 from gan_retouch.runtime import PRECISION_DTYPES
 
 BF16_MIN_CAPABILITY = (8, 0)  # Ampere: native bf16. Older cards (V100 sm_70, T4 sm_75) only emulate it, slowly
@@ -50,7 +49,7 @@ def auto_amp(device: torch.device) -> str:
 def resolve_precision(train: dict[str, Any], device: torch.device) -> Precision:
     """Read train.amp / channels_last / compile for this device; CUDA-only settings on CPU are errors."""
     on_cuda = device.type == "cuda"
-    amp = choice(train["amp"], ("auto", "off", "bf16", "fp16"), "train.amp")
+    amp = train["amp"]  # auto | off | bf16 | fp16, checked when options load
     if amp == "auto":
         amp = auto_amp(device)
     elif amp == "bf16" and on_cuda and not has_native_bf16(device):

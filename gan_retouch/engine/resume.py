@@ -14,7 +14,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from gan_retouch.config import Options, shorten
+from gan_retouch.config import Options, check_saved, shorten
 from gan_retouch.engine.stage import plan_stages
 from gan_retouch.errors import ConfigError
 
@@ -56,6 +56,9 @@ def resumed_options(options: Options, saved: Any, command_line: Collection[str] 
     counts as given (callers of the Python API decide their options themselves)."""
     if not isinstance(saved, dict):
         return options, []
+    command = "distill" if "distill" in options else "train"
+    check_saved(command, {key: value for key, value in saved.items() if key in ("train", "stages")},
+                "the options saved in the resumed checkpoint")  # they may replace the schedule
     resolved, kept = copy.deepcopy(options), []
     for key in SCHEDULE_KEYS:
         old = _get(saved, key)

@@ -21,7 +21,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from gan_retouch.config import option_defaults
+from gan_retouch.config import check_saved, option_defaults
 from gan_retouch.console import console
 from gan_retouch.data.folders import SPLIT_NAMES
 from gan_retouch.engine.checkpoint import load_generator
@@ -116,6 +116,7 @@ def scoring_data_options(options: dict[str, Any], first: Model) -> tuple[dict[st
     """
     saved = (first.info.get("options") or {}).get("data")
     if options["data"] == option_defaults("test")["data"] and isinstance(saved, dict):
+        check_saved("test", {"data": saved}, f"the data options saved in {first.path}")
         return saved, f"the data options saved in {first.path}"
     return options["data"], "the test options"
 

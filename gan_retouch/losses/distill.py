@@ -76,7 +76,7 @@ class DistillMap(LossTerm):
     Both generators need ``edit_mask: true``. The target is the teacher's plain (unfloored) map, so the student
     learns to be as sure as its teacher where to edit; an ``edit_floor`` then removes the same faint edits from
     both. Without it a student learns its map from the data alone, opens it less surely, and a shared floor
-    removes more of its right edits than of the teacher's (benchmarks/README.md).
+    removes more of its right edits than of the teacher's (docs/history.md).
     """
 
     needs_teacher = True

@@ -14,7 +14,8 @@ The training folder of fold i has ``train/`` (the other pairs) and ``val/`` (the
 never sees the held-out pair); ``test/`` holds the held-out pair. Files are symlinked, never copied.
 
 It prints one row per held-out pair (identity PSNR and each way's gain over it, in dB), the mean gain and the
-training times, and writes ``real.json`` under ``--out``.
+training times, records them in ``benchmarks/results/bench_real.json`` (docs/results.md; ``--no-record`` to
+skip) and writes every figure to ``real.json`` under ``--out``.
 
 Run:
     python benchmarks/bench_real.py --data DIR --pretrained checkpoints/quickstart/best.pt
@@ -25,16 +26,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from gan_retouch.cli import main as cli_main
 from gan_retouch.config import resolve
 from gan_retouch.data.folders import find_pairs
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # results.py, also when loaded by file path
+import results  # noqa: E402
 
 WAYS = ("pretrained", "finetune", "scratch")
 TRAIN_RECIPES = {"finetune": "finetune", "scratch": "quickstart"}
@@ -89,8 +91,9 @@ def train(way: str, fold: Path, out: Path, name: str, pretrained: str, extra: li
 
 
 def leave_one_out(args: argparse.Namespace) -> list[dict[str, Any]]:
-    data = resolve("train", None, {"data": {"source": "folder", "root": str(args.data)}})[0]["data"]
-    records = find_pairs(data, "all")
+    data = resolve("train", None, {"data": {"source": "folder", "root": str(args.data), "cache": False,
+                                            "alignment": "off"}})[0]["data"]
+    records, _ = find_pairs(data, "all")
     if len(records) < 2:
         raise SystemExit(f"bench_real: {args.data} holds {len(records)} pair(s); leave-one-out needs at least 2")
     folds = range(len(records)) if args.folds is None else [int(i) for i in args.folds.split(",")]
@@ -113,20 +116,17 @@ def leave_one_out(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-def table(rows: list[dict[str, Any]], ways: list[str]) -> str:
-    lines = ["| held-out pair | identity dB | " + " | ".join(f"{w} gain dB" for w in ways) + " |",
-             "| --- | ---: | " + " | ".join("---:" for _ in ways) + " |"]
-    for row in rows:
-        lines.append(f"| {row['pair']} | {row['identity']:.2f} | "
-                     + " | ".join(f"{row[w]:+.2f}" for w in ways) + " |")
-    means = [sum(r[w] for r in rows) / len(rows) for w in ways]
-    lines.append("| **mean** | " + f"{sum(r['identity'] for r in rows) / len(rows):.2f} | "
-                 + " | ".join(f"**{m:+.2f}**" for m in means) + " |")
+def gain_table(rows: list[dict[str, Any]], ways: list[str], data: Path) -> dict[str, Any]:
+    """One row per held-out pair (identity PSNR, each way's gain over it) and the mean, as a results table."""
+    cells = [[row["pair"], f"{row['identity']:.2f}", *(f"{row[w]:+.3f}" for w in ways)] for row in rows]
+    mean = lambda key: sum(r[key] for r in rows) / len(rows)  # noqa: E731
+    cells.append(["mean", f"{mean('identity'):.2f}", *(f"{mean(w):+.3f}" for w in ways)])
     trained = [w for w in ways if w != "pretrained"]
     if trained:
-        lines.append("\nmean training time: " + ", ".join(
-            f"{w} {sum(r[f'{w}_seconds'] for r in rows) / len(rows) / 60:.1f} min" for w in trained))
-    return "\n".join(lines)
+        cells.append(["training minutes (mean)", "", *(f"{mean(f'{w}_seconds') / 60:.1f}" if w in trained else ""
+                                                       for w in ways)])
+    return results.table(f"held-out pairs of {data}: PSNR gain over the identity (output = input), dB",
+                         ["held-out pair", "identity dB", *(f"{w} gain" for w in ways)], cells)
 
 
 def main() -> None:
@@ -137,6 +137,7 @@ def main() -> None:
     parser.add_argument("--folds", default=None, help="comma-separated held-out pair indices (default: all)")
     parser.add_argument("--out", type=Path, default=Path("bench_real"), help="work folder (runs, results, json)")
     parser.add_argument("--set", nargs="*", default=[], help="extra --set overrides for the training runs")
+    parser.add_argument("--no-record", action="store_true", help="print only; do not write benchmarks/results/")
     args = parser.parse_args()
     args.ways = [w.strip() for w in args.ways.split(",")]
     unknown = sorted(set(args.ways) - set(WAYS))
@@ -144,11 +145,13 @@ def main() -> None:
         parser.error(f"unknown way(s) {unknown}; valid: {', '.join(WAYS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = leave_one_out(args)
-    report = table(rows, args.ways)
-    print(report)
-    (args.out / "real.json").write_text(json.dumps({
-        "command": " ".join(sys.argv), "machine": platform.processor() or platform.machine(),
-        "date": datetime.now().isoformat(timespec="seconds"), "rows": rows}, indent=2))
+    block = gain_table(rows, args.ways, args.data)
+    results.print_table(block)
+    (args.out / "real.json").write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=2))
+    if not args.no_record:
+        folds = "all pairs" if args.folds is None else f"held-out pairs {args.folds}"
+        extra = f"; --set {' '.join(args.set)}" if args.set else ""
+        results.record("bench_real", [block], title=f"{args.data.name}: {', '.join(args.ways)} ({folds}{extra})")
 
 
 if __name__ == "__main__":

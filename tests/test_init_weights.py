@@ -102,3 +102,45 @@ def test_the_init_flag_on_the_command_line(tmp_path, pretrained, capsys):
 def test_an_unknown_init_key_is_refused_when_options_load(tmp_path):
     with pytest.raises(ConfigError, match=r"model.generator.init_key .*auto \| ema \| plain"):
         tiny_options(tmp_path, "model.generator.init_key=newest")
+
+
+def test_distill_starts_the_student_from_an_earlier_student(tmp_path):
+    """`distill --init`: the student begins with the given student's weights (a teacher fits no student)."""
+    from gan_retouch.config import resolve
+    from gan_retouch.distill import run_distillation
+    from gan_retouch.engine.checkpoint import save_checkpoint
+    from gan_retouch.registry import GENERATORS
+
+    args = {"width": 8, "blocks": 1, "context": 1, "detail": 8, "detail_blocks": 0, "edit_mask": True}
+    earlier = GENERATORS.build("student_fast", **args)
+    for parameter in earlier.parameters():  # off the identity start, so that the check could fail
+        parameter.data.add_(0.01)
+    teacher_args = {"ngf": 4, "n_blocks": 1, "edit_mask": True}
+    teacher = GENERATORS.build("autoretouch", **teacher_args)
+
+    def save(module, name, module_args, kind, file):
+        entry = {"name": name, "args": module_args, "state_dict": module.state_dict()}
+        return save_checkpoint({"kind": kind, "generator": entry}, tmp_path / file)
+
+    student_path = save(earlier, "student_fast", args, "distill", "earlier.pt")
+    teacher_path = save(teacher, "autoretouch", teacher_args, "train", "teacher.pt")
+    overrides = {
+        "device": "cpu", "checkpoints_root": str(tmp_path / "ck"), "name": "again",
+        "data": {"batch_size": 2, "crop": 32, "val_count": 2, "synthetic": {"size": 48, "val_count": 2}},
+        "model": {"generator": {"args": args, "init": str(student_path)}},
+        "train": {"steps": 1, "log_every": 1, "save_every": 1, "lr": 1e-12},
+        "val": {"every": 0, "samples": 1},
+        "distill": {"teacher": str(teacher_path), "latency_size": 64, "latency_time_s": 0.01},
+    }
+    options, _ = resolve("distill", "student", overrides)
+    assert run_distillation(options) == 0
+    state = load_checkpoint(tmp_path / "ck" / "again" / "latest.pt")
+    for key, value in earlier.state_dict().items():
+        if value.dtype.is_floating_point and not key.endswith(("running_mean", "running_var")):
+            torch.testing.assert_close(state["generator"]["state_dict"][key], value, atol=1e-6, rtol=0)
+    recorded = yaml.safe_load((tmp_path / "ck" / "again" / "options.yaml").read_text())
+    assert recorded["model"]["generator"]["init"] == str(student_path.resolve())
+    wrong = resolve("distill", "student", {**overrides, "name": "wrong",
+                                           "model": {"generator": {"args": args, "init": str(teacher_path)}}})[0]
+    with pytest.raises(CheckpointError, match="model.generator.init"):
+        run_distillation(wrong)

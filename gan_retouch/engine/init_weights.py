@@ -43,6 +43,15 @@ def _weights(state: dict[str, Any], part: str, key: str, option: str) -> tuple[d
     return entry, entry["state_dict"], "weights"
 
 
+def _matching_settings(entry: dict[str, Any], spec: dict[str, Any], part: str) -> str:
+    """The ``--set`` items that build the checkpoint's network in this run (name and the arguments that differ)."""
+    items = [] if entry.get("name") == spec.get("name") else [f"model.{part}.name={entry.get('name')}"]
+    own_args = spec.get("args") or {}
+    items += [f"model.{part}.args.{k}={str(v).lower() if isinstance(v, bool) else v}"
+              for k, v in (entry.get("args") or {}).items() if own_args.get(k) != v]
+    return " ".join(items)
+
+
 def load_initial_weights(module: nn.Module, spec: dict[str, Any], part: str, option: str) -> str | None:
     """Load ``spec['init']``'s ``part`` weights (``generator`` or ``discriminator``) into ``module``.
 
@@ -65,7 +74,8 @@ def load_initial_weights(module: nn.Module, spec: dict[str, Any], part: str, opt
         raise CheckpointError(
             f"{option}: {source} does not fit this run's {part} {describe_network(spec)}: {first} "
             f"({len(mismatched)} shape mismatches, {len(missing)} missing, {len(unexpected)} unexpected). Build the "
-            f"same architecture as the checkpoint, or set {option}_strict=false to load only the tensors that fit"
+            f"same architecture as the checkpoint (--set {_matching_settings(entry, spec, part) or '...'}), or set "
+            f"{option}_strict=false to load only the tensors that fit"
         )
     fitting = {k: v for k, v in given.items() if k in own and getattr(v, "shape", None) == own[k].shape}
     if not fitting:

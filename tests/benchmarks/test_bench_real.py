@@ -13,7 +13,7 @@ from engine_utils import tiny_options
 from gan_retouch.imaging import save_image
 from gan_retouch.train import build_training as Trainer
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_real.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_real.py"
 TINY_NET = ["model.generator.args.ngf=4", "model.generator.args.n_blocks=1", "device=cpu", "data.batch_size=2",
             "data.crop=32", "train.log_every=1"]
 

@@ -110,3 +110,11 @@ def initialise(generator: nn.Module, discriminator: nn.Module | None, model_opti
         account = load_initial_weights(module, spec, part, f"model.{part}.init")
         if account and announce:
             console.print(account)
+    offset = model_options["generator"].get("init_open_map") or 0.0
+    if offset:
+        if not model_options["generator"].get("init"):
+            raise ConfigError(f"model.generator.init_open_map={offset:g} opens the edit map of pretrained weights; "
+                              "set model.generator.init (--init CKPT), or set init_open_map=0")
+        generator.open_edit_map(offset)
+        if announce:
+            console.print(f"edit map opened: {offset:+g} on every pixel's logit (model.generator.init_open_map)")

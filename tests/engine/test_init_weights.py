@@ -145,3 +145,17 @@ def test_distill_starts_the_student_from_an_earlier_student(tmp_path):
                                            "model": {"generator": {"args": args, "init": str(teacher_path)}}})[0]
     with pytest.raises(CheckpointError, match="model.generator.init"):
         run_distillation(wrong)
+
+
+def test_init_open_map_opens_the_loaded_edit_map(tmp_path):
+    edit_map = ["model.generator.args.edit_mask=true"]
+    first = Trainer(tiny_options(tmp_path / "a", *edit_map, "train.steps=1", "name=a"))
+    first.fit()
+    with_map = first.run_dir / "latest.pt"
+    trainer = Trainer(tiny_options(tmp_path / "b", *edit_map, f"model.generator.init={with_map}",
+                                   "model.generator.init_open_map=2"))
+    loaded = load_checkpoint(with_map)["generator"]["state_dict"]["tail.bias"]  # channel 3: the edit-map logit
+    opened = trainer.model.generator.state_dict()["tail.bias"]
+    torch.testing.assert_close(opened - loaded, torch.tensor([0.0, 0.0, 0.0, 2.0]))
+    with pytest.raises(ConfigError, match="init_open_map=2 .*set model.generator.init"):
+        Trainer(tiny_options(tmp_path / "c", *edit_map, "model.generator.init_open_map=2"))

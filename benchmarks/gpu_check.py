@@ -9,7 +9,7 @@
 - inference: teacher and default student through `gan-retouch bench --json` (the CLI, so the check survives
   changes behind it), fp16, at 1024x1024 and 3840x2160, with and without CUDA-graph replay.
 - onnx: the default student (random weights, moved off its identity start) exported to ONNX, parity on the GPU.
-Without CUDA the GPU-only rows say "no CUDA" and the training rows run at tiny sizes (tests/test_gpu_check.py); on
+Without CUDA the GPU-only rows say "no CUDA" and the training rows run at tiny sizes (tests/benchmarks/test_gpu_check.py); on
 a GPU the table is recorded in benchmarks/results/gpu_check.json (--no-record: not). A failing row says why and
 the others still run; the exit status is 1 when a row failed.
 """

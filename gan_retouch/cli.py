@@ -27,12 +27,16 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
         (("--resume",), "train.resume", {"action": "store_const", "const": "auto",
                                          "help": "continue from the run folder's latest.pt (train.resume=auto)"}),
         (("--steps",), "train.steps", {"type": int, "help": "total generator steps (train.steps)"}),
+        (("--init",), "model.generator.init", {"metavar": "CKPT", "help": "start from this checkpoint's generator "
+                                                                       "weights (model.generator.init)"}),
     ],
     "distill": [
         (("--teacher",), "distill.teacher", {"help": "teacher checkpoint (distill.teacher)"}),
         (("--resume",), "train.resume", {"action": "store_const", "const": "auto",
                                          "help": "continue from the run folder's latest.pt (train.resume=auto)"}),
         (("--steps",), "train.steps", {"type": int, "help": "total student steps (train.steps)"}),
+        (("--init",), "model.generator.init", {"metavar": "CKPT", "help": "start the student from this checkpoint's "
+                                                                       "generator weights (model.generator.init)"}),
         (("--budget-mb",), "distill.budget_mb", {"type": float, "help": "student size budget in MB (distill.budget_mb)"}),
         (("--budget-gmacs",), "distill.budget_gmacs", {"type": float,
                                                        "help": "student GMACs budget at 1024x1024 (distill.budget_gmacs)"}),
@@ -71,6 +75,13 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
         (("--size",), "synth.size", {"type": int, "help": "image side in pixels (synth.size)"}),
         (("--clean",), "synth.clean", {"metavar": "DIR", "help": "add defects to your clean photos (synth.clean)"}),
     ],
+    "prepare": [
+        (("--data",), "data.root", {"metavar": "DIR", "help": "folder of pairs (data.root; sets data.source=folder)"}),
+        (("--out",), "prepare.out", {"metavar": "DIR", "help": "new output folder (prepare.out)"}),
+        (("--size",), "prepare.size", {"type": int, "help": "sub-image side in px (prepare.size)"}),
+        (("--step",), "prepare.step", {"type": int, "help": "px between sub-images (prepare.step)"}),
+        (("--format",), "prepare.format", {"help": "npy | png (prepare.format)"}),
+    ],
     "bench": [
         (("--checkpoint",), "bench.checkpoint", {"help": "checkpoint to measure (bench.checkpoint)"}),
         (("--model",), "bench.model", {"help": "registry generator to measure with random weights (bench.model)"}),
@@ -100,6 +111,7 @@ DESCRIPTIONS = {
     "test": "Score models on a test set and write an HTML comparison page under results/.",
     "retouch": "Retouch image files or folders at full resolution with a trained model.",
     "synth": "Write the built-in synthetic retouching benchmark to disk, or add defects to clean photos.",
+    "prepare": "Cut large training pairs into sub-images that load fast (for sets too large for data.cache).",
     "bench": "Measure a model's size, MACs, latency, throughput and memory.",
     "export": "Export a model to ONNX or TorchScript and check it against PyTorch.",
 }
@@ -114,6 +126,7 @@ ENTRY_POINTS = {
     "test": ("gan_retouch.evaluate.runner", "run_test"),
     "retouch": ("gan_retouch.deploy.retouch", "run_retouch"),
     "synth": ("gan_retouch.data.synth_command", "run_synth"),
+    "prepare": ("gan_retouch.data.prepare", "run_prepare"),
     "bench": ("gan_retouch.deploy.bench", "run_bench"),
     "export": ("gan_retouch.deploy.export", "run_export"),
 }
@@ -161,7 +174,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         items["device"] = args.device
     if args.seed is not None:
         items["seed"] = args.seed
-    if args.command == "test" and args.data__root is not None:
+    if args.command in ("test", "prepare") and args.data__root is not None:
         items["data.source"] = "folder"
     nested: dict[str, Any] = {}
     for key, value in items.items():

@@ -16,9 +16,6 @@ LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 README_WORDS = 1200
 # Linked files another branch is writing: tolerated only while missing, checked like any link once they exist.
 # Delete an entry when its branch has landed.
-PENDING = {"docs/finetune.md": "the fine-tuning guide, written on branch issue-26"}
-
-
 @pytest.fixture(scope="module")
 def results():
     spec = importlib.util.spec_from_file_location("results", ROOT / "benchmarks" / "results.py")
@@ -95,7 +92,6 @@ def _relative_links(path: Path) -> list[str]:
 def test_relative_links_resolve(document):
     path = ROOT / document
     missing = [link for link in _relative_links(path) if not (path.parent / link).exists()]
-    missing = [link for link in missing if str((path.parent / link).resolve().relative_to(ROOT)) not in PENDING]
     assert missing == [], f"{document} links to missing files: {missing}"
 
 

@@ -8,6 +8,7 @@ channel axis and transformed as one tensor, which makes misalignment impossible 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ class AugmentOptions:
 
     crop: int | None = None
     resize: int | None = None
+    max_side: int | None = None
     hflip: bool = False
     rotate: float = 0.0
     scale: tuple[float, float] = (1.0, 1.0)
@@ -38,12 +40,14 @@ class AugmentOptions:
         options = cls(
             crop=data.get("crop"),
             resize=data.get("resize"),
+            max_side=data.get("max_side"),
             hflip=bool(augment.get("hflip", False)),
             rotate=float(augment.get("rotate", 0.0)),
             scale=_scale_range(augment.get("scale", [1.0, 1.0])),
             salt_pepper=float(augment.get("salt_pepper", 0.0)),
         )
-        for key, value in (("data.crop", options.crop), ("data.resize", options.resize)):
+        for key, value in (("data.crop", options.crop), ("data.resize", options.resize),
+                           ("data.max_side", options.max_side)):
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise ConfigError(f"{key} must be a positive number of pixels or null, got {value!r}")
         if not 0.0 <= options.rotate <= 180.0:
@@ -63,13 +67,6 @@ def _scale_range(value: Any) -> tuple[float, float]:
         raise ConfigError(f"data.augment.scale must be [min, max] zoom factors with 0.25 <= min <= max <= 4 "
                           f"(1 = off; [0.5, 1.0] shows defects at up to half their size), got {value!r}")
     return float(value[0]), float(value[1])
-
-
-def _zoom(stack: torch.Tensor, factor: float) -> torch.Tensor:
-    """The stack resized by ``factor`` (antialiased when shrinking), so the model sees features at new pixel scales."""
-    height, width = stack.shape[-2:]
-    size = (max(1, round(height * factor)), max(1, round(width * factor)))
-    return F.interpolate(stack[None], size=size, mode="bilinear", antialias=factor < 1, align_corners=False)[0]
 
 
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:
@@ -101,23 +98,35 @@ def _rotated_crop(stack: torch.Tensor, top: int, left: int, size: tuple[int, int
     return sampled[0]
 
 
-def augment_stack(stack: torch.Tensor, options: AugmentOptions, generator: torch.Generator) -> torch.Tensor:
-    """Resize, zoom, crop, rotate and flip a ``[C,H,W]`` stack of aligned images (one geometry for all channels).
+@dataclass(frozen=True)
+class Geometry:
+    """One draw of the paired geometry: zoom, crop window (in zoomed pixels), rotation and flip."""
 
-    The random zoom never goes below the crop (without ``data.crop``, the image's own size, so batches always
+    factor: float
+    zoomed: tuple[int, int]  # (height, width) of the whole image after the zoom
+    top: int
+    left: int
+    size: tuple[int, int]  # (height, width) of the output
+    degrees: float
+    flip: bool
+
+
+def draw_geometry(shape: tuple[int, int], options: AugmentOptions, generator: torch.Generator) -> Geometry:
+    """The zoom, crop window, rotation and flip for an image of ``shape`` (height, width), drawn in a fixed order.
+
+    ``data.max_side`` first scales a larger image down so that its longer side fits (the scale at which a model
+    with that working size sees a photo, so that it trains at that scale); the random zoom multiplies that. The
+    zoom never goes below the crop (without ``data.crop``, the image's own size, so batches always
     stack): a zoom that would make the image smaller is raised to the smallest one that still fits it.
     """
-    if options.resize is not None and stack.shape[-2:] != (options.resize, options.resize):
-        stack = F.interpolate(
-            stack[None], size=(options.resize, options.resize), mode="bilinear", antialias=True, align_corners=False
-        )[0]
-    out_h, out_w = (options.crop, options.crop) if options.crop else stack.shape[-2:]
+    height, width = shape
+    base = options.max_side / max(shape) if options.max_side is not None and max(shape) > options.max_side else 1.0
+    out_h, out_w = (options.crop, options.crop) if options.crop else (max(1, round(height * base)),
+                                                                      max(1, round(width * base)))
+    factor = base
     if options.scale != (1.0, 1.0):
-        fits = max(out_h / stack.shape[-2], out_w / stack.shape[-1])
-        factor = max(_uniform(generator, *options.scale), fits)
-        if factor != 1.0:
-            stack = _zoom(stack, factor)
-    height, width = stack.shape[-2:]
+        factor = max(base * _uniform(generator, *options.scale), out_h / height, out_w / width)
+    height, width = shape if factor == 1.0 else (max(1, round(height * factor)), max(1, round(width * factor)))
     if out_h > height or out_w > width:
         raise DataError(
             f"a {height}x{width} image is smaller than data.crop={options.crop}: lower data.crop, "
@@ -126,13 +135,69 @@ def augment_stack(stack: torch.Tensor, options: AugmentOptions, generator: torch
     top, left = _randint(generator, height - out_h), _randint(generator, width - out_w)
     degrees = _uniform(generator, -options.rotate, options.rotate) if options.rotate > 0 else 0.0
     flip = options.hflip and bool(torch.rand((), generator=generator) < 0.5)
-    if degrees != 0.0:
-        stack = _rotated_crop(stack, top, left, (out_h, out_w), degrees)
+    return Geometry(factor, (height, width), top, left, (out_h, out_w), degrees, flip)
+
+
+def _source_span(start: int, length: int, reach: int, zoomed: int, full: int) -> tuple[int, int, int]:
+    """Along one axis: the source pixels [first, last) that a window of the zoomed image needs (with ``reach``
+    zoomed px around it for a rotation, and the resampling filter's support), and the window's start in them."""
+    low, high = max(0, start - reach), min(zoomed, start + length + reach)
+    ratio = full / zoomed  # source pixels per zoomed pixel
+    support = math.ceil(max(1.0, ratio)) + 1
+    first = max(0, math.floor(low * ratio) - support)
+    last = min(full, math.ceil(high * ratio) + support)
+    return first, last, start - round(first / ratio)
+
+
+def apply_geometry(parts: list[torch.Tensor], geometry: Geometry,
+                   convert: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """The output of ``geometry`` for each of the aligned ``[C,H,W]`` images ``parts``.
+
+    Only the source pixels the output window needs are cut, zoomed and rotated, so the cost follows the crop, not
+    the image: a 128 px crop of a 4000 px photo costs what one of a 256 px image does. ``convert(i, region)``,
+    when given, turns the region cut from ``parts[i]`` (decoded pixels) into float, so only it is converted.
+    """
+    full_h, full_w = parts[0].shape[-2:]
+    (out_h, out_w), zoomed = geometry.size, geometry.zoomed
+    reach = math.ceil((math.hypot(out_h, out_w) - min(out_h, out_w)) / 2) + 1 if geometry.degrees else 0
+    if geometry.factor == 1.0:
+        rows = (max(0, geometry.top - reach), min(full_h, geometry.top + out_h + reach))
+        cols = (max(0, geometry.left - reach), min(full_w, geometry.left + out_w + reach))
+        top, left = geometry.top - rows[0], geometry.left - cols[0]
+    else:
+        *rows, top = _source_span(geometry.top, out_h, reach, zoomed[0], full_h)
+        *cols, left = _source_span(geometry.left, out_w, reach, zoomed[1], full_w)
+    regions = [part[:, rows[0] : rows[1], cols[0] : cols[1]] for part in parts]
+    if convert is not None:
+        regions = [convert(index, region) for index, region in enumerate(regions)]
+    stack = torch.cat(regions, dim=0)
+    if geometry.factor != 1.0:
+        size = (round((rows[1] - rows[0]) * zoomed[0] / full_h), round((cols[1] - cols[0]) * zoomed[1] / full_w))
+        stack = F.interpolate(stack[None], size=size, mode="bilinear", antialias=geometry.factor < 1,
+                              align_corners=False)[0]
+        top, left = min(max(0, top), size[0] - out_h), min(max(0, left), size[1] - out_w)
+    if geometry.degrees != 0.0:
+        stack = _rotated_crop(stack, top, left, (out_h, out_w), geometry.degrees)
     else:
         stack = stack[:, top : top + out_h, left : left + out_w]
-    if flip:
+    if geometry.flip:
         stack = stack.flip(-1)
-    return stack.contiguous()
+    return list(stack.contiguous().split([region.shape[0] for region in regions]))
+
+
+def _resized(parts: list[torch.Tensor], options: AugmentOptions) -> list[torch.Tensor]:
+    """``data.resize``: the whole images resized to the square size first (then cropped like any image)."""
+    if options.resize is None or parts[0].shape[-2:] == (options.resize, options.resize):
+        return parts
+    stack = F.interpolate(torch.cat(parts, dim=0)[None], size=(options.resize, options.resize), mode="bilinear",
+                          antialias=True, align_corners=False)[0]
+    return list(stack.split([part.shape[0] for part in parts]))
+
+
+def augment_stack(stack: torch.Tensor, options: AugmentOptions, generator: torch.Generator) -> torch.Tensor:
+    """Resize, zoom, crop, rotate and flip a ``[C,H,W]`` stack of aligned images (one geometry for all channels)."""
+    parts = _resized([stack], options)
+    return apply_geometry(parts, draw_geometry(tuple(parts[0].shape[-2:]), options, generator))[0]
 
 
 def salt_and_pepper(image: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
@@ -147,16 +212,20 @@ def salt_and_pepper(image: torch.Tensor, fraction: float, generator: torch.Gener
     return noisy
 
 
-def augment_item(item: dict[str, Any], options: AugmentOptions, generator: torch.Generator) -> dict[str, Any]:
-    """Apply the paired augmentation to a dataset item (``input``, ``target``, optional ``mask``, ``skin``)."""
+def augment_item(item: dict[str, Any], options: AugmentOptions, generator: torch.Generator,
+                 convert: Callable[[str, torch.Tensor], torch.Tensor] | None = None) -> dict[str, Any]:
+    """Apply the paired augmentation to a dataset item (``input``, ``target``, optional ``mask``, ``skin``).
+
+    ``convert(key, pixels)``, when given, turns (part of) ``item[key]``, then decoded pixels, into float: the
+    folder dataset passes it so that only the pixels the crop needs are converted.
+    """
     keys = [key for key in IMAGE_KEYS if key in item]
-    stack = torch.cat([item[key] for key in keys], dim=0)
-    stack = augment_stack(stack, options, generator)
-    out = dict(item)
-    start = 0
-    for key in keys:
-        channels = item[key].shape[0]
-        out[key] = stack[start : start + channels]
-        start += channels
+    parts = [item[key] for key in keys]
+    by_index = None if convert is None else (lambda index, pixels: convert(keys[index], pixels))
+    if by_index is not None and options.resize is not None:  # a resize needs the whole images in float
+        parts, by_index = [by_index(index, part) for index, part in enumerate(parts)], None
+    parts = _resized(parts, options)
+    outputs = apply_geometry(parts, draw_geometry(tuple(parts[0].shape[-2:]), options, generator), by_index)
+    out = {**item, **dict(zip(keys, outputs, strict=True))}
     out["input"] = salt_and_pepper(out["input"], options.salt_pepper, generator)
     return out

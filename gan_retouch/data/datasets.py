@@ -8,15 +8,19 @@ DDP rank) it is loaded; that is what makes training resumable. Validation and te
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
+import torch
 from torch.utils.data import Dataset
 
 from gan_retouch.data.augment import AugmentOptions, augment_item
+from gan_retouch.data.cache import DecodedFiles
 from gan_retouch.data.family import SynthOptions
 from gan_retouch.data.folders import ALL, PairRecord, find_pairs
-from gan_retouch.data.io import DEFAULT_LIMIT, PixelLimit, data_limit, read_image, read_mask
+from gan_retouch.data.io import DEFAULT_LIMIT, PixelLimit, data_limit, pixels_to_image, pixels_to_mask
 from gan_retouch.data.noise import generator_for
+from gan_retouch.data.pixels import read_pixels
 from gan_retouch.data.synthetic import SPLITS, synthesize_pair
 from gan_retouch.errors import DataError
 from gan_retouch.registry import choice
@@ -80,54 +84,84 @@ class SyntheticPairs(PairedDataset):
 class FolderPairs(PairedDataset):
     """Pairs read from disk: two folders with matching stems, or aligned A|B files; optional masks.
 
+    A file whose decoded pixels ``files`` holds (the cache, ``data.cache``) is read from memory, never from disk.
     With ``skip_bad`` a pair that fails to load (a file changed or broke after the pre-check) is reported once
     and replaced by the next readable pair, so a long run does not stop for one file.
     """
 
     def __init__(self, records: list[PairRecord], split: str, seed: int, augment: AugmentOptions | None,
-                 skip_bad: bool = False, limit: PixelLimit = DEFAULT_LIMIT) -> None:
+                 skip_bad: bool = False, files: DecodedFiles | None = None,
+                 limit: PixelLimit = DEFAULT_LIMIT) -> None:
         super().__init__(split, seed, augment)
         self.records = records
         self.skip_bad = skip_bad
+        self.files = files if files is not None else DecodedFiles(keep=False)
         self.limit = limit
         self.bad: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.records)
 
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if self.augment is None:
+            return super().__getitem__(index)
+        if index < 0:
+            raise IndexError(f"dataset indices are non-negative, got {index}")
+        pixels, record = self._readable(index % len(self))
+        return augment_item(pixels, self.augment, generator_for(self.seed, "augment", index),
+                            lambda key, part: self._convert(key, part, record))
+
     def load(self, index: int) -> dict[str, Any]:
+        pixels, record = self._readable(index)
+        return {**pixels, **{key: self._convert(key, pixels[key], record) for key in ("input", "target", "mask")
+                             if key in pixels}}
+
+    def _readable(self, index: int) -> tuple[dict[str, Any], PairRecord]:
+        """The decoded pixels of pair ``index``; with ``skip_bad``, of the next readable pair when it fails."""
         if not self.skip_bad:
-            return self._read(index)
+            return self._read(index), self.records[index]
         for offset in range(len(self.records)):
             candidate = (index + offset) % len(self.records)
             if candidate in self.bad:
                 continue
             try:
-                return self._read(candidate)
+                return self._read(candidate), self.records[candidate]
             except DataError as exc:
                 self.bad.add(candidate)
                 warnings.warn(f"data.skip_bad_pairs: skipping pair {self.records[candidate].name}: {exc}",
-                              stacklevel=2)
+                              stacklevel=3)
         raise DataError(f"data.skip_bad_pairs: none of the {len(self.records)} pairs can be read any more; "
                         f"check the files under data.root")
 
+    @staticmethod
+    def _convert(key: str, pixels: torch.Tensor, record: PairRecord) -> torch.Tensor:
+        """Decoded pixels (or a region of them) -> float in [0, 1]: RGB for images, one channel for masks."""
+        if key == "mask":
+            return pixels_to_mask(pixels)
+        return pixels_to_image(pixels, record.input if key == "input" or record.target is None else record.target)
+
+    def _pixels(self, path: Path) -> torch.Tensor:
+        held = self.files.get(path)
+        return held if held is not None else read_pixels(path, self.limit)
+
     def _read(self, index: int) -> dict[str, Any]:
+        """The decoded pixels of pair ``index`` (uint8/uint16 ``[C,H,W]``; aligned A|B files as two halves)."""
         record = self.records[index]
-        image = read_image(record.input, self.limit)
+        source = self._pixels(record.input)
         if record.target is None:
-            half = image.shape[-1] // 2
-            source, target = image[:, :, :half].contiguous(), image[:, :, half : 2 * half].contiguous()
+            half = source.shape[-1] // 2
+            source, target = source[..., :half], source[..., half : 2 * half]
         else:
-            source, target = image, read_image(record.target, self.limit)
-        if source.shape != target.shape:
-            raise DataError(f"size mismatch: {record.input} decodes to {tuple(source.shape[1:])} but "
-                            f"{record.target} to {tuple(target.shape[1:])}")
+            target = self._pixels(record.target)
+        if source.shape[-2:] != target.shape[-2:]:
+            raise DataError(f"size mismatch: {record.input} decodes to {tuple(source.shape[-2:])} but "
+                            f"{record.target} to {tuple(target.shape[-2:])}")
         item: dict[str, Any] = {"input": source, "target": target}
         if record.mask is not None:
-            mask = read_mask(record.mask, self.limit)
-            if mask.shape[1:] != source.shape[1:]:
-                raise DataError(f"size mismatch: mask {record.mask} is {tuple(mask.shape[1:])}, "
-                                f"its pair {tuple(source.shape[1:])}")
+            mask = self._pixels(record.mask)
+            if mask.shape[-2:] != source.shape[-2:]:
+                raise DataError(f"size mismatch: mask {record.mask} is {tuple(mask.shape[-2:])}, "
+                                f"its pair {tuple(source.shape[-2:])}")
             item["mask"] = mask
         item["name"] = record.name
         return item
@@ -172,7 +206,8 @@ def build_dataset(data: dict[str, Any], split: str, seed: int = 0) -> Dataset:
         if counts[split] <= 0:
             raise DataError(f"data.synthetic.{split}_count is {counts[split]}: the {split} split would be empty")
         return SyntheticPairs(synthetic, split, counts[split], seed, augment)
-    dataset = FolderPairs(find_pairs(data, split), split, seed, augment, bool(data.get("skip_bad_pairs", False)),
+    records, files = find_pairs(data, split)
+    dataset = FolderPairs(records, split, seed, augment, bool(data.get("skip_bad_pairs", False)), files,
                           data_limit(data))
     if split == "val" and data.get("val_count") is not None:
         return _Subset(dataset, _limit(len(dataset), data["val_count"]))

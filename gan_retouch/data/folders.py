@@ -4,7 +4,8 @@ Layouts: two folders with matching file stems (``source/`` + ``target/``, ``imag
 ``A/`` + ``B/``), or pix2pix "aligned" files (input | target side by side); optionally a folder of masks with the
 same stems (``mask/`` or ``masks/``). A root with ``train/``, ``val/`` or ``test/`` subfolders uses them; otherwise
 the pairs are split deterministically by ``data.split_ratio``; the split ``all`` is every pair of the root. Every
-image is decoded once before training, and every problem is collected and reported together, naming the files.
+image is decoded once before training (``gan_retouch.data.precheck``, which also checks that input and target
+line up and feeds the in-memory cache), and every problem is collected and reported together, naming the files.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from typing import Any
 
 import torch
 
-from gan_retouch.data.io import PixelLimit, data_limit, decoded_size, is_image_file
+from gan_retouch.data.alignment import alignment_mode
+from gan_retouch.data.cache import DecodedFiles, decoded_files
+from gan_retouch.data.pixels import is_pair_file
+from gan_retouch.data.precheck import check_pairs
 from gan_retouch.errors import ConfigError, DataError
 
 INPUT_DIR_NAMES = ("source", "image", "A")
@@ -27,6 +31,7 @@ SPLIT_NAMES = ("train", "val", "test")
 ALL = "all"  # the split name for every pair of the root (all split subfolders, no ratio split)
 SPLIT_SEED = 20210105  # fixed: the ratio split must not change with the run's seed
 LISTED = 10  # offending files named in an error before "... and N more"
+NO_IMAGES = "holds no images (.png, .jpg, .jpeg, .webp, or .npy from gan-retouch prepare); nothing to load"
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,7 @@ def _listing(paths: list[Any]) -> str:
 
 
 def _images_by_stem(folder: Path) -> dict[str, Path]:
-    files = sorted(p for p in folder.iterdir() if is_image_file(p))
+    files = sorted(p for p in folder.iterdir() if is_pair_file(p))
     by_stem: dict[str, Path] = {}
     duplicates = []
     for path in files:
@@ -102,28 +107,6 @@ def ratio_split(names: list[str], ratios: list[float], split: str) -> list[str]:
     return shuffled[start : start + counts[SPLIT_NAMES.index(split)]]
 
 
-def _check_sizes(records: list[PairRecord], aligned: bool, limit: PixelLimit) -> dict[str, str]:
-    """Pair name -> problem found by decoding every file fully: unreadable or corrupt data, size mismatch, odd
-    aligned width (a header-only check lets a JPEG with corrupt scan data through, to stop training mid-run)."""
-    problems = {}
-    for record in records:
-        try:
-            size = decoded_size(record.input, limit)
-            if aligned and size[1] % 2:
-                problems[record.name] = f"{record.input}: aligned A|B image has odd width {size[1]}"
-                continue
-            pair_size = (size[0], size[1] // 2) if aligned else size
-            for other in (p for p in (record.target, record.mask) if p is not None):
-                other_size = decoded_size(other, limit)
-                if other_size != pair_size:
-                    problems[record.name] = (f"size mismatch: {record.input} is {pair_size[0]}x{pair_size[1]} "
-                                             f"but {other} is {other_size[0]}x{other_size[1]}")
-                    break
-        except DataError as exc:
-            problems[record.name] = str(exc)
-    return problems
-
-
 def _mask_folder(base: Path, option: str | None) -> Path | None:
     """The mask folder: ``auto`` finds mask/ or masks/ (none is fine); a name also accepts its other spelling."""
     if not option:
@@ -145,7 +128,7 @@ def _pairs_in(base: Path, data: dict[str, Any], aligned: bool) -> tuple[list[Pai
     if aligned:
         inputs = _images_by_stem(base)
         if not inputs:
-            raise DataError(f"{base} holds no images (.png, .jpg, .jpeg, .webp); nothing to load")
+            raise DataError(f"{base} {NO_IMAGES}")
         targets: dict[str, Path] = {}
     else:
         input_dir = _pick_dir(base, data.get("input_dir", "auto"), INPUT_DIR_NAMES, "data.input_dir")
@@ -153,7 +136,7 @@ def _pairs_in(base: Path, data: dict[str, Any], aligned: bool) -> tuple[list[Pai
         inputs, targets = _images_by_stem(input_dir), _images_by_stem(target_dir)
         for folder, found in ((input_dir, inputs), (target_dir, targets)):
             if not found:
-                raise DataError(f"{folder} holds no images (.png, .jpg, .jpeg, .webp); nothing to load")
+                raise DataError(f"{folder} {NO_IMAGES}")
         no_target = sorted(set(inputs) - set(targets))
         no_input = sorted(set(targets) - set(inputs))
         if no_target:
@@ -183,8 +166,9 @@ def _split_bases(root: Path, split: str) -> tuple[list[tuple[str, Path]], bool]:
     return ([(name, root / name) for name in present] or [("", root)]), True
 
 
-def find_pairs(data: dict[str, Any], split: str) -> list[PairRecord]:
-    """The checked pairs of ``split`` (train | val | test | all) under ``data.root``, sorted by name.
+def find_pairs(data: dict[str, Any], split: str) -> tuple[list[PairRecord], DecodedFiles]:
+    """The checked pairs of ``split`` (train | val | test | all) under ``data.root``, sorted by name, and their
+    decoded files (kept in memory per ``data.cache``, for the dataset to read).
 
     ``all`` is every pair of the root: all of its split subfolders, or the whole root without a ratio split; a
     name that occurs in two split folders is prefixed with the split (``val_name``).
@@ -205,7 +189,10 @@ def find_pairs(data: dict[str, Any], split: str) -> list[PairRecord]:
     where = bases[0][1] if len(bases) == 1 else root
     seen = Counter(record.name for _, record in labelled)
     records = [replace(r, name=f"{label}_{r.name}") if seen[r.name] > 1 else r for label, r in labelled]
-    bad = _check_sizes(records, aligned, data_limit(data))
+    alignment = alignment_mode(data)
+    paths = [p for r in records for p in (r.input, r.target, r.mask) if p is not None]
+    files = decoded_files(data, root, paths, str(where))
+    bad = check_pairs(records, files, aligned, alignment)
     problems.extend(bad.values())
     if problems and not data.get("skip_bad_pairs", False):
         raise DataError(
@@ -225,4 +212,4 @@ def find_pairs(data: dict[str, Any], split: str) -> list[PairRecord]:
         if not good:
             raise DataError(f"the {split} split of {where} is empty under data.split_ratio={data.get('split_ratio')}: "
                             f"add pairs, raise its fraction, or give the root {split}/ subfolders")
-    return good
+    return good, files

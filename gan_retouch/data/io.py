@@ -198,11 +198,23 @@ def _to_unit_rgb(pixels: torch.Tensor, path: Path) -> tuple[torch.Tensor, int]:
     return image, bits
 
 
+def decode_file(path: Path, limit: PixelLimit = DEFAULT_LIMIT) -> torch.Tensor:
+    """The pixels of an image file as decoded: uint8 (uint16 for 16-bit PNG) ``[C,H,W]``, EXIF orientation applied.
+
+    4x smaller than float: the form the in-memory cache of decoded pairs keeps (``gan_retouch.data.cache``).
+    """
+    return _decode(path, limit)[0]
+
+
+def pixels_to_image(pixels: torch.Tensor, path: Path) -> torch.Tensor:
+    """Decoded pixels of ``path`` -> float RGB ``[3,H,W]`` in [0, 1] (as ``read_image`` returns them)."""
+    return _to_unit_rgb(pixels, path)[0]
+
+
 def read_image(path: str | Path, limit: PixelLimit = DEFAULT_LIMIT) -> torch.Tensor:
     """An image file (PNG/JPEG/WebP, 8 or 16 bit) -> float RGB ``[3,H,W]`` in [0, 1], EXIF orientation applied."""
     path = Path(path)
-    image, _ = _to_unit_rgb(_decode(path, limit)[0], path)
-    return image
+    return pixels_to_image(_decode(path, limit)[0], path)
 
 
 def read_image_with_info(path: str | Path, limit: PixelLimit = DEFAULT_LIMIT,
@@ -227,16 +239,13 @@ def image_size(path: Path, limit: PixelLimit = DEFAULT_LIMIT) -> tuple[int, int]
     return (width, height) if orientation in TRANSPOSING_ORIENTATIONS else (height, width)
 
 
-def decoded_size(path: Path, limit: PixelLimit = DEFAULT_LIMIT) -> tuple[int, int]:
-    """(height, width) after EXIF orientation from a full decode: catches corrupt data that a header hides."""
-    pixels, _ = _decode(path, limit)
-    return int(pixels.shape[-2]), int(pixels.shape[-1])
-
-
 def read_mask(path: str | Path, limit: PixelLimit = DEFAULT_LIMIT) -> torch.Tensor:
     """A mask file -> float ``[1,H,W]`` in [0, 1] (colour masks are averaged over their channels)."""
-    path = Path(path)
-    pixels, _ = _decode(path, limit)
+    return pixels_to_mask(_decode(Path(path), limit)[0])
+
+
+def pixels_to_mask(pixels: torch.Tensor) -> torch.Tensor:
+    """Decoded mask pixels -> float ``[1,H,W]`` in [0, 1] (colour masks are averaged over their channels)."""
     scale = 65535.0 if pixels.dtype == torch.uint16 else 255.0
     mask = pixels.to(torch.float32).div_(scale)
     if mask.shape[0] in (2, 4):

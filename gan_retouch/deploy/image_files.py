@@ -8,9 +8,11 @@ output (formats that cannot store it, JPEG, drop it and the caller says so).
 from __future__ import annotations
 
 import io
+import os
 import struct
 import warnings
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +66,27 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
+def deflate(data: bytes, level: int, workers: int | None = None) -> bytes:
+    """The zlib stream of ``data`` at ``level``, deflated in pieces on ``workers`` threads at once (as pigz does;
+    default: the usable cores, at most 8). Each piece but the last ends on a byte boundary (a sync flush), so the
+    pieces join into one valid stream; the header and the Adler-32 checksum cover the whole data. zlib releases
+    the GIL while it deflates, and a 4K photo is written about twice as fast on 2 cores."""
+    workers = workers or min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if workers <= 1 or len(data) < (1 << 20):
+        return zlib.compress(data, level)
+    view, size = memoryview(data), -(-len(data) // workers)
+
+    def piece(index: int) -> bytes:
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -15)  # raw deflate: the header and checksum come once
+        last = (index + 1) * size >= len(data)
+        return compressor.compress(view[index * size : (index + 1) * size]) + compressor.flush(
+            zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+    with ThreadPoolExecutor(workers) as pool:
+        pieces = list(pool.map(piece, range(-(-len(data) // size))))
+    return b"\x78\x9c" + b"".join(pieces) + struct.pack(">I", zlib.adler32(data))
+
+
 def encode_png(image: torch.Tensor, icc_profile: bytes | None, exif: bytes | None, alpha: torch.Tensor | None = None,
                compression: int = 6, bits: int = 8) -> bytes:
     """An 8- or 16-bit RGB (RGBA with ``alpha``) PNG of ``image`` ([3,H,W] in [0, 1]) with iCCP and eXIf chunks.
@@ -88,7 +111,7 @@ def encode_png(image: torch.Tensor, icc_profile: bytes | None, exif: bytes | Non
         parts.append(png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile)))
     if exif:
         parts.append(png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
-    parts += [png_chunk(b"IDAT", zlib.compress(scanlines.tobytes(), compression)), png_chunk(b"IEND", b"")]
+    parts += [png_chunk(b"IDAT", deflate(scanlines.tobytes(), compression)), png_chunk(b"IEND", b"")]
     return b"".join(parts)
 
 

@@ -18,7 +18,7 @@ from torch import nn
 
 from gan_retouch.config import Options
 from gan_retouch.console import console
-from gan_retouch.engine import distributed
+from gan_retouch.engine import distributed, monitor
 from gan_retouch.engine.backbones import fetch_run_backbones
 from gan_retouch.engine.checkpoint import save_checkpoint
 from gan_retouch.engine.distributed import DistInfo
@@ -116,6 +116,7 @@ class TrainingLoop:
         self.run.begin(self.options, self.step if state is not None else None)
         self.log = RunLog(self.run_dir, bool(options["train"]["tensorboard"])) if self.dist.is_main else None
         self.gpu = GpuMonitor(device) if self.dist.is_main else None
+        self.times = monitor.StepTimes()
 
     def _resume(self, state: dict[str, Any], command_line: Collection[str] | None) -> None:
         """Take the position, schedule and weights of ``state``; a complete run is refused before anything is
@@ -184,16 +185,17 @@ class TrainingLoop:
         self._skips = 0
         return values, int(drawn[-1]["input"].shape[0])
 
-    def _log(self, plan: StagePlan, window: LogWindow) -> str:
+    def _log(self, plan: StagePlan, window: LogWindow, batches: monitor.TimedBatches) -> str:
+        speed = self.times.record(window, self.device, self.dist.world_size, batches.take_waited())
         values = window.means(self.dist)
         if not self.dist.is_main:
             return ""
         record = {"step": self.step, "stage": plan.name, **values, "lr": window.lr,
-                  **window.speed(self.dist.world_size), **(self.gpu.figures() if self.gpu else {})}
+                  **speed, **(self.gpu.figures() if self.gpu else {})}
         self.log.write(record)
         shown = ["G", "D"] + [k for k in values if k not in ("G", "D")][:2]
         info = "  ".join(f"{k} {values[k]:.4g}" for k in shown if k in values)
-        return f"{info}  {record['images_per_sec']:.1f} img/s"
+        return f"{info}  {speed['images_per_sec']:.1f} img/s, {monitor.speed_note(speed)}"
 
     def _run_stage(self, plan: StagePlan, progress: Any, task: Any) -> None:
         train, val_every = plan.options["train"], int(self.options["val"]["every"])
@@ -201,6 +203,7 @@ class TrainingLoop:
         batches = batch_stream(plan, int(self.options["seed"]), self.stage_step, self.dist, self.device)
         window = LogWindow()
         while self.stage_step < plan.steps:
+            window.begin_step(self.device)
             lr = self.model.optimization.lr
             values, images = self._step(plan, batches)
             self.model.optimization.step_schedules()
@@ -211,7 +214,7 @@ class TrainingLoop:
             progress.update(task, completed=self.step)
             last = self.stage_step == plan.steps
             if self.step % log_every == 0 or last:
-                info = self._log(plan, window)
+                info = self._log(plan, window, batches)
                 progress.update(task, info=info)
                 if self.dist.is_main and not console.is_terminal:  # no live bar in logs: one line instead
                     console.print(f"step {self.step}/{self.total_steps} ({plan.name}) {info}")
@@ -269,11 +272,13 @@ class TrainingLoop:
         if self.dist.is_main:
             gain = final["psnr"] - final["identity_psnr"]
             console.print(
-                f"[bold]done[/]: {self.step} steps. Validation PSNR {final['psnr']:.2f} dB vs identity "
-                f"{final['identity_psnr']:.2f} dB ([{'green' if gain > 0 else 'red'}]{gain:+.2f} dB[/]); SSIM "
+                f"[bold]done[/]: {self.step} steps ({monitor.speed_note(self.times.figures())}). Validation PSNR "
+                f"{final['psnr']:.2f} dB vs identity {final['identity_psnr']:.2f} dB "
+                f"([{'green' if gain > 0 else 'red'}]{gain:+.2f} dB[/]); SSIM "
                 f"{final['ssim']:.4f} vs {final['identity_ssim']:.4f}.{self._best_note()} Run folder: {self.run_dir}"
             )
-            (self.run_dir / "metrics.json").write_text(json.dumps({"step": self.step, **final}, indent=2))
+            summary = {"step": self.step, **final, **self.times.figures()}
+            (self.run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
         return final
 
     def _best_note(self) -> str:

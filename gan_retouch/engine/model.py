@@ -20,6 +20,7 @@ from gan_retouch.console import console
 from gan_retouch.engine import distributed
 from gan_retouch.engine.checkpoint import describe_network, load_state_strict
 from gan_retouch.engine.distributed import DistInfo
+from gan_retouch.engine.init_weights import initialise, resolve_init_path
 from gan_retouch.engine.networks import (
     build_discriminator,
     build_generator,
@@ -56,6 +57,8 @@ class RetouchModel:
 
     def __init__(self, options: Options, device: torch.device, dist: DistInfo, precision: Precision) -> None:
         self.device, self.dist, self.precision = device, dist, precision
+        for part in ("generator", "discriminator"):
+            resolve_init_path(options["model"][part])
         self.g_entry = {key: value for key, value in options["model"]["generator"].items()
                         if key not in ("work_size", "coarse_pass")}  # those two go into the inference plan
         self.inference_plan = training_plan(options)  # how the network runs at inference: saved in checkpoints
@@ -65,6 +68,7 @@ class RetouchModel:
         if self.discriminator is not None:
             self.discriminator.to(device)
         check_loss_terms(options, self.discriminator is not None, self.provides_teacher)
+        initialise(self.generator, self.discriminator, options["model"], announce=dist.is_main)
         decay = float(options["train"]["ema"])
         self.ema = (AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
                     if decay > 0 else None)

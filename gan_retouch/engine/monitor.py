@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,15 +20,53 @@ from gan_retouch.errors import ConfigError
 from gan_retouch.runtime import pci_bus_id
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a clock read after it is honest (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class TimedBatches:
+    """The stage's batch iterator, adding up the seconds the loop spends waiting for batches (the data time)."""
+
+    def __init__(self, batches: Iterator) -> None:
+        self.batches = batches
+        self.waited = 0.0
+
+    def __iter__(self) -> TimedBatches:
+        return self
+
+    def __next__(self) -> Any:
+        started = time.perf_counter()
+        try:
+            return next(self.batches)
+        finally:
+            self.waited += time.perf_counter() - started
+
+    def take_waited(self) -> float:
+        """The seconds waited since the last call."""
+        waited, self.waited = self.waited, 0.0
+        return waited
+
+
 @dataclass
 class LogWindow:
-    """Running sums of the loss values between two log records, averaged over DDP ranks when read."""
+    """Running sums of the loss values between two log records, averaged over DDP ranks when read, and the time
+    its steps took: from the start of its first step (validation and saving before it are left out) to the log."""
 
     sums: dict[str, torch.Tensor] = field(default_factory=dict)
     steps: int = 0
     images: int = 0
     lr: float = 0.0  # the learning rate the last step used
-    started: float = field(default_factory=time.perf_counter)
+    started: float | None = None
+    iterations: int = 0  # steps begun, skipped ones included
+
+    def begin_step(self, device: torch.device) -> None:
+        """Start the window's clock at its first step (after the device finished earlier work) and count the step."""
+        if self.started is None:
+            synchronize(device)
+            self.started = time.perf_counter()
+        self.iterations += 1
 
     def add(self, values: dict[str, torch.Tensor], images: int, lr: float) -> None:
         for key, value in values.items():
@@ -51,10 +90,40 @@ class LogWindow:
         totals = distributed.all_reduce_sum(torch.stack([sums, steps]), dist).tolist()
         return {key: totals[0][i] / totals[1][i] for i, key in enumerate(keys) if totals[1][i] > 0}
 
-    def speed(self, world_size: int) -> dict[str, float]:
-        elapsed = time.perf_counter() - self.started
-        return {"sec_per_step": elapsed / max(1, self.steps),
+    def speed(self, world_size: int, device: torch.device, waited: float) -> dict[str, float]:
+        """Seconds per step (``sec_per_step``, BasicSR's iter time), of which ``data_time`` waiting for the batch
+        (``waited`` seconds in all), and images per second; synchronizes the device once, here."""
+        synchronize(device)
+        elapsed = time.perf_counter() - self.started if self.started is not None else 0.0
+        count = max(1, self.iterations)
+        return {"sec_per_step": elapsed / count, "data_time": waited / count,
                 "images_per_sec": self.images * world_size / max(elapsed, 1e-9)}
+
+
+@dataclass
+class StepTimes:
+    """The step and data time over a whole run (the steps this process trained), for its summary."""
+
+    seconds: float = 0.0
+    waited: float = 0.0
+    steps: int = 0
+
+    def record(self, window: LogWindow, device: torch.device, world_size: int, waited: float) -> dict[str, float]:
+        """The window's speed (``LogWindow.speed``), added to the run's."""
+        speed = window.speed(world_size, device, waited)
+        self.seconds += speed["sec_per_step"] * max(1, window.iterations)
+        self.waited += waited
+        self.steps += window.iterations
+        return speed
+
+    def figures(self) -> dict[str, float]:
+        count = max(1, self.steps)
+        return {"sec_per_step": self.seconds / count, "data_time": self.waited / count}
+
+
+def speed_note(figures: dict[str, float]) -> str:
+    """``sec_per_step`` and ``data_time`` in words, for the progress line and the summary."""
+    return f"{figures['sec_per_step']:.3f} s/step, of which {figures['data_time']:.3f} s waiting for data"
 
 
 def progress_bar(enabled: bool) -> Progress:

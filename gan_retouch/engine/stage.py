@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +11,7 @@ from torch import nn
 from gan_retouch.config import Options, stage_options
 from gan_retouch.data import build_dataset, build_loader
 from gan_retouch.engine.distributed import DistInfo
+from gan_retouch.engine.monitor import TimedBatches
 from gan_retouch.engine.optim import build_optimizer, build_scheduler
 from gan_retouch.engine.sampler import StreamSampler
 from gan_retouch.losses.base import WeightedLosses
@@ -38,8 +38,9 @@ def plan_stages(options: Options) -> list[StagePlan]:
     ]
 
 
-def batch_stream(plan: StagePlan, seed: int, steps_done: int, dist: DistInfo, device: torch.device) -> Iterator:
-    """The stage's training batches from a deterministic stream, fast-forwarded past ``steps_done`` steps."""
+def batch_stream(plan: StagePlan, seed: int, steps_done: int, dist: DistInfo, device: torch.device) -> TimedBatches:
+    """The stage's training batches from a deterministic stream, fast-forwarded past ``steps_done`` steps; the
+    iterator adds up the time spent waiting for them (the log's ``data_time``)."""
     data = plan.options["data"]
     dataset = build_dataset(data, "train", seed)
     d_steps = int(plan.options["train"]["d_steps"])
@@ -47,7 +48,7 @@ def batch_stream(plan: StagePlan, seed: int, steps_done: int, dist: DistInfo, de
         len(dataset), int(data["batch_size"]), seed=seed * 100 + plan.index, start_batch=steps_done * d_steps,
         rank=dist.rank, world_size=dist.world_size,
     )
-    return iter(build_loader(dataset, data, int(data["batch_size"]), sampler=sampler, device=device))
+    return TimedBatches(iter(build_loader(dataset, data, int(data["batch_size"]), sampler=sampler, device=device)))
 
 
 class Optimization:

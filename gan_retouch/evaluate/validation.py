@@ -27,6 +27,19 @@ from gan_retouch.inference.run import run_plan
 
 ImageFunction = nn.Module | Callable[[torch.Tensor], torch.Tensor]  # a generator, or any image -> image callable
 METRICS = ("psnr", "ssim", "ms_ssim")
+GRID_SIDE = 512  # longest side of an image in the samples/step_N.png overview (the page keeps full resolution)
+
+
+def overview(image: torch.Tensor) -> torch.Tensor:
+    """``image`` scaled down (antialiased) so that its longer side is at most GRID_SIDE: a grid of 24-megapixel
+    photos would otherwise be a 200-megapixel PNG that takes minutes to write."""
+    height, width = image.shape[-2:]
+    if max(height, width) <= GRID_SIDE:
+        return image
+    scale = GRID_SIDE / max(height, width)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    return torch.nn.functional.interpolate(image[None], size=size, mode="bilinear", antialias=True,
+                                           align_corners=False)[0].clamp(0, 1)
 MASK_METRICS = ("psnr_mask", "psnr_clean")  # PSNR inside / outside the defect mask: fixed enough? harm done?
 
 
@@ -131,7 +144,8 @@ class Validator:
     @torch.no_grad()
     def write_samples(self, model: ImageFunction, step: int, run_dir: Path,
                       summary: dict[str, dict[str, float]]) -> Path | None:
-        """``samples/step_N.png`` (one row per pair: input | output | target) and the run's ``web/index.html``,
+        """``samples/step_N.png`` (one row per pair: input | output | target, each at most GRID_SIDE px; an
+        overview) and the run's ``web/index.html`` (full resolution),
         with per-image PSNR / SSIM next to the identity baseline, like pix2pix's web/index.html. With
         ``val.samples`` 0 the page holds the summary only and there is no grid (None is returned)."""
         web_dir = Path(run_dir) / "web"
@@ -143,7 +157,7 @@ class Validator:
             item = self.dataset[index]
             batch = {k: v.unsqueeze(0) for k, v in item.items() if isinstance(v, torch.Tensor)}
             output = self._outputs(model, batch)[0].float().clamp(0, 1).cpu()
-            rows.append([item["input"], output, item["target"]])
+            rows.append([overview(image) for image in (item["input"], output, item["target"])])
             stem = f"{index:03d}_{item['name']}"
             paths = {}
             for role, image in (("input", item["input"]), ("output", output), ("target", item["target"])):

@@ -168,13 +168,15 @@ def saved_plan(state: Mapping[str, Any]) -> InferencePlan:
 
 def training_plan(options: Mapping[str, Any]) -> InferencePlan:
     """The plan a training run saves and validates with: ``model.generator.work_size`` (``auto`` = the pixel scale
-    of the training images: ``data.synthetic.size``, or ``data.resize`` for folders that set it, else native),
+    of the training images: ``data.synthetic.size``; for folders ``data.resize`` or ``data.max_side`` when set, else
+    native),
     ``model.generator.coarse_pass`` (needs ``args.edit_mask``) and ``model.generator.args.edit_floor``."""
     entry = options["model"]["generator"]
     work_size = entry.get("work_size", "auto")
     if work_size == "auto":
         data = options["data"]
-        work_size = int(data["synthetic"]["size"]) if data["source"] == "synthetic" else data.get("resize") or None
+        work_size = (int(data["synthetic"]["size"]) if data["source"] == "synthetic"
+                     else data.get("resize") or data.get("max_side") or None)
     args = entry.get("args") or {}
     floor = check_edit_floor(args.get("edit_floor", 0.0), bool(args.get("edit_mask", False)),
                              "model.generator.args.edit_floor")

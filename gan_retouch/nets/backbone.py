@@ -56,6 +56,7 @@ def with_head(backbone: type[nn.Module], *, stride: int = 1, value_range: tuple[
             layer = getattr(self.backbone, "output_layer", None)
             if not isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
                 raise ConfigError(f"backbone {backbone.__name__} needs an output_layer attribute: its last conv")
+            layer.is_output_layer = True  # found by Generator.edit_logit_bias
             if self.residual:
                 zero_initialised(layer)  # a fresh network is the identity
 

@@ -86,6 +86,21 @@ class Generator(nn.Module):
             return rgb, logits[..., :height, :width]
         return rgb
 
+    def edit_logit_bias(self) -> torch.Tensor:
+        """The bias entries of the edit-map logit (a view of the parameter): channel 3 of the layer the head
+        built. Networks that predict the logit in a layer of their own override this."""
+        layers = [m for m in self.modules() if getattr(m, "is_output_layer", False)]
+        if not self.splits_edit_channel or len(layers) != 1 or layers[0].bias is None:
+            raise ConfigError(f"{type(self).__name__} has no edit-map channel in a last layer with a bias: build it "
+                              "with edit_mask: true, or leave the edit map as it is (init_open_map: 0)")
+        return layers[0].bias[3:4]
+
+    @torch.no_grad()
+    def open_edit_map(self, offset: float) -> None:
+        """Add ``offset`` to every pixel's edit-map logit: m = sigmoid(z) opens everywhere (``offset`` > 0) while
+        the network still decides where, relative to the rest, it edits most."""
+        self.edit_logit_bias().add_(offset)
+
     def edit_map(self, x: torch.Tensor, mask: torch.Tensor | None = None, floor: float | None = None) -> torch.Tensor:
         """The edit map m ``[N,1,H,W]`` in [0, 1] (where and how strongly the network edits ``x``)."""
         if not self.edit_mask:

@@ -88,7 +88,9 @@ class OutputHead:
         return self.edit_mask or self.own_logits
 
     def last_layer(self, conv: nn.Conv2d | nn.ConvTranspose2d) -> nn.Module:
-        """The backbone's last layer: tanh(conv) in the plain form; a zero-initialised conv otherwise."""
+        """The backbone's last layer: tanh(conv) in the plain form; a zero-initialised conv otherwise. The conv is
+        marked (``is_output_layer``) so that ``Generator.edit_logit_bias`` finds it."""
+        conv.is_output_layer = True
         return zero_initialised(conv) if self.residual else nn.Sequential(conv, nn.Tanh())
 
     def edit_strength(self, logits: torch.Tensor, floor: float | None = None, training: bool = False) -> torch.Tensor:

@@ -136,6 +136,12 @@ class Student(Generator):
             params = F.interpolate(params, scale_factor=float(self.lowres), mode="bilinear", align_corners=False)
         return params[:, :3], params[:, 3:]
 
+    def edit_logit_bias(self) -> torch.Tensor:
+        """The head's bias entry of the edit-map logit (after a and b)."""
+        if not self.splits_edit_channel:
+            return super().edit_logit_bias()  # the error: no edit map
+        return self.head.bias[6:]
+
     def forward_padded(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The change ``a * x + b`` (and the edit logit z as channel 3 with ``edit_mask``); the base class
         applies the edit map, adds ``x`` and clamps, giving ``(1 + a) * x + b``."""

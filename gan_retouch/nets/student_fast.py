@@ -149,6 +149,12 @@ class FastStudent(Generator):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
+    def edit_logit_bias(self) -> torch.Tensor:
+        """The head's bias entries of the edit-map logits (one per pixel of a cell, after a and b)."""
+        if not self.splits_edit_channel:
+            return super().edit_logit_bias()  # the error: no edit map
+        return self.head.bias[2 * 3 * self.factor**2 :]
+
     def forward_padded(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The change ``a * x + b`` at full resolution (and the edit logit z as channel 3 with ``edit_mask``);
         the base class applies the edit map, adds ``x`` and clamps to [0, 1]."""

@@ -107,3 +107,35 @@ def test_a_plugged_in_backbone_runs_every_plan_and_exports(tmp_path: Path) -> No
     assert out.shape == x.shape and (out - x).abs().max() > 1e-3
     results = export_model(net, "torchscript", tmp_path / "naf.ts", check_sizes=[[1, 33, 35]])
     assert max(r["max_abs_diff"] for r in results) < 1e-4
+
+
+OPENABLE = {
+    "autoretouch": {"ngf": 4, "n_blocks": 1}, "pix2pix_resnet": {"ngf": 4, "n_blocks": 1},
+    "pix2pix_unet": {"ngf": 4, "num_downs": 3}, "resunet": {"filters": [4, 8, 8], "kernels": [7, 3, 3]},
+    "gated": {"ngf": 4, "dilations": [2]}, "student": {"width": 4, "depth": 1, "levels": 2},
+    "student_fast": {"width": 8, "blocks": 1, "context": 1, "detail": 8, "detail_blocks": 0},
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPENABLE))
+def test_opening_the_edit_map_adds_the_offset_to_every_logit(name: str) -> None:
+    """init_open_map: the offset lands on the edit-map logit of every pixel and on nothing else."""
+    torch.manual_seed(0)
+    generator = GENERATORS.build(name, **OPENABLE[name], residual=True, edit_mask=True).eval()
+    for parameter in generator.parameters():  # off the zero start, so that the image depends on the map
+        parameter.data.add_(0.05 * torch.randn_like(parameter))
+    x, mask = torch.rand(1, 3, 37, 50), torch.zeros(1, 1, 37, 50)
+    with torch.no_grad():
+        rgb, logits = generator(x, mask, 0.0)
+        generator.open_edit_map(1.5)
+        opened_rgb, opened = generator(x, mask, 0.0)
+    torch.testing.assert_close(opened - logits, torch.full_like(logits, 1.5), atol=1e-4, rtol=0)
+    assert (opened_rgb - x).abs().sum() > (rgb - x).abs().sum()  # a wider map: a larger edit
+
+
+def test_a_network_without_an_edit_map_cannot_be_opened() -> None:
+    with pytest.raises(ConfigError, match="edit_mask: true"):
+        GENERATORS.build("autoretouch", ngf=4, n_blocks=1, residual=True).open_edit_map(1.0)
+    with pytest.raises(ConfigError, match="edit_mask: true"):
+        NAFGenerator(residual=True).open_edit_map(1.0)
+    NAFGenerator(residual=True, edit_mask=True).open_edit_map(1.0)  # a plugged-in backbone's output_layer is found

@@ -161,3 +161,22 @@ def test_png_compression_changes_the_file_size_not_the_pixels(checkpoint: Path, 
     assert all(sizes[9][name] < sizes[0][name] for name in ("face.png", "deep.png")), sizes
     assert retouch(tmp_path / "face.png", tmp_path / "bad", checkpoint, "retouch.png_compression=10") == 2
     assert "retouch.png_compression" in printed(capsys)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_a_large_png_deflated_in_pieces_decodes_to_the_same_pixels(workers: int,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above 1 MB of rows the PNG is deflated on several threads; the pieces must form one valid stream."""
+    import io
+    import zlib
+
+    from gan_retouch.deploy import image_files
+
+    image = photo(600, 700)  # 1.26 MB of 8-bit rows
+    data = np.random.default_rng(0).integers(0, 9, 3 << 20, dtype=np.uint8).tobytes()
+    assert zlib.decompress(image_files.deflate(data, 1, workers)) == data
+    original = image_files.deflate
+    monkeypatch.setattr(image_files, "deflate", lambda payload, level: original(payload, level, workers))
+    encoded = encode_png(image, None, None, compression=1)
+    decoded = torch.from_numpy(np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB")).copy()).permute(2, 0, 1)
+    assert torch.equal(decoded, (image * 255).round().to(torch.uint8))

@@ -11,7 +11,7 @@ from PIL import Image
 import gan_retouch.nets  # noqa: F401  (registers the generators)
 from gan_retouch.registry import GENERATORS
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_transfer.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_transfer.py"
 
 
 @pytest.fixture(scope="module")

@@ -81,6 +81,7 @@ def test_auto_is_the_scale_of_the_training_images() -> None:
     assert resolved(synthetic={"size": 128}) == 128
     assert resolved(source="folder", root="pairs") is None  # folders: their own pixel scale
     assert resolved(source="folder", root="pairs", resize=512) == 512
+    assert resolved(source="folder", root="pairs", max_side=640) == 640
     assert resolved(generator={"work_size": 384}) == 384 and resolved(generator={"work_size": None}) is None
     with pytest.raises(ConfigError, match=r"model.generator.work_size \(from --set\) = 'big' is not valid; valid: auto"):
         resolved(generator={"work_size": "big"})

@@ -13,7 +13,7 @@ from gan_retouch.registry import GENERATORS
 
 
 def run_two_ranks(root: Path, scenario: str) -> subprocess.CompletedProcess:
-    worker = Path(__file__).parent / "ddp_worker.py"
+    worker = Path(__file__).parents[1] / "ddp_worker.py"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         # --standalone: torchrun picks a free local port and address (a fixed port can still be in use)

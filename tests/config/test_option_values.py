@@ -18,7 +18,7 @@ from gan_retouch.config import (
 from gan_retouch.errors import ConfigError
 from gan_retouch.option_docs import parse_allowed
 
-COMMANDS = ("train", "distill", "test", "retouch", "synth", "bench", "export")
+COMMANDS = ("train", "distill", "test", "retouch", "synth", "bench", "export", "prepare")
 
 
 def test_every_declaration_holds_its_own_default():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gan_retouch.data.augment import AugmentOptions, augment_item, salt_and_pepper
+from gan_retouch.data.augment import AugmentOptions, augment_item, draw_geometry, salt_and_pepper
 from gan_retouch.errors import ConfigError
 
 
@@ -50,6 +50,24 @@ def test_same_generator_seed_same_result() -> None:
     options = AugmentOptions(crop=24, hflip=True, rotate=10.0, salt_pepper=0.01)
     a, b = augment_item(_item(), options, _generator(9)), augment_item(_item(), options, _generator(9))
     assert torch.equal(a["input"], b["input"]) and torch.equal(a["target"], b["target"])
+
+
+def test_max_side_scales_the_longer_side_down_and_keeps_the_aspect() -> None:
+    geometry = draw_geometry((90, 60), AugmentOptions(max_side=45), _generator(0))
+    assert geometry.zoomed == (45, 30) and geometry.size == (45, 30)
+    for max_side in (90, None):  # never up; null = off
+        assert draw_geometry((90, 60), AugmentOptions(max_side=max_side), _generator(0)).factor == 1.0
+    zoomed = draw_geometry((90, 60), AugmentOptions(max_side=45, crop=20, scale=(0.9, 0.9)), _generator(0))
+    assert zoomed.factor == pytest.approx(0.45) and zoomed.zoomed == (40, 27)  # the random zoom multiplies the fit
+    limited = draw_geometry((90, 60), AugmentOptions(max_side=45, crop=20, scale=(0.5, 0.5)), _generator(0))
+    assert limited.factor == pytest.approx(20 / 60)  # ... and never goes below the crop
+    ramp = torch.linspace(0, 1, 90)[:, None].expand(90, 60)
+    item = {"input": ramp.expand(3, 90, 60).clone(), "target": ramp.expand(3, 90, 60).clone(), "name": "x"}
+    out = augment_item(item, AugmentOptions(max_side=45), _generator(0))
+    assert out["input"].shape == (3, 45, 30)
+    torch.testing.assert_close(out["input"][0, :, 0], torch.linspace(0, 1, 45), atol=0.02, rtol=0)  # whole image, scaled
+    with pytest.raises(ConfigError, match="data.max_side"):
+        AugmentOptions.from_data({"max_side": 0})
 
 
 def test_resize_then_crop() -> None:

@@ -57,8 +57,8 @@ def test_precheck_decodes_fully_and_names_a_corrupt_jpeg(tmp_path: Path) -> None
 
 def test_skip_bad_pairs_skips_a_file_that_breaks_after_the_precheck(tmp_path: Path) -> None:
     _pairs(tmp_path, ["a", "b", "c"])
-    dataset = build_dataset(_data(tmp_path, split_ratio=[1, 0, 0], skip_bad_pairs=True), "train")
-    (tmp_path / "source" / "b.png").write_bytes(b"broken later")
+    dataset = build_dataset(_data(tmp_path, split_ratio=[1, 0, 0], skip_bad_pairs=True, cache=False), "train")
+    (tmp_path / "source" / "b.png").write_bytes(b"broken later")  # read again: the cache is off
     with pytest.warns(UserWarning, match="skipping pair b"):
         assert dataset[1]["name"] == "c"
     with warnings.catch_warnings():
@@ -68,8 +68,8 @@ def test_skip_bad_pairs_skips_a_file_that_breaks_after_the_precheck(tmp_path: Pa
 
 def test_a_broken_file_without_skip_is_a_clear_error_naming_it(tmp_path: Path) -> None:
     _pairs(tmp_path, ["a", "b"])
-    dataset = build_dataset(_data(tmp_path, split_ratio=[1, 0, 0]), "train")
-    (tmp_path / "target" / "a.png").write_bytes(b"broken later")
+    dataset = build_dataset(_data(tmp_path, split_ratio=[1, 0, 0], cache=False), "train")
+    (tmp_path / "target" / "a.png").write_bytes(b"broken later")  # read again: the cache is off
     with pytest.raises(DataError, match=r"a\.png"):
         dataset[0]
 

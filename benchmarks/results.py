@@ -43,6 +43,7 @@ ABOUT = {
     "bench_data": "Synthetic pairs/s, folder loading pairs/s, identity baseline of the synthetic validation set.",
     "bench_real_loading": "Quick-start step time on 1024 px pairs against the same pairs at 256 px.",
     "bench_export": "ONNX / TorchScript parity with PyTorch, file size and export time.",
+    "retouch_4k": "Start-up and one 4K photo: `gan-retouch retouch` wall time and `gan-retouch --help`, measured by hand.",
     "gpu_check": "The GPU paths on one GPU: training step (AMP, channels_last, compile), torchrun, fp16 latency, ONNX.",
 }
 

@@ -24,23 +24,22 @@ from gan_retouch.evaluate.page import PageRow, write_page
 from gan_retouch.imaging import image_grid, save_image
 from gan_retouch.inference.plan import InferencePlan, training_plan
 from gan_retouch.inference.run import run_plan
+from gan_retouch.inference.work_size import work_shape
 
 ImageFunction = nn.Module | Callable[[torch.Tensor], torch.Tensor]  # a generator, or any image -> image callable
 METRICS = ("psnr", "ssim", "ms_ssim")
+MASK_METRICS = ("psnr_mask", "psnr_clean")  # PSNR inside / outside the defect mask: fixed enough? harm done?
 GRID_SIDE = 512  # longest side of an image in the samples/step_N.png overview (the page keeps full resolution)
 
 
 def overview(image: torch.Tensor) -> torch.Tensor:
     """``image`` scaled down (antialiased) so that its longer side is at most GRID_SIDE: a grid of 24-megapixel
     photos would otherwise be a 200-megapixel PNG that takes minutes to write."""
-    height, width = image.shape[-2:]
-    if max(height, width) <= GRID_SIDE:
+    size = work_shape(*image.shape[-2:], GRID_SIDE)
+    if size == tuple(image.shape[-2:]):
         return image
-    scale = GRID_SIDE / max(height, width)
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
     return torch.nn.functional.interpolate(image[None], size=size, mode="bilinear", antialias=True,
                                            align_corners=False)[0].clamp(0, 1)
-MASK_METRICS = ("psnr_mask", "psnr_clean")  # PSNR inside / outside the defect mask: fixed enough? harm done?
 
 
 def resolve_lpips(setting: Any, key: str, offline: bool) -> tuple[nn.Module | None, str | None]:

@@ -1,6 +1,5 @@
 """benchmarks/bench_real.py: leave-one-out folds, scores through the CLI, and the recorded table."""
 
-import importlib.util
 import json
 import os
 import sys
@@ -8,22 +7,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from benchmark_scripts import benchmark_script
 from engine_utils import tiny_options
 
 from gan_retouch.imaging import save_image
 from gan_retouch.train import build_training as Trainer
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_real.py"
 TINY_NET = ["model.generator.args.ngf=4", "model.generator.args.n_blocks=1", "device=cpu", "data.batch_size=2",
             "data.crop=32", "train.log_every=1"]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_real", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    with benchmark_script("bench_real") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")

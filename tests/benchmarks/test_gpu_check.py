@@ -1,25 +1,17 @@
 """benchmarks/gpu_check.py on the CPU: the GPU-only rows say "no CUDA" and the tiny training rows run; its bench
 and torchrun helpers (the GPU rows' code) run here too, on the CPU and with gloo."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
+from benchmark_scripts import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_check"] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules["gpu_check"]
+    with benchmark_script("gpu_check") as module:
+        yield module
 
 
 def test_gpu_check_runs_on_the_cpu_and_marks_the_gpu_rows(gpu_check, tmp_path):

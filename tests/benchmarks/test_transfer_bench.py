@@ -1,25 +1,21 @@
 """benchmarks/bench_transfer.py: the scores it reports for an identity model and a model that repaints."""
 
-import importlib.util
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from benchmark_scripts import benchmark_script
 from PIL import Image
 
 import gan_retouch.nets  # noqa: F401  (registers the generators)
 from gan_retouch.registry import GENERATORS
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_transfer.py"
-
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_transfer", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    with benchmark_script("bench_transfer") as module:
+        yield module
 
 
 def pair() -> dict[str, torch.Tensor]:

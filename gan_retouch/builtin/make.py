@@ -17,6 +17,7 @@ import argparse
 import io
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,7 @@ def run_name(path: str) -> str:
     return "/".join(parts[-2:])
 
 
-def prepare(role: str, path: str, dtype: str, tolerance: float, pairs: list[dict[str, Any]]) -> dict[str, Any]:
+def prepare(role: str, path: str, dtype: str, tolerance: float, pairs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One model: its weights file's bytes and the manifest fields known before writing, after the fp16 check."""
     state = checked_source(path, role)
     weights, ema = generator_weights(state)
@@ -142,7 +143,7 @@ def prepare(role: str, path: str, dtype: str, tolerance: float, pairs: list[dict
 
 
 def write_model(role: str, prepared: dict[str, Any], out: Path, record: dict[str, Any],
-                pairs: list[dict[str, Any]]) -> dict[str, Any]:
+                pairs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Write ``<role>.pt``, load it back as a user would, score it, then write ``<role>.json``; returns the
     manifest."""
     manifest = prepared["manifest"]

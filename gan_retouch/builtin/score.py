@@ -13,7 +13,9 @@ is recorded with the score, so a changed renderer is told apart from changed wei
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -35,8 +37,10 @@ ACNE = {"defects": ["acne", "pustule", "post_acne", "redness"], "defect_count": 
 TOLERANCE_DB = 0.02  # how far a reproduced mean PSNR may drift from the recorded one (float summation order)
 
 
-def check_pairs() -> list[dict[str, Any]]:
-    """The check's pairs: ``name``, ``input`` and ``target`` ([3,H,W] float in [0, 1]); see the module docstring."""
+@lru_cache(maxsize=1)
+def check_pairs() -> tuple[dict[str, Any], ...]:
+    """The check's pairs: ``name``, ``input`` and ``target`` ([3,H,W] float in [0, 1]); see the module docstring.
+    Drawn once per process (a few seconds); callers only read them."""
     pairs = [synthesize_pair(index, SIZE, seed=SEED, split="test") for index in range(SYNTHETIC_PAIRS)]
     family = SynthOptions.from_mapping(ACNE)
     with single_thread():
@@ -46,10 +50,10 @@ def check_pairs() -> list[dict[str, Any]]:
             blemished = blemish(portrait.image, portrait.skin, portrait.eyes, portrait.radius, family,
                                 Draws(*parts, "defects"))
             pairs.append({"name": f"rendered_acne_{index}", "input": blemished, "target": portrait.image})
-    return [{"name": pair["name"], "input": pair["input"], "target": pair["target"]} for pair in pairs]
+    return tuple({"name": pair["name"], "input": pair["input"], "target": pair["target"]} for pair in pairs)
 
 
-def pairs_digest(pairs: list[dict[str, Any]]) -> str:
+def pairs_digest(pairs: Sequence[dict[str, Any]]) -> str:
     """The sha256 of the pairs quantised to 8 bits: it changes when the renderer draws other pairs."""
     digest = hashlib.sha256()
     for pair in pairs:
@@ -59,7 +63,7 @@ def pairs_digest(pairs: list[dict[str, Any]]) -> str:
 
 
 @torch.no_grad()
-def score(generator: nn.Module, plan: InferencePlan, pairs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def score(generator: nn.Module, plan: InferencePlan, pairs: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
     """``generator`` (eval mode, on CPU) under ``plan`` on the check pairs: mean PSNR (dB, RGB, MAX 1) of output vs
     target, of the identity (input vs target), the gain, each pair's PSNR, and the pairs' digest."""
     pairs = check_pairs() if pairs is None else pairs
@@ -79,7 +83,7 @@ def score(generator: nn.Module, plan: InferencePlan, pairs: list[dict[str, Any]]
 
 
 def max_difference(first: nn.Module, second: nn.Module, plan: InferencePlan,
-                   pairs: list[dict[str, Any]]) -> float:
+                   pairs: Sequence[dict[str, Any]]) -> float:
     """The largest absolute output difference (in [0, 1] units) of two networks under ``plan`` on ``pairs``: how
     far fp16 storage moves a model's outputs."""
     whole = replace(plan, tile=0, precision="fp32", backend="torch", strength=1.0)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_retouch.builtin.store import is_builtin
+from gan_retouch.builtin.store import canonical, is_builtin
 from gan_retouch.console import console
 from gan_retouch.deploy.export_check import check_parity, example_inputs, load_runner, parity_table
 from gan_retouch.errors import ConfigError, GanRetouchError
@@ -109,7 +109,8 @@ def export_path(options: dict[str, Any], checkpoint_path: str) -> Path:
     if export["out"]:
         return Path(export["out"])
     # a built-in model's export goes to the working folder (builtin-student.onnx), never into the package
-    source = Path(checkpoint_path.replace(":", "-")) if is_builtin(checkpoint_path) else Path(checkpoint_path)
+    builtin = is_builtin(checkpoint_path)
+    source = Path(canonical(checkpoint_path, "student").replace(":", "-") if builtin else checkpoint_path)
     stem = source.stem
     if export["edit_floor"] is not None:
         stem += f"-floor{export['edit_floor']:g}"

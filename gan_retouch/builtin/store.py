@@ -187,6 +187,7 @@ def load_builtin(spec: str, default: str, where: Path | None = None,
 def misfit_message(state: dict[str, Any], reason: str) -> str:
     """The error for built-in weights that do not fit the generator their manifest names: another version's files,
     or a damaged manifest."""
-    where = Path(state["path"]).parent
-    return (f"the built-in {state['builtin']} ({state['path']}) does not fit the generator its manifest names "
-            f"({reason.split(': ', 1)[-1]}): its files are damaged or from another gan-retouch version; {_fix(where)}")
+    path = state["path"]
+    reason = reason.removeprefix(f"{path} ").rstrip(".")
+    return (f"the built-in {state['builtin'].split(':')[-1]} ({path}) does not fit the generator its manifest names "
+            f"({reason}): its files are damaged or from another gan-retouch version; {_fix(Path(path).parent)}")

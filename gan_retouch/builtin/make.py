@@ -8,7 +8,8 @@ no optimizer, discriminator, adapters or RNG state), stored in fp16 unless ``--d
 moves the outputs on the check pairs by more than ``--tolerance``), then the manifest: generator, inference plan,
 sha256 and size of the weights, where they came from, the training record, the licence, and the score on the
 check pairs (``builtin.score``), measured on the files as written and loaded back. Both files together must fit
-``--budget-mb``. See docs/builtin.md.
+``--budget-mb``. ``--rescore`` only measures the files already in ``--out`` again and rewrites each manifest's
+score (after a change of the renderer that draws the check pairs). See docs/builtin.md.
 """
 
 from __future__ import annotations
@@ -79,15 +80,19 @@ def generator_weights(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], b
     return (dict(ema), True) if ema else (dict(entry["state_dict"]), False)
 
 
+SOURCE_KINDS = {"teacher": ("train",), "student": ("distill", "train")}  # a student may also be trained directly
+
+
 def checked_source(path: str, role: str) -> dict[str, Any]:
-    """The training checkpoint of ``role``: a file of the right kind (train for the teacher, distill for the
-    student), never a built-in name (the built-in files are what this writes)."""
+    """The training checkpoint of ``role``: a file of a kind that makes one (``SOURCE_KINDS``: a distillation
+    checkpoint is no teacher), never a built-in name (the built-in files are what this writes)."""
     if store.is_builtin(path):
         raise ConfigError(f"--{role} {path}: give a training checkpoint (checkpoints/<run>/best.pt), not a built-in name")
     state = load_checkpoint(path)
-    if state.get("kind") != store.KINDS[role]:
+    if state.get("kind") not in SOURCE_KINDS[role]:
+        made_by = " or ".join(f"`gan-retouch {kind}`" for kind in SOURCE_KINDS[role])
         raise CheckpointError(f"--{role} {state['path']} is a checkpoint of kind {state.get('kind')!r}; the {role} "
-                              f"comes from `gan-retouch {store.KINDS[role]}` (kind {store.KINDS[role]!r})")
+                              f"comes from {made_by}")
     return state
 
 
@@ -154,8 +159,27 @@ def write_model(role: str, prepared: dict[str, Any], out: Path, record: dict[str
     state = {"path": str(path), "builtin": f"{store.PREFIX}:{role}"}
     network = built(manifest["generator"], store.read_weights(store.verify_weights(manifest, out), role), str(path))
     manifest["score"] = score(network, saved_plan({**state, "inference": manifest["inference"]}), pairs)
-    atomic_write(out / f"{role}.json", (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode())
+    write_manifest(manifest, out)
     return manifest
+
+
+def write_manifest(manifest: dict[str, Any], out: Path) -> None:
+    """``<role>.json`` in ``out``, atomically."""
+    atomic_write(out / f"{manifest['role']}.json", (json.dumps(manifest, indent=2) + "\n").encode())
+
+
+def rescore(out: Path) -> dict[str, dict[str, Any]]:
+    """Score the built-in files in ``out`` again (their hashes checked first) and rewrite each manifest's score."""
+    pairs = check_pairs()
+    manifests = {}
+    for role in store.ROLES:
+        manifest = store.read_manifest(role, out)
+        path = store.verify_weights(manifest, out)
+        network = built(manifest["generator"], store.read_weights(path, role), str(path))
+        manifest["score"] = score(network, saved_plan({"path": str(path), "inference": manifest["inference"]}), pairs)
+        write_manifest(manifest, out)
+        manifests[role] = manifest
+    return manifests
 
 
 def make(teacher: str, student: str, record_path: Path, out: Path, dtype: str = "float16",
@@ -177,10 +201,12 @@ def make(teacher: str, student: str, record_path: Path, out: Path, dtype: str = 
 def main(argv: list[str] | None = None) -> int:
     """The command line; a failure is one line and exit status 2."""
     parser = argparse.ArgumentParser(prog="python -m gan_retouch.builtin.make", description=__doc__.split("\n")[0])
-    parser.add_argument("--teacher", required=True, help="the teacher's training checkpoint (gan-retouch train)")
-    parser.add_argument("--student", required=True, help="its student's checkpoint (gan-retouch distill)")
-    parser.add_argument("--record", required=True, type=Path,
+    parser.add_argument("--teacher", help="the teacher's training checkpoint (gan-retouch train)")
+    parser.add_argument("--student", help="its student's checkpoint (gan-retouch distill)")
+    parser.add_argument("--record", type=Path,
                         help="YAML: teacher: and student:, each with command, data, time, scores (free text)")
+    parser.add_argument("--rescore", action="store_true",
+                        help="only score the files in --out again and rewrite the manifests' score")
     parser.add_argument("--out", type=Path, default=store.PACKAGE_DIR,
                         help="folder to write into (default: the package's gan_retouch/builtin/)")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="float16", help="storage of the weights")
@@ -188,9 +214,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="largest output change fp16 storage may cause on the check pairs (in [0, 1] units)")
     parser.add_argument("--budget-mb", type=float, default=10.0, help="both weights files together, in MB")
     args = parser.parse_args(argv)
+    if not args.rescore and not (args.teacher and args.student and args.record):
+        parser.error("give --teacher, --student and --record (or --rescore)")
     try:
-        manifests = make(args.teacher, args.student, args.record, args.out, args.dtype, args.tolerance,
-                         args.budget_mb)
+        manifests = (rescore(args.out) if args.rescore else
+                     make(args.teacher, args.student, args.record, args.out, args.dtype, args.tolerance,
+                          args.budget_mb))
     except GanRetouchError as exc:
         console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
         return exc.exit_code

@@ -107,3 +107,15 @@ def test_the_package_data_patterns_take_the_builtin_files():
         assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name
     ignored = (ROOT / ".gitignore").read_text().splitlines()
     assert "*.pt" in ignored and "!gan_retouch/builtin/*.pt" in ignored
+
+
+def test_rescore_measures_the_files_again_and_checks_them_first(builtin_dir, fake_set):
+    path = builtin_dir / "teacher.json"
+    manifest = json.loads(path.read_text())
+    manifest["score"]["psnr"] = 0.0  # as if recorded on other pairs
+    path.write_text(json.dumps(manifest))
+    assert make.main(["--rescore", "--out", str(builtin_dir)]) == 0
+    assert json.loads(path.read_text())["score"] == fake_set[1]["teacher"]["score"]
+    (builtin_dir / "student.pt").write_bytes(b"x")
+    with pytest.raises(CheckpointError, match="student's weights .* are truncated"):
+        make.rescore(builtin_dir)

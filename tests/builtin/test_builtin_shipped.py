@@ -44,7 +44,7 @@ def test_the_shipped_models_reproduce_their_recorded_scores(shipped):
         recorded = manifest["score"]
         assert pairs_digest(pairs) == recorded["pairs_sha256"], (
             f"the check pairs changed since the {role}'s score was recorded (the renderer draws other pairs): "
-            "rerun python -m gan_retouch.builtin.make (docs/builtin.md)")
+            "python -m gan_retouch.builtin.make --rescore records it again (docs/builtin.md)")
         generator, info = load_generator(f"builtin:{role}")
         result = score(generator, info["plan"], pairs)
         assert abs(result["psnr"] - recorded["psnr"]) <= TOLERANCE_DB, (role, result["psnr"], recorded["psnr"])

@@ -7,6 +7,9 @@ blends it in at the plan's strength: ``x + S * (edited - x)``, clamped to [0, 1]
 (``nets.base.Generator``, wrapped or not) or an inference backend (``deploy.backends``): anything that
 ``run_generator`` can call with a ``floor``.
 
+With a ``face_width`` in the plan, each image runs at the working size its largest face asks for
+(``inference.face_scale``); ``plan_for`` gives that plan, so commands can say what was found.
+
 When a whole image runs out of memory the plan is run again in tiles of half the side (down to
 ``MIN_AUTO_TILE``), and the console says so.
 """
@@ -14,12 +17,14 @@ When a whole image runs out of memory the plan is run again in tiles of half the
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 from torch import nn
 
 from gan_retouch.console import console
 from gan_retouch.errors import GanRetouchError
+from gan_retouch.inference.face_scale import face_work_size
 from gan_retouch.inference.plan import InferencePlan
 from gan_retouch.inference.tiling import MIN_AUTO_TILE, auto_tile, memory_budget, run_tiled
 from gan_retouch.inference.work_size import COARSE_FLOOR, at_work_size, work_shape
@@ -68,11 +73,24 @@ def apply_plan(plan: InferencePlan, call: NetworkCall, images: torch.Tensor, mas
     return (images + plan.strength * (edited - images)).clamp_(0.0, 1.0)
 
 
+def plan_for(plan: InferencePlan, image: torch.Tensor) -> tuple[InferencePlan, float | None]:
+    """``(plan for this one image, face width found or None)``: with a ``face_width`` the working size follows the
+    image's largest face (the plan's ``work_size`` when none is found); without one, ``plan`` as it is."""
+    if plan.face_width is None:
+        return plan, None
+    work_size, found = face_work_size(plan.face_width, image, plan.work_size)
+    return replace(plan, work_size=work_size, face_width=None), found
+
+
 @torch.no_grad()
 def run_plan(plan: InferencePlan, network: nn.Module, images: torch.Tensor, mask: torch.Tensor | None = None,
              fallback: bool = True) -> torch.Tensor:
     """``network``'s output ``[N,3,H,W]`` in [0, 1] for ``images`` (float, [0, 1]) under ``plan``; out of memory,
     it runs again in smaller tiles when ``fallback`` (see the module docstring), else the error is raised."""
+    if plan.face_width is not None:
+        outputs = [run_plan(plan_for(plan, images[i])[0], network, images[i : i + 1],
+                            None if mask is None else mask[i : i + 1], fallback) for i in range(images.shape[0])]
+        return torch.cat(outputs)
     height, width = images.shape[-2:]
     tile = tile_for(plan, network, height, width, images.shape[0], images.device)
     stride = int(getattr(reference_network(network), "stride", 1))

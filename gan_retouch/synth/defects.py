@@ -7,8 +7,9 @@ edge that partly covers the texture), ``pores`` (a patch of enlarged, darker por
 ``freckles`` when a family says they are defects. Each defect scales its tint per channel by its own random
 factor, so every kind comes in a range of hues. Most are multiplicative tints, so the skin texture underneath
 survives, as on real skin; a pustule head and a blotch cover it partly. Every alpha has compact support and is multiplied
-by the skin mask. Positions and sizes are fractions of the image's shorter side, so the same seed gives the
-same defects at any resolution.
+by the skin mask. Sizes are fractions of a reference length: the image's shorter side for the procedural portraits
+(the same seed gives the same defects at any resolution), a multiple of the face width on real photos (a blemish
+is as large relative to the face in a 24-megapixel portrait as in a 1024 px crop).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class DefectLayer:
 
     def __init__(
         self, clean: torch.Tensor, skin: torch.Tensor, draws: Draws, eyes: list[tuple[float, float]], head_radius: float,
+        reference: float | None = None,
     ) -> None:
         self.clean = clean
         self.skin = skin[0]
@@ -42,7 +44,7 @@ class DefectLayer:
         self.head_radius = head_radius
         height, width = self.skin.shape
         self.placeable = (self.skin > 0.98).numpy()  # indexing NumPy per try is ~50x cheaper than a tensor
-        self.side = min(height, width)
+        self.side = float(reference) if reference is not None else min(height, width)  # what defect sizes scale with
         self.gain = torch.ones(3, height, width)
         self.cover = torch.zeros(3, height, width)
         self.cover_alpha = torch.zeros(1, height, width)

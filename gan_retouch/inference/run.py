@@ -8,7 +8,7 @@ blends it in at the plan's strength: ``x + S * (edited - x)``, clamped to [0, 1]
 ``run_generator`` can call with a ``floor``.
 
 With a ``face_width`` in the plan, each image runs at the working size its largest face asks for
-(``inference.face_scale``); ``plan_for`` gives that plan, so commands can say what was found.
+(``inference.face_scale``); ``face_plan`` gives that plan, so commands can say what was found.
 
 When a whole image runs out of memory the plan is run again in tiles of half the side (down to
 ``MIN_AUTO_TILE``), and the console says so.
@@ -73,7 +73,7 @@ def apply_plan(plan: InferencePlan, call: NetworkCall, images: torch.Tensor, mas
     return (images + plan.strength * (edited - images)).clamp_(0.0, 1.0)
 
 
-def plan_for(plan: InferencePlan, image: torch.Tensor) -> tuple[InferencePlan, float | None]:
+def face_plan(plan: InferencePlan, image: torch.Tensor) -> tuple[InferencePlan, float | None]:
     """``(plan for this one image, face width found or None)``: with a ``face_width`` the working size follows the
     image's largest face (the plan's ``work_size`` when none is found); without one, ``plan`` as it is."""
     if plan.face_width is None:
@@ -88,7 +88,7 @@ def run_plan(plan: InferencePlan, network: nn.Module, images: torch.Tensor, mask
     """``network``'s output ``[N,3,H,W]`` in [0, 1] for ``images`` (float, [0, 1]) under ``plan``; out of memory,
     it runs again in smaller tiles when ``fallback`` (see the module docstring), else the error is raised."""
     if plan.face_width is not None:
-        outputs = [run_plan(plan_for(plan, images[i])[0], network, images[i : i + 1],
+        outputs = [run_plan(face_plan(plan, images[i])[0], network, images[i : i + 1],
                             None if mask is None else mask[i : i + 1], fallback) for i in range(images.shape[0])]
         return torch.cat(outputs)
     height, width = images.shape[-2:]

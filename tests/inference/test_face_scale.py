@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from gan_retouch.errors import ConfigError
 from gan_retouch.inference.face_scale import face_work_size, largest_face_width
 from gan_retouch.inference.plan import InferencePlan, check_plan, overridden
-from gan_retouch.inference.run import plan_for, run_plan
+from gan_retouch.inference.run import face_plan, run_plan
 from gan_retouch.synth import synthesize_pair
 
 
@@ -55,7 +55,7 @@ def test_run_plan_runs_each_photo_at_its_own_face_scale() -> None:
     out = run_plan(plan, network, torch.stack([photo, blank]))
     assert out.shape == (2, 3, 256, 256)
     assert network.shapes[0][0] == pytest.approx(128, abs=3) and network.shapes[1] == (256, 256)
-    assert plan_for(plan, blank) == (InferencePlan(work_size=None), None)
+    assert face_plan(plan, blank) == (InferencePlan(work_size=None), None)
 
 
 def test_face_width_is_checked_and_zero_switches_it_off() -> None:

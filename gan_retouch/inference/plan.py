@@ -27,19 +27,21 @@ from gan_retouch.runtime import PRECISION_DTYPES
 from gan_retouch.values import is_integer, is_number
 
 BACKENDS = ("auto", "torch", "onnxruntime")
-MODEL_FIELDS = ("work_size", "coarse_pass", "edit_floor", "face_width")  # decided by the checkpoint; a None override keeps them
+MODEL_FIELDS = ("work_size", "coarse_pass", "edit_floor", "face_width", "protect_features")  # decided by the checkpoint; a None override keeps them
 
 
 @dataclass(frozen=True)
 class InferencePlan:
     """How a model runs: see the module docstring. ``tile`` 0 = whole images, None = auto (tiles only when an
     image would not fit ``memory_mb``, None = a share of the free memory); ``work_size`` None = native;
-    ``face_width`` None = the working size does not follow the face."""
+    ``face_width`` None = the working size does not follow the face; ``protect_features``: the edit is faded out
+    over the eyes, brows and mouth of the largest face."""
 
     work_size: int | None = None
     coarse_pass: bool = False
     edit_floor: float = 0.0
     face_width: int | None = None
+    protect_features: bool = False
     strength: float = 1.0
     tile: int | None = 0
     tile_overlap: int = 64
@@ -70,7 +72,8 @@ class InferencePlan:
     def _rest(self) -> str:
         tiles = {0: "whole images", None: "tiles only when an image does not fit memory"}.get(
             self.tile, f"tiles of {self.tile} px")
-        return (f"coarse pass {'on' if self.coarse_pass else 'off'}; edit floor {self.edit_floor:g}; "
+        protect = "eyes, brows and mouth protected; " if self.protect_features else ""
+        return (f"{protect}coarse pass {'on' if self.coarse_pass else 'off'}; edit floor {self.edit_floor:g}; "
                 f"strength {self.strength:g}; {tiles} ({self.tile_overlap} px overlap); {self.precision}")
 
 
@@ -88,6 +91,8 @@ def check_plan(plan: InferencePlan, key: str) -> InferencePlan:
     if face_width is not None and (not is_integer(face_width) or not 16 <= face_width <= 4096):
         raise ConfigError(f"{key}.face_width = {face_width!r} is not a face width; valid: an integer in [16, 4096] "
                           "(pixels) or null (the working size does not follow faces; a run's override also takes 0)")
+    if not isinstance(plan.protect_features, bool):
+        raise ConfigError(f"{key}.protect_features must be true or false; got {plan.protect_features!r}")
     if not isinstance(plan.coarse_pass, bool):
         raise ConfigError(f"{key}.coarse_pass must be true or false; got {plan.coarse_pass!r}")
     floor = check_edit_floor(plan.edit_floor, True, f"{key}.edit_floor")
@@ -185,8 +190,8 @@ def training_plan(options: Mapping[str, Any]) -> InferencePlan:
     """The plan a training run saves and validates with: ``model.generator.work_size`` (``auto`` = the pixel scale
     of the training images: ``data.synthetic.size``; for folders ``data.resize`` or ``data.max_side`` when set, else
     native),
-    ``model.generator.coarse_pass`` (needs ``args.edit_mask``), ``model.generator.args.edit_floor`` and
-    ``model.generator.face_width``."""
+    ``model.generator.coarse_pass`` (needs ``args.edit_mask``), ``model.generator.args.edit_floor``,
+    ``model.generator.face_width`` and ``model.generator.protect_features``."""
     entry = options["model"]["generator"]
     work_size = entry.get("work_size", "auto")
     if work_size == "auto":
@@ -200,5 +205,6 @@ def training_plan(options: Mapping[str, Any]) -> InferencePlan:
     if coarse is True and not args.get("edit_mask", False):
         raise ConfigError("model.generator.coarse_pass=true needs an edit map (it keeps only the edits the map is "
                           "nearly sure of): set model.generator.args.edit_mask=true or coarse_pass=false")
-    plan = InferencePlan(work_size=work_size, coarse_pass=coarse, edit_floor=floor, face_width=entry.get("face_width"))
+    plan = InferencePlan(work_size=work_size, coarse_pass=coarse, edit_floor=floor, face_width=entry.get("face_width"),
+                         protect_features=bool(entry.get("protect_features", False)))
     return check_plan(plan, "model.generator")

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from gan_retouch.errors import ConfigError
-from gan_retouch.inference.face_scale import face_work_size, largest_face_width
+from gan_retouch.inference.face_scale import face_work_size, largest_face, largest_face_width
 from gan_retouch.inference.plan import InferencePlan, check_plan, overridden
 from gan_retouch.inference.run import face_plan, run_plan
 from gan_retouch.synth import synthesize_pair
@@ -40,10 +40,11 @@ def test_the_face_of_a_larger_photo_is_found_proportionally_larger() -> None:
 def test_work_size_scales_the_face_to_the_learned_width_and_never_up() -> None:
     photo = _portrait(256)
     found = largest_face_width(photo)
-    work, width = face_work_size(found / 2, photo, fallback=999)
-    assert width == pytest.approx(found) and work == pytest.approx(128, abs=2)
-    assert face_work_size(found * 2, photo, fallback=999)[0] is None  # the face is already smaller: native
-    assert face_work_size(40, torch.full((3, 128, 128), 0.5), fallback=64) == (64, None)  # no face: the fallback
+    face = largest_face(photo)
+    assert face.w == pytest.approx(found)
+    assert face_work_size(found / 2, face, (256, 256)) == pytest.approx(128, abs=2)
+    assert face_work_size(found * 2, face, (256, 256)) is None  # the face is already smaller: native
+    assert largest_face(torch.full((3, 128, 128), 0.5)) is None
 
 
 def test_run_plan_runs_each_photo_at_its_own_face_scale() -> None:
@@ -56,6 +57,27 @@ def test_run_plan_runs_each_photo_at_its_own_face_scale() -> None:
     assert out.shape == (2, 3, 256, 256)
     assert network.shapes[0][0] == pytest.approx(128, abs=3) and network.shapes[1] == (256, 256)
     assert face_plan(plan, blank) == (InferencePlan(work_size=None), None)
+
+
+class Brightening(torch.nn.Module):
+    """Adds 0.1 everywhere: an edit that would reach the eyes."""
+
+    def forward(self, x: torch.Tensor, mask=None) -> torch.Tensor:
+        return (x + 0.1).clamp(0, 1)
+
+
+def test_protect_features_keeps_the_eyes_and_mouth_of_the_face_and_edits_the_rest() -> None:
+    photo = _portrait(256)
+    face = largest_face(photo)
+    out = run_plan(InferencePlan(protect_features=True), Brightening(), photo[None])[0]
+    eye = (int(face.y + 0.36 * face.h), int(face.x + 0.3 * face.w))
+    mouth = (int(face.y + 0.78 * face.h), int(face.x + 0.5 * face.w))
+    cheek = (int(face.y + 0.6 * face.h), int(face.x + 0.2 * face.w))
+    for y, x in (eye, mouth):
+        assert torch.equal(out[:, y, x], photo[:, y, x])
+    assert not torch.equal(out[:, cheek[0], cheek[1]], photo[:, cheek[0], cheek[1]])
+    unprotected = run_plan(InferencePlan(), Brightening(), photo[None])[0]
+    assert not torch.equal(unprotected[:, eye[0], eye[1]], photo[:, eye[0], eye[1]])
 
 
 def test_face_width_is_checked_and_zero_switches_it_off() -> None:

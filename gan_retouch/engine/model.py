@@ -61,7 +61,7 @@ class RetouchModel:
         for part in ("generator", "discriminator"):
             resolve_init_path(options["model"][part], self.builtin_role)
         self.g_entry = {key: value for key, value in options["model"]["generator"].items()
-                        if key not in ("work_size", "coarse_pass")}  # those two go into the inference plan
+                        if key not in ("work_size", "coarse_pass", "face_width", "protect_features")}  # those go into the inference plan
         self.inference_plan = training_plan(options)  # how the network runs at inference: saved in checkpoints
         self.d_entry = dict(options["model"]["discriminator"])
         self.generator = build_generator(self.g_entry).to(device)

@@ -170,7 +170,8 @@ def training_plan(options: Mapping[str, Any]) -> InferencePlan:
     """The plan a training run saves and validates with: ``model.generator.work_size`` (``auto`` = the pixel scale
     of the training images: ``data.synthetic.size``; for folders ``data.resize`` or ``data.max_side`` when set, else
     native),
-    ``model.generator.coarse_pass`` (needs ``args.edit_mask``) and ``model.generator.args.edit_floor``."""
+    ``model.generator.coarse_pass`` (needs ``args.edit_mask``), ``model.generator.args.edit_floor`` and
+    ``train.strength`` (null and auto = 1: auto is chosen after training, ``engine.strength``)."""
     entry = options["model"]["generator"]
     work_size = entry.get("work_size", "auto")
     if work_size == "auto":
@@ -184,5 +185,7 @@ def training_plan(options: Mapping[str, Any]) -> InferencePlan:
     if coarse is True and not args.get("edit_mask", False):
         raise ConfigError("model.generator.coarse_pass=true needs an edit map (it keeps only the edits the map is "
                           "nearly sure of): set model.generator.args.edit_mask=true or coarse_pass=false")
-    plan = InferencePlan(work_size=work_size, coarse_pass=coarse, edit_floor=floor)
+    strength = (options.get("train") or {}).get("strength")
+    plan = InferencePlan(work_size=work_size, coarse_pass=coarse, edit_floor=floor,
+                         strength=1.0 if strength in (None, "auto") else strength)
     return check_plan(plan, "model.generator")

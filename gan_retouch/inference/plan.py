@@ -1,10 +1,10 @@
 """The inference plan: how a model runs on a photo, decided once and used by every command.
 
 A model's plan holds what its checkpoint decides, the **model fields** (``work_size``, ``coarse_pass``,
-``edit_floor``: written by training from ``model.generator.work_size``, ``.coarse_pass`` and ``.args.edit_floor``,
-saved as the checkpoint's ``inference`` block), and what each run sets, the **run fields** (``strength``,
-tiling: ``tile``, ``tile_overlap``, ``memory_mb``; ``precision``, ``backend``: saved at their defaults, set by the
-commands' options). Validation, ``test``, ``retouch``, ``bench`` and ``export`` all start from the saved plan,
+``edit_floor``, ``strength``: written by training from ``model.generator.work_size``, ``.coarse_pass``,
+``.args.edit_floor`` and ``train.strength``, which ``auto`` chooses on held-out pixels after training; saved as the
+checkpoint's ``inference`` block), and what each run sets, the **run fields** (tiling: ``tile``, ``tile_overlap``,
+``memory_mb``; ``precision``, ``backend``: saved at their defaults, set by the commands' options). Validation, ``test``, ``retouch``, ``bench`` and ``export`` all start from the saved plan,
 apply their overrides with ``resolve_plan`` (an override of None keeps a model field: "the checkpoint's own") and
 run it with ``inference.run.run_plan``. Every value is checked here, and so is every combination that cannot run
 (a coarse pass or another floor on an ONNX export, whose floor is built in; half precision off CUDA; a floor or
@@ -25,7 +25,7 @@ from gan_retouch.runtime import PRECISION_DTYPES
 from gan_retouch.values import is_integer, is_number
 
 BACKENDS = ("auto", "torch", "onnxruntime")
-MODEL_FIELDS = ("work_size", "coarse_pass", "edit_floor")  # decided by the checkpoint; a None override keeps them
+MODEL_FIELDS = ("work_size", "coarse_pass", "edit_floor", "strength")  # decided by the checkpoint; None keeps them
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import torch
 from engine_utils import tiny_options
 from torch import nn
 
+from gan_retouch.cli import main
 from gan_retouch.engine.checkpoint import load_generator
 from gan_retouch.engine.strength import choose_strength
 from gan_retouch.errors import ConfigError
@@ -107,6 +108,11 @@ def test_a_fixed_strength_is_saved_and_auto_needs_a_holdout(tmp_path) -> None:
     trainer = Trainer(finetune_options(tmp_path, root, "train.strength=0.4", "data.holdout=none", "name=fixed"))
     trainer.fit()
     assert load_generator(trainer.run_dir / "latest.pt")[1]["plan"].strength == 0.4
+    results = tmp_path / "results"
+    assert main(["test", "--checkpoint", str(trainer.run_dir / "latest.pt"), "--data", str(root), "--split", "train",
+                 "--device", "cpu", "--set", f"results_root={results}", "test.lpips=false"]) == 0
+    summary = json.loads(next(results.rglob("metrics.json")).read_text())["summary"]
+    assert any("(strength 0.4)" in label for label in summary)  # test scores the model at its saved strength
     with pytest.raises(ConfigError, match="train.strength=auto chooses the edit strength"):
         Trainer(finetune_options(tmp_path, root, "data.holdout=none", "name=refused"))
     assert not (tmp_path / "refused").exists()

@@ -23,8 +23,8 @@ import torch
 from torch.utils.data import Dataset
 
 from gan_retouch.data.augment import AugmentOptions, augment_item
-from gan_retouch.data.noise import generator_for
 from gan_retouch.errors import ConfigError, DataError
+from gan_retouch.synth.noise import generator_for
 
 if TYPE_CHECKING:
     from gan_retouch.data.datasets import FolderPairs

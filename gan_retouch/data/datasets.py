@@ -27,7 +27,7 @@ from gan_retouch.synth.noise import generator_for
 from gan_retouch.synth.synthetic import SPLITS, synthesize_pair
 
 SOURCES = ("synthetic", "folder", "aligned")
-DATASET_SPLITS = (*SPLITS, ALL, HOLDOUT)
+DATASET_SPLITS = (*SPLITS, ALL)  # what commands may ask for; training also builds HOLDOUT (data.holdout)
 SYNTHETIC_STREAM_LENGTH = 2**30  # length of the infinite synthetic stream (the engine's sampler treats it as one)
 NOT_FAMILY_KEYS = ("size", "seed", "train_count", "val_count", "test_count", "crops_per_face")  # the rest: the family
 
@@ -196,7 +196,7 @@ def build_dataset(data: dict[str, Any], split: str, seed: int = 0, augment: bool
     unless ``augment`` is false; ``data.val_count`` limits the validation split. ``seed`` seeds the augmentation
     (the synthetic faces follow data.synthetic.seed).
     """
-    choice(split, DATASET_SPLITS, "split")
+    choice(split, (*DATASET_SPLITS, HOLDOUT), "split")
     source = data["source"]  # one of SOURCES: checked when options load, and when test reads a checkpoint's
     if split in (ALL, HOLDOUT) and source == "synthetic":
         raise DataError(f"split '{split}' is for data.source=folder or aligned: the synthetic data has train, val "

@@ -7,7 +7,9 @@ input), in up to three ways:
 - ``pretrained``: the ``--pretrained`` checkpoint as it is (e.g. the quick-start teacher, trained on synthetic
   faces only);
 - ``finetune``: ``gan-retouch train --recipe finetune --init PRETRAINED`` on the other pairs;
-- ``scratch``: ``gan-retouch train --recipe quickstart`` from scratch on the other pairs.
+- ``scratch``: ``gan-retouch train --recipe quickstart`` from scratch on the other pairs;
+- ``student``: ``gan-retouch distill --student student_finetune`` from that fold's ``finetune`` teacher (so it
+  needs ``finetune`` in ``--ways``), started from ``--student-init`` when given.
 
 Every step runs the CLI exactly as a user would (``train``, then ``test --data``), so the figures are the user's.
 The training folder of fold i has ``train/`` (the other pairs) and ``val/`` (the same pairs again: validation
@@ -38,7 +40,7 @@ from gan_retouch.data.folders import find_pairs
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # results.py, also when loaded by file path
 import results  # noqa: E402
 
-WAYS = ("pretrained", "finetune", "scratch")
+WAYS = ("pretrained", "finetune", "scratch", "student")
 TRAIN_RECIPES = {"finetune": "finetune", "scratch": "quickstart"}
 
 
@@ -90,6 +92,20 @@ def train(way: str, fold: Path, out: Path, name: str, pretrained: str, extra: li
     return (run / "best.pt" if (run / "best.pt").exists() else run / "latest.pt"), time.perf_counter() - start
 
 
+def distill(fold: Path, out: Path, name: str, teacher: Path, student_init: str | None,
+            extra: list[str]) -> tuple[Path, float]:
+    """Distil ``student_finetune`` from the fold's fine-tuned ``teacher``; the checkpoint and the wall time."""
+    arguments = ["distill", "--teacher", str(teacher), "--student", "student_finetune", "--set",
+                 "data.source=folder", f"data.root={fold}", f"name={name}", f"checkpoints_root={out / 'checkpoints'}",
+                 "val.lpips=false", *extra]
+    if student_init:
+        arguments[5:5] = ["--init", student_init]
+    start = time.perf_counter()
+    run_cli(arguments)
+    run = out / "checkpoints" / name
+    return (run / "best.pt" if (run / "best.pt").exists() else run / "latest.pt"), time.perf_counter() - start
+
+
 def leave_one_out(args: argparse.Namespace) -> list[dict[str, Any]]:
     data = resolve("train", None, {"data": {"source": "folder", "root": str(args.data), "cache": False,
                                             "alignment": "off"}})[0]["data"]
@@ -97,7 +113,7 @@ def leave_one_out(args: argparse.Namespace) -> list[dict[str, Any]]:
     if len(records) < 2:
         raise SystemExit(f"bench_real: {args.data} holds {len(records)} pair(s); leave-one-out needs at least 2")
     folds = range(len(records)) if args.folds is None else [int(i) for i in args.folds.split(",")]
-    rows = []
+    rows, teachers = [], {}
     for index in folds:
         fold = make_fold(records, index, args.out / f"fold_{index}")
         row: dict[str, Any] = {"pair": records[index].name}
@@ -105,8 +121,13 @@ def leave_one_out(args: argparse.Namespace) -> list[dict[str, Any]]:
             name = f"{way}_{index}"
             if way == "pretrained":
                 checkpoint, seconds = Path(args.pretrained), 0.0
+            elif way == "student":
+                checkpoint, seconds = distill(fold, args.out, name, teachers[index], args.student_init,
+                                              args.student_set)
             else:
                 checkpoint, seconds = train(way, fold, args.out, name, args.pretrained, args.set)
+            if way == "finetune":
+                teachers[index] = checkpoint
             scores = score(checkpoint, fold, args.out, name)
             row["identity"] = scores["identity"]
             row[way] = scores["model"] - scores["identity"]
@@ -137,12 +158,17 @@ def main() -> None:
     parser.add_argument("--folds", default=None, help="comma-separated held-out pair indices (default: all)")
     parser.add_argument("--out", type=Path, default=Path("bench_real"), help="work folder (runs, results, json)")
     parser.add_argument("--set", nargs="*", default=[], help="extra --set overrides for the training runs")
+    parser.add_argument("--student-init", default=None, help="student checkpoint the student way starts from")
+    parser.add_argument("--student-set", nargs="*", default=[], help="extra --set overrides for the student runs")
     parser.add_argument("--no-record", action="store_true", help="print only; do not write benchmarks/results/")
     args = parser.parse_args()
     args.ways = [w.strip() for w in args.ways.split(",")]
     unknown = sorted(set(args.ways) - set(WAYS))
     if unknown:
         parser.error(f"unknown way(s) {unknown}; valid: {', '.join(WAYS)}")
+    if "student" in args.ways and ("finetune" not in args.ways
+                                   or args.ways.index("student") < args.ways.index("finetune")):
+        parser.error("the student way distils the finetune way's teacher: list finetune before student in --ways")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = leave_one_out(args)
     block = gain_table(rows, args.ways, args.data)

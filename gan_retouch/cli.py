@@ -64,7 +64,7 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
         (("-o", "--output"), "retouch.output", {"metavar": "DIR", "help": "output folder (retouch.output)"}),
         (("--tile",), "retouch.tile", {"type": int, "help": "tile size for large images, 0 = off (retouch.tile)"}),
         (("--strength",), "retouch.strength", {"type": float, "metavar": "S",
-                                               "help": "0 = the input, 1 = the full edit (retouch.strength)"}),
+                                               "help": "0 = the input, 1 = the full edit (retouch.strength; default: the checkpoint's)"}),
         (("--edit-floor",), "retouch.edit_floor", {"type": float, "metavar": "F",
                                                    "help": "edit-map floor for this run, [0, 1); default: the "
                                                            "checkpoint's (retouch.edit_floor)"}),

@@ -17,17 +17,18 @@ from torch.utils.data import Dataset
 from gan_retouch.data.augment import AugmentOptions, augment_item
 from gan_retouch.data.cache import DecodedFiles
 from gan_retouch.data.folders import ALL, PairRecord, find_pairs
+from gan_retouch.data.holdout import HOLDOUT, HeldOut, RegionPairs, held_out_names, holdout_mode
 from gan_retouch.data.io import DEFAULT_LIMIT, PixelLimit, data_limit, pixels_to_image, pixels_to_mask
 from gan_retouch.data.photo_faces import PhotoFaces
 from gan_retouch.data.pixels import read_pixels
-from gan_retouch.errors import DataError
+from gan_retouch.errors import ConfigError, DataError
 from gan_retouch.registry import choice
 from gan_retouch.synth.family import SynthOptions
 from gan_retouch.synth.noise import Draws, generator_for
 from gan_retouch.synth.synthetic import SPLITS, synthesize_pair
 
 SOURCES = ("synthetic", "folder", "aligned")
-DATASET_SPLITS = (*SPLITS, ALL)
+DATASET_SPLITS = (*SPLITS, ALL)  # what commands may ask for; training also builds HOLDOUT (data.holdout)
 SYNTHETIC_STREAM_LENGTH = 2**30  # length of the infinite synthetic stream (the engine's sampler treats it as one)
 NOT_FAMILY_KEYS = ("size", "seed", "train_count", "val_count", "test_count", "crops_per_face",
                    "photos", "photo_share", "photo_face_width")  # the rest: the family
@@ -200,29 +201,44 @@ class _Subset(PairedDataset):
         return self.base.load(index)
 
 
-def build_dataset(data: dict[str, Any], split: str, seed: int = 0) -> Dataset:
-    """The dataset of ``split`` (train | val | test | all) described by the resolved ``options["data"]`` mapping.
+def build_dataset(data: dict[str, Any], split: str, seed: int = 0, augment: bool = True) -> Dataset:
+    """The dataset of ``split`` (train | val | test | all | holdout) described by the resolved ``options["data"]``.
 
     ``all`` (folder and aligned data) is every pair of data.root, whatever its split folders or data.split_ratio.
-    Augmentation (data.crop, data.resize, data.augment) applies to the train split only; ``data.val_count``
-    limits the validation split. ``seed`` seeds the augmentation (the synthetic faces follow data.synthetic.seed).
+    With ``data.holdout``, ``train`` leaves out the held-out pairs or regions and ``holdout``
+    is what they hold out. Augmentation (data.crop, data.resize, data.augment) applies to the train split only,
+    unless ``augment`` is false; ``data.val_count`` limits the validation split. ``seed`` seeds the augmentation
+    (the synthetic faces follow data.synthetic.seed).
     """
-    choice(split, DATASET_SPLITS, "split")
+    choice(split, (*DATASET_SPLITS, HOLDOUT), "split")
     source = data["source"]  # one of SOURCES: checked when options load, and when test reads a checkpoint's
-    if split == ALL and source == "synthetic":
-        raise DataError("split 'all' is for data.source=folder or aligned: the synthetic data has train, val and "
-                        "test splits (data.synthetic.*_count)")
-    augment = AugmentOptions.from_data(data) if split == "train" else None
+    if split in (ALL, HOLDOUT) and source == "synthetic":
+        raise DataError(f"split '{split}' is for data.source=folder or aligned: the synthetic data has train, val "
+                        "and test splits (data.synthetic.*_count)")
+    options = AugmentOptions.from_data(data) if split == "train" and augment else None
     if source == "synthetic":
+        if data.get("holdout", "none") != "none":
+            raise ConfigError("data.holdout is for data.source=folder or aligned (your own pairs); the synthetic "
+                              "data has a validation split: set data.holdout=none")
         synthetic = data["synthetic"]
         counts = {"train": synthetic["train_count"] or SYNTHETIC_STREAM_LENGTH,
                   "val": _limit(synthetic["val_count"], data.get("val_count")), "test": synthetic["test_count"]}
         if counts[split] <= 0:
             raise DataError(f"data.synthetic.{split}_count is {counts[split]}: the {split} split would be empty")
-        return SyntheticPairs(synthetic, split, counts[split], seed, augment, data_limit(data))
-    records, files = find_pairs(data, split)
-    dataset = FolderPairs(records, split, seed, augment, bool(data.get("skip_bad_pairs", False)), files,
-                          data_limit(data))
+        return SyntheticPairs(synthetic, split, counts[split], seed, options, data_limit(data))
+    records, files = find_pairs(data, "train" if split == HOLDOUT else split)
+    mode = holdout_mode(data, len(records)) if split in ("train", HOLDOUT) else "none"
+    if split == HOLDOUT and mode == "none":
+        raise ConfigError("split 'holdout' needs data.holdout (auto | pairs | regions)")
+    if mode == "pairs":
+        held = held_out_names([r.name for r in records])
+        records = [r for r in records if (r.name in held) == (split == HOLDOUT)]
+    dataset = FolderPairs(records, split, seed, None if mode == "regions" else options,
+                          bool(data.get("skip_bad_pairs", False)), files, data_limit(data))
+    if split == HOLDOUT:
+        return HeldOut(dataset, data, regions=mode == "regions")
+    if mode == "regions" and options is not None:
+        return RegionPairs(dataset, options, data)
     if split == "val" and data.get("val_count") is not None:
         return _Subset(dataset, _limit(len(dataset), data["val_count"]))
     return dataset

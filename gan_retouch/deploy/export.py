@@ -209,6 +209,9 @@ def plan_notes(plan: InferencePlan, edit_map: bool) -> list[str]:
         notes.append(f"not in the file: the working size ({plan.work_size} px). The file runs at the size it is "
                      "given; `gan-retouch retouch` scales larger photos down for it and adds the upscaled edit, do "
                      "the same when you run the file yourself (docs/deploy.md)")
+    if plan.strength != 1.0:
+        notes.append(f"not in the file: the strength {plan.strength:g} its training chose; `retouch` blends "
+                     "input + strength * (output - input), do the same when you run the file yourself")
     if plan.coarse_pass:
         notes.append("not in the file: the coarse pass (a first pass at half size with the floor raised to "
                      f"{COARSE_FLOOR:g}); the file holds one pass at one floor, so `retouch` runs the coarse pass "

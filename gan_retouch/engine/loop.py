@@ -29,6 +29,7 @@ from gan_retouch.engine.resume import complete_error, resumed_options
 from gan_retouch.engine.run_folder import RunFolder
 from gan_retouch.engine.signals import install_stop_handlers, restore_handlers
 from gan_retouch.engine.stage import StagePlan, batch_stream, plan_stages
+from gan_retouch.engine.strength import calibrate_run, check_strength
 from gan_retouch.errors import ConfigError, GanRetouchError
 from gan_retouch.registry import choice
 from gan_retouch.runtime import seed_everything
@@ -94,6 +95,7 @@ class TrainingLoop:
         self.model = model_factory(options, device, self.dist, resolve_precision(options["train"], device))
         self.plans = plan_stages(options)
         self.total_steps = sum(plan.steps for plan in self.plans)
+        check_strength(options)
         self.validation = validation_factory(options, device, self.dist)
         choice(options["val"]["metric"], self.validation.names, "val.metric (the metric that selects best.pt)")
         self.min_clean = options["val"]["min_psnr_clean"]
@@ -271,25 +273,18 @@ class TrainingLoop:
         final = {**scores, **{f"identity_{k}": v for k, v in self.validation.identity().items()}}
         if self.dist.is_main:
             gain = final["psnr"] - final["identity_psnr"]
+            fit = " (training pairs: a fit, not a held-out score)" if self.options["val"]["split"] == "train" else ""
             console.print(
-                f"[bold]done[/]: {self.step} steps ({monitor.speed_note(self.times.figures())}). Validation PSNR "
+                f"[bold]done[/]: {self.step} steps ({monitor.speed_note(self.times.figures())}). Validation PSNR{fit} "
                 f"{final['psnr']:.2f} dB vs identity {final['identity_psnr']:.2f} dB "
                 f"([{'green' if gain > 0 else 'red'}]{gain:+.2f} dB[/]); SSIM "
-                f"{final['ssim']:.4f} vs {final['identity_ssim']:.4f}.{self._best_note()} Run folder: {self.run_dir}"
+                f"{final['ssim']:.4f} vs {final['identity_ssim']:.4f}.{monitor.best_note(self.best, self.step, self.min_clean)} Run folder: {self.run_dir}"
             )
             summary = {"step": self.step, **final, **self.times.figures()}
+            if self.options["train"]["strength"] == "auto":
+                summary.update(calibrate_run(self.options, self.run_dir, self.device).summary())
             (self.run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
         return final
-
-    def _best_note(self) -> str:
-        """Which step best.pt holds, when it is not the last one (the checkpoint to test and distil from)."""
-        step, value = self.best.get("step"), self.best.get("value")
-        if step is None and self.min_clean is not None:
-            return (f" No validation kept psnr_clean >= {self.min_clean:g} dB (val.min_psnr_clean), so there is no "
-                    "best.pt: use latest.pt, or lower val.min_psnr_clean.")
-        if step is None or step == self.step:
-            return ""
-        return f" best.pt is step {step} ({self.best['metric']} {value:.4g})."
 
     def _request_stop(self, signum: int) -> None:
         """A stop signal: save at the end of this step; a second one aborts at once."""

@@ -126,6 +126,17 @@ def speed_note(figures: dict[str, float]) -> str:
     return f"{figures['sec_per_step']:.3f} s/step, of which {figures['data_time']:.3f} s waiting for data"
 
 
+def best_note(best: dict[str, Any], last_step: int, min_clean: float | None) -> str:
+    """Which step best.pt holds, when it is not the last one (the checkpoint to test and distil from)."""
+    step, value = best.get("step"), best.get("value")
+    if step is None and min_clean is not None:
+        return (f" No validation kept psnr_clean >= {min_clean:g} dB (val.min_psnr_clean), so there is no "
+                "best.pt: use latest.pt, or lower val.min_psnr_clean.")
+    if step is None or step == last_step:
+        return ""
+    return f" best.pt is step {step} ({best['metric']} {value:.4g})."
+
+
 def progress_bar(enabled: bool) -> Progress:
     """The live progress bar of a run (stage, steps, time left, latest losses)."""
     return Progress(

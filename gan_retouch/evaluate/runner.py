@@ -91,7 +91,7 @@ def load_models(paths: list[str], use_ema: bool, device: torch.device, settings:
     PyTorch network in fp32). Labels are unique (a repeated tag gets ``#2``) and name the overrides."""
     if not paths:
         raise ConfigError("no checkpoint to test: give one or more --checkpoint PATH (test.checkpoints)")
-    overrides = {**settings, "precision": "fp32", "backend": "torch", "strength": 1.0, "memory_mb": None}
+    overrides = {**settings, "precision": "fp32", "backend": "torch", "memory_mb": None}  # strength: the saved one
     models: list[Model] = []
     for path in paths:
         network, info = load_generator(path, use_ema=use_ema, map_location="cpu")
@@ -101,6 +101,7 @@ def load_models(paths: list[str], use_ema: bool, device: torch.device, settings:
         tag = checkpoint_tag(info.get("builtin", path))  # builtin -> builtin-student
         label = tag if tag not in {m.tag for m in models} else f"{tag}#{len(models) + 1}"
         label += " (ema)" if info.get("used_ema") else ""
+        label += f" (strength {plan.strength:g})" if plan.strength != 1.0 else ""
         label += f" (floor {plan.edit_floor:g})" if settings.get("edit_floor") is not None else ""
         label += f" (work size {plan.work_size or 'native'})" if settings.get("work_size") is not None else ""
         label += f" (coarse pass {'on' if plan.coarse_pass else 'off'})" if settings.get("coarse_pass") is not None else ""

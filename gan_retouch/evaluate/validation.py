@@ -86,10 +86,11 @@ class Validator:
 
     @classmethod
     def from_options(cls, options: dict[str, Any], device: torch.device, dist: DistInfo) -> Validator:
-        """The validation split of ``options["data"]`` (``data.val_count`` pairs, null = all), LPIPS per ``val.lpips``,
-        networks run under the run's inference plan."""
-        data = options["data"]
-        dataset = build_dataset(data, "val", int(options["seed"]))
+        """The split ``val.split`` of ``options["data"]`` (val, or train: the training pairs as they are, without
+        what data.holdout keeps out; ``data.val_count`` pairs, null = all), LPIPS per ``val.lpips``, networks run
+        under the run's inference plan."""
+        data, split = options["data"], options["val"].get("split", "val")
+        dataset = build_dataset(data, split, int(options["seed"]), augment=False)
         count = data.get("val_count")
         if count is not None and count < len(dataset):
             dataset = Subset(dataset, list(range(int(count))))

@@ -1,12 +1,12 @@
 """The inference plan: how a model runs on a photo, decided once and used by every command.
 
 A model's plan holds what its checkpoint decides, the **model fields** (``work_size``, ``coarse_pass``,
-``edit_floor``, ``face_width``: written by training from ``model.generator.work_size``, ``.coarse_pass``,
-``.args.edit_floor`` and ``.face_width``; with a face width the working size is chosen per photo from its face,
-``inference.face_scale``),
-saved as the checkpoint's ``inference`` block), and what each run sets, the **run fields** (``strength``,
-tiling: ``tile``, ``tile_overlap``, ``memory_mb``; ``precision``, ``backend``: saved at their defaults, set by the
-commands' options). Validation, ``test``, ``retouch``, ``bench`` and ``export`` all start from the saved plan,
+``edit_floor``, ``face_width``, ``protect_features``, ``strength``: written by training from
+``model.generator.work_size``, ``.coarse_pass``, ``.args.edit_floor``, ``.face_width``, ``.protect_features`` and
+``train.strength``, which ``auto`` chooses on held-out pixels after training; with a face width the working size is
+chosen per photo from its face, ``inference.face_scale``; saved as the checkpoint's ``inference`` block), and what
+each run sets, the **run fields** (tiling: ``tile``, ``tile_overlap``, ``memory_mb``; ``precision``, ``backend``:
+saved at their defaults, set by the commands' options). Validation, ``test``, ``retouch``, ``bench`` and ``export`` all start from the saved plan,
 apply their overrides with ``resolve_plan`` (an override of None keeps a model field: "the checkpoint's own") and
 run it with ``inference.run.run_plan``. Every value is checked here, and so is every combination that cannot run
 (a coarse pass or another floor on an ONNX export, whose floor is built in; half precision off CUDA; a floor or
@@ -27,7 +27,7 @@ from gan_retouch.runtime import PRECISION_DTYPES
 from gan_retouch.values import is_integer, is_number
 
 BACKENDS = ("auto", "torch", "onnxruntime")
-MODEL_FIELDS = ("work_size", "coarse_pass", "edit_floor", "face_width", "protect_features")  # decided by the checkpoint; a None override keeps them
+MODEL_FIELDS = ("work_size", "coarse_pass", "edit_floor", "face_width", "protect_features", "strength")  # None keeps them
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,8 @@ def training_plan(options: Mapping[str, Any]) -> InferencePlan:
     of the training images: ``data.synthetic.size``; for folders ``data.resize`` or ``data.max_side`` when set, else
     native),
     ``model.generator.coarse_pass`` (needs ``args.edit_mask``), ``model.generator.args.edit_floor``,
-    ``model.generator.face_width`` and ``model.generator.protect_features``."""
+    ``model.generator.face_width``, ``model.generator.protect_features`` and ``train.strength`` (null and auto = 1:
+    auto is chosen after training, ``engine.strength``)."""
     entry = options["model"]["generator"]
     work_size = entry.get("work_size", "auto")
     if work_size == "auto":
@@ -205,6 +206,8 @@ def training_plan(options: Mapping[str, Any]) -> InferencePlan:
     if coarse is True and not args.get("edit_mask", False):
         raise ConfigError("model.generator.coarse_pass=true needs an edit map (it keeps only the edits the map is "
                           "nearly sure of): set model.generator.args.edit_mask=true or coarse_pass=false")
+    strength = (options.get("train") or {}).get("strength")
     plan = InferencePlan(work_size=work_size, coarse_pass=coarse, edit_floor=floor, face_width=entry.get("face_width"),
-                         protect_features=bool(entry.get("protect_features", False)))
+                         protect_features=bool(entry.get("protect_features", False)),
+                         strength=1.0 if strength in (None, "auto") else strength)
     return check_plan(plan, "model.generator")

@@ -39,6 +39,7 @@ def test_a_comment_that_starts_like_an_enumeration_is_one():
 
 def test_enumerations_agree_with_the_code_that_acts_on_them():
     from gan_retouch.data.datasets import DATASET_SPLITS, SOURCES
+    from gan_retouch.data.holdout import HOLDOUT_MODES
     from gan_retouch.deploy.export import FORMATS as EXPORT_FORMATS
     from gan_retouch.deploy.image_files import FORMATS as IMAGE_FORMATS
     from gan_retouch.engine.optim import SCHEDULERS
@@ -60,6 +61,8 @@ def test_enumerations_agree_with_the_code_that_acts_on_them():
         ("train", "train.scheduler"): SCHEDULERS,
         ("train", "val.metric"): (*METRICS, "lpips", *MASK_METRICS),
         ("test", "test.split"): ("auto", *DATASET_SPLITS),
+        ("train", "data.holdout"): HOLDOUT_MODES,
+        ("train", "val.split"): ("val", "train"),
         ("retouch", "retouch.format"): ("same", *IMAGE_FORMATS),
         ("export", "export.format"): tuple(EXPORT_FORMATS),
         ("retouch", "retouch.precision"): tuple(PRECISION_DTYPES),

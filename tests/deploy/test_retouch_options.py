@@ -180,3 +180,16 @@ def test_a_large_png_deflated_in_pieces_decodes_to_the_same_pixels(workers: int,
     encoded = encode_png(image, None, None, compression=1)
     decoded = torch.from_numpy(np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB")).copy()).permute(2, 0, 1)
     assert torch.equal(decoded, (image * 255).round().to(torch.uint8))
+
+
+def test_the_strength_saved_in_the_checkpoint_is_the_default(checkpoint: Path, tmp_path: Path) -> None:
+    state = torch.load(checkpoint, weights_only=True)
+    state["inference"] = {**InferencePlan().to_dict(), "strength": 0.5}  # as train.strength=auto saves it
+    saved = save_checkpoint({k: v for k, v in state.items() if k != "format"}, tmp_path / "chosen.pt")
+    tensor_to_pil(photo(32, 48)).save(tmp_path / "face.png")
+    source = read_image(tmp_path / "face.png")
+    full = run_plan(InferencePlan(), load_generator(checkpoint)[0], source[None])[0]
+    assert retouch(tmp_path / "face.png", tmp_path / "default", saved) == 0
+    assert (read_image(tmp_path / "default" / "face.png") - (source + 0.5 * (full - source))).abs().max() <= 1.5 / 255
+    assert retouch(tmp_path / "face.png", tmp_path / "full", saved, "retouch.strength=1") == 0
+    assert (read_image(tmp_path / "full" / "face.png") - full).abs().max() <= 1.5 / 255

@@ -10,6 +10,7 @@ from gan_retouch.engine import checkpoint as checkpoint_module
 from gan_retouch.engine.checkpoint import load_checkpoint, save_checkpoint
 from gan_retouch.engine.loop import TrainingLoop, TrainingStopped
 from gan_retouch.engine.model import RetouchModel
+from gan_retouch.engine.monitor import best_note
 from gan_retouch.errors import CheckpointError, ConfigError
 from gan_retouch.train import build_training as Trainer
 
@@ -232,9 +233,9 @@ def test_summary_names_the_step_best_pt_holds_when_it_is_not_the_last(tmp_path):
     trainer = Trainer(tiny_options(tmp_path, "train.steps=1"))
     trainer.step = 700
     trainer.best = {"metric": "psnr", "value": 44.8012, "step": 350}
-    assert trainer._best_note() == " best.pt is step 350 (psnr 44.8)."
+    assert best_note(trainer.best, trainer.step, trainer.min_clean) == " best.pt is step 350 (psnr 44.8)."
     trainer.best["step"] = 700
-    assert trainer._best_note() == ""
+    assert best_note(trainer.best, trainer.step, trainer.min_clean) == ""
 
 
 def test_validation_reports_psnr_inside_and_outside_the_masks_and_can_select_best_by_them(tmp_path):

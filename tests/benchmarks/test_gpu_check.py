@@ -104,14 +104,14 @@ def test_a_timed_out_child_is_killed_with_what_it_started_in_other_sessions(tmp_
 
 
 def test_rows_that_do_not_fit_the_budget_are_skipped_with_the_reason(gpu_check, tmp_path):
-    check = gpu_check.Check(torch.device("cpu"), budget_s=20.0, json_path=tmp_path / "rows.json", record=False)
+    check = gpu_check.Check(torch.device("cpu"), budget_s=30.0, json_path=tmp_path / "rows.json", record=False)
     jobs = gpu_check.section_jobs("train", torch.device("cpu"), gpu_rows.CPU_SCALE, tmp_path)
     jobs[1].estimate = {"cpu": 100.0, "cuda": 100.0}
     chosen, planned = gpu_check.plan_section(jobs, check)
     assert chosen == [0, 2] and planned == gpu_check.STARTUP_S["cpu"] + 6.0
     rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
     skipped = [row for row in rows if row["status"].startswith("skipped")]
-    assert len(skipped) == 1 and "needs about 100 s" in skipped[0]["status"] and "--budget-s 20" in skipped[0]["status"]
+    assert len(skipped) == 1 and "needs about 100 s" in skipped[0]["status"] and "--budget-s 30" in skipped[0]["status"]
     assert sum(row["status"] == "no CUDA" for row in rows) == 3  # cudnn.benchmark x2 and fp16: CUDA only
 
 

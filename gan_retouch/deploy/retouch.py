@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from gan_retouch.console import console
 from gan_retouch.deploy.backends import Backend, select_backend
 from gan_retouch.deploy.image_files import ALPHA_FORMATS, FORMATS, encode_image, read_photo
+from gan_retouch.deploy.shares import current_launch, launch_device, share
 from gan_retouch.engine.checkpoint import load_generator
 from gan_retouch.errors import ConfigError, DataError, GanRetouchError
 from gan_retouch.fileio import atomic_write, ensure_writable_dir
@@ -173,11 +174,16 @@ def load_plan(settings: dict[str, Any], device: torch.device) -> tuple[torch.nn.
 def run_retouch(options: dict[str, Any], inputs: list[str]) -> int:
     """Retouch every image in ``inputs`` into ``retouch.output``; 0 when all succeeded, 1 when any failed."""
     settings = options["retouch"]
-    device = resolve_device(options["device"])
+    launch = current_launch()  # under torchrun: this process's share of the files
+    device = launch_device(resolve_device(options["device"]), launch)
     check_retouch_settings(settings)
     if not inputs:
         raise ConfigError("give the image files or folders to retouch, e.g. gan-retouch retouch photos/ -o out/")
     found, failed = find_images(inputs)
+    folder = Path(settings["output"])
+    found = share(found, [retouched_path(relative, folder, settings["suffix"], settings["format"]).resolve()
+                          for _, relative in found], launch)
+    failed = failed if launch.rank == 0 else []  # a bad input is reported once
     jobs, skipped = plan_jobs(found, settings)
     check_not_in_place(jobs, skipped, settings["output"])
     generator, plan, checkpoint = load_plan(settings, device)
@@ -203,7 +209,7 @@ def run_retouch(options: dict[str, Any], inputs: list[str]) -> int:
                 progress.advance(task, len(batch))
     strength = f" at strength {plan.strength:g}" if plan.strength != 1.0 else ""
     console.print(f"retouched [bold]{written}[/] image(s){strength} with {checkpoint} into "
-                  f"{settings['output']} on {device}")
+                  f"{settings['output']} on {device}{launch.describe()}")
     for source, reason in skipped:
         console.print(f"[yellow]skipped[/] {source}: {reason}")
     for source, reason in failed:

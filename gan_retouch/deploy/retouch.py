@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gan_retouch.console import console
 from gan_retouch.deploy.backends import select_backend
+from gan_retouch.deploy.half import auto_precision
 from gan_retouch.deploy.image_files import ALPHA_FORMATS, FORMATS, encode_image, read_pixels
 from gan_retouch.deploy.pipeline import Decoded, download, run_overlapped, upload
 from gan_retouch.deploy.shares import current_launch, launch_device, share
@@ -170,7 +171,14 @@ def load_plan(settings: dict[str, Any], device: torch.device) -> tuple[torch.nn.
     generator, info = load_generator(settings["checkpoint"], use_ema=settings["use_ema"])
     source = str(info.get("path"))
     facts = ModelFacts(bool(getattr(generator, "edit_mask", False)), int(getattr(generator, "stride", 1)), source)
-    return generator, resolve_plan(info["plan"], settings, "retouch", facts, device.type), source
+    auto = settings["precision"] == "auto"  # decided by a probe of this model on this device (deploy/half.py)
+    plan = resolve_plan(info["plan"], {**settings, "precision": "fp32"} if auto else settings, "retouch", facts,
+                        device.type)
+    if auto:
+        plan, note = auto_precision(generator, plan, device)
+        if note:
+            console.print(note)
+    return generator, plan, source
 
 
 def run_retouch(options: dict[str, Any], inputs: list[str]) -> int:

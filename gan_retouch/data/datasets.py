@@ -16,14 +16,14 @@ from torch.utils.data import Dataset
 
 from gan_retouch.data.augment import AugmentOptions, augment_item
 from gan_retouch.data.cache import DecodedFiles
-from gan_retouch.data.family import SynthOptions
 from gan_retouch.data.folders import ALL, PairRecord, find_pairs
 from gan_retouch.data.io import DEFAULT_LIMIT, PixelLimit, data_limit, pixels_to_image, pixels_to_mask
-from gan_retouch.data.noise import generator_for
 from gan_retouch.data.pixels import read_pixels
-from gan_retouch.data.synthetic import SPLITS, synthesize_pair
 from gan_retouch.errors import DataError
 from gan_retouch.registry import choice
+from gan_retouch.synth.family import SynthOptions
+from gan_retouch.synth.noise import generator_for
+from gan_retouch.synth.synthetic import SPLITS, synthesize_pair
 
 SOURCES = ("synthetic", "folder", "aligned")
 DATASET_SPLITS = (*SPLITS, ALL)

@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from gan_retouch.console import console
-from gan_retouch.data.faces import find_faces
-from gan_retouch.data.family import SynthOptions
 from gan_retouch.data.io import DEFAULT_LIMIT, PixelLimit, is_image_file, read_image
-from gan_retouch.data.photos import blemish_photo
-from gan_retouch.data.synthetic import synthesize_pair
 from gan_retouch.errors import ConfigError, DataError
 from gan_retouch.fileio import ensure_writable_dir
 from gan_retouch.imaging import save_image
+from gan_retouch.synth.faces import find_faces
+from gan_retouch.synth.family import SynthOptions
+from gan_retouch.synth.photos import blemish_photo
+from gan_retouch.synth.synthetic import synthesize_pair
 
 FOLDERS = {"input": "source", "target": "target", "mask": "mask", "skin": "skin"}
 

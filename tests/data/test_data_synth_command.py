@@ -7,10 +7,11 @@ import torch
 from PIL import Image
 
 from gan_retouch.cli import main
-from gan_retouch.data import blemish_photo, build_dataset, detect_skin, read_image, read_mask, synthesize_pair
-from gan_retouch.data.faces import face_region, find_faces
+from gan_retouch.data import build_dataset, read_image, read_mask
 from gan_retouch.errors import DataError
 from gan_retouch.imaging import save_image
+from gan_retouch.synth import blemish_photo, detect_skin, synthesize_pair
+from gan_retouch.synth.faces import face_region, find_faces
 
 
 def _printed(capsys) -> str:

@@ -6,12 +6,12 @@ from typing import Any
 
 import torch
 
-from gan_retouch.data.faces import Face, face_region, find_faces
-from gan_retouch.data.family import SynthOptions
-from gan_retouch.data.noise import Draws, single_thread
-from gan_retouch.data.skin import detect_skin
-from gan_retouch.data.synthetic import blemish, calibrate_subtle
 from gan_retouch.errors import DataError
+from gan_retouch.synth.faces import Face, face_region, find_faces
+from gan_retouch.synth.family import SynthOptions
+from gan_retouch.synth.noise import Draws, single_thread
+from gan_retouch.synth.skin import detect_skin
+from gan_retouch.synth.synthetic import blemish, calibrate_subtle
 
 
 def face_skin(

@@ -15,13 +15,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from gan_retouch.data.camera import apply_camera
-from gan_retouch.data.defects import DefectLayer
-from gan_retouch.data.family import SynthOptions
-from gan_retouch.data.noise import Draws, single_thread
-from gan_retouch.data.portrait import render_portrait
 from gan_retouch.errors import ConfigError
 from gan_retouch.registry import choice
+from gan_retouch.synth.camera import apply_camera
+from gan_retouch.synth.defects import DefectLayer
+from gan_retouch.synth.family import SynthOptions
+from gan_retouch.synth.noise import Draws, single_thread
+from gan_retouch.synth.portrait import render_portrait
 
 SPLITS = ("train", "val", "test")
 MIN_SIZE = 32

@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from gan_retouch.data.noise import Draws, smooth_noise
+from gan_retouch.synth.noise import Draws, smooth_noise
 
 MIN_RADIUS_PX = 1.0  # keeps the smallest defects visible (and learnable) on 96-128 px crops
 PLACEMENT_TRIES = 48  # candidate positions drawn per defect; the first one on skin is used

@@ -21,7 +21,7 @@ FP16_TOLERANCE = 2 / 255
 
 def probe_image(device: torch.device) -> torch.Tensor:
     """A synthetic blemished portrait ``[1,3,PROBE_SIDE,PROBE_SIDE]`` (skin, edges and defects, not noise)."""
-    from gan_retouch.data.synthetic import synthesize_pair
+    from gan_retouch.synth.synthetic import synthesize_pair
 
     return synthesize_pair(0, PROBE_SIDE, seed=0, split="test")["input"][None].to(device)
 

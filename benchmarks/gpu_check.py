@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import json
 import os
 import subprocess
@@ -64,7 +65,7 @@ from gan_retouch.runtime import resolve_device  # noqa: E402
 
 SECTIONS = ("inference", "train", "torchrun", "onnx", "compile")
 NO_CUDA = "no CUDA"
-STARTUP_S = {"cuda": 20.0, "cpu": 12.0}  # a worker's start: imports, the CUDA context
+STARTUP_S = {"cuda": 15.0, "cpu": 12.0}  # a worker's start: imports, the CUDA context
 RESERVE_S = 3.0  # kept back for the last JSON, the table and the exit
 TRAIN = [TrainSetting("fp32"), TrainSetting("bf16"), TrainSetting("bf16", channels_last=True),
          TrainSetting("fp32", cudnn_benchmark=True), TrainSetting("bf16", channels_last=True, cudnn_benchmark=True),
@@ -82,26 +83,27 @@ class Job:
     make: Callable[[float], Row | list[Row]]
     estimate: dict[str, float]
     gpu_only: bool = True
+    needs: tuple[str, ...] = ()  # modules it cannot run without (checked before a worker starts)
 
 
 def section_jobs(section: str, device: torch.device, scale: Scale, root: Path) -> list[Job]:
     """The jobs of one section, in the order they run (the same list in the check and in its worker)."""
     if section in ("train", "compile"):
         shared: dict[str, Any] = {}
-        cost = {"cuda": 120.0, "cpu": 60.0} if section == "compile" else {"cuda": 12.0, "cpu": 3.0}
+        cost = {"cuda": 120.0, "cpu": 60.0} if section == "compile" else {"cuda": 10.0, "cpu": 3.0}
         return [Job("train step", [setting.describe(scale)],
                     lambda _deadline, setting=setting: train_row(device, scale, root / "train", setting, shared),
                     cost, gpu_only=setting.gpu_only) for setting in (COMPILE if section == "compile" else TRAIN)]
     if section == "torchrun":
         return [Job("torchrun", ["1 process (NCCL), then --resume"], partial(torchrun_row, device, scale, root),
-                    {"cuda": 100.0, "cpu": 90.0}, gpu_only=False)]
+                    {"cuda": 80.0, "cpu": 90.0}, gpu_only=False)]
     if section == "inference":
         models = {"student": recipe_generator("distill", "student"), "teacher": recipe_generator("train", "autoretouch")}
         return [Job("inference", [f"{inference_setting(role, entry, graphs)} {size}" for size in SIZES],
-                    partial(inference_rows, device, role, entry, graphs), {"cuda": 30.0, "cpu": 30.0})
+                    partial(inference_rows, device, role, entry, graphs), {"cuda": 20.0, "cpu": 30.0})
                 for role, entry in models.items() for graphs in (False, True)]
     return [Job("onnx", ["student fp32, parity on the GPU"], lambda _deadline: onnx_row(device, root),
-                {"cuda": 60.0, "cpu": 30.0})]
+                {"cuda": 60.0, "cpu": 30.0}, needs=("onnxscript", "onnxruntime"))]
 
 
 def run_job(job: Job, device: torch.device, deadline: float) -> list[Row]:
@@ -159,6 +161,8 @@ class Check:
 
     def add(self, rows: list[Row], complete: bool = False) -> None:
         self.rows += rows
+        for row in rows:  # one line per row as it comes: the log keeps them whatever happens next
+            print(" | ".join(Row.cells(row)), flush=True)
         if self.json_path:
             data = {"title": self.title(), "budget_s": self.budget_s, "complete": complete,
                     "elapsed_s": round(time.monotonic() - self.started, 1), "rows": [asdict(row) for row in self.rows]}
@@ -175,8 +179,12 @@ def plan_section(jobs: list[Job], check: Check) -> tuple[list[int], float]:
     kind = check.device.type
     chosen, planned = [], STARTUP_S[kind]
     for index, job in enumerate(jobs):
+        missing = [name for name in job.needs if importlib.util.find_spec(name) is None]
         if job.gpu_only and kind != "cuda":
             check.add([Row(job.check, setting, NO_CUDA) for setting in job.settings])
+        elif missing:
+            check.add([Row(job.check, setting, f"skipped: {', '.join(missing)} not installed")
+                       for setting in job.settings])
         elif planned + job.estimate[kind] <= check.left():
             chosen.append(index)
             planned += job.estimate[kind]

@@ -157,3 +157,14 @@ def test_its_torchrun_helper_trains_resumes_and_reads_the_log(tmp_path):
     row = gpu_rows.torchrun_row(torch.device("cpu"), gpu_rows.CPU_SCALE, tmp_path, time.time() + 300)
     assert row.status == "ok" and row.finite and row.ms > 0 and row.data_ms >= 0, row
     assert "gloo" in row.setting and "step 2, then 3" in row.note
+
+
+def test_a_row_whose_packages_are_missing_is_skipped_without_a_worker(gpu_check, tmp_path):
+    """The GPU machine has no onnxruntime: the onnx row says so at once instead of spending its estimate."""
+    check = gpu_check.Check(torch.device("cpu"), budget_s=300.0, json_path=None, record=False)
+    jobs = gpu_check.section_jobs("torchrun", torch.device("cpu"), gpu_rows.CPU_SCALE, tmp_path)
+    jobs[0].needs = ("no_such_module_here", "json")
+    chosen, _ = gpu_check.plan_section(jobs, check)
+    assert chosen == [] and check.rows[0].status == "skipped: no_such_module_here not installed"
+    onnx = gpu_check.section_jobs("onnx", torch.device("cpu"), gpu_rows.CPU_SCALE, tmp_path)[0]
+    assert onnx.needs == ("onnxscript", "onnxruntime")

@@ -25,7 +25,7 @@ if ! "$PYTHON" -m pip install --no-index --no-deps --no-build-isolation -e . >>"
   echo "gpu_run.sh: the editable install of this checkout failed (see $OUT/pip.log); running it from the tree"
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" GAN_RETOUCH_RESULTS_DIR="$OUT/results"
-timeout -k 10 $((${BUDGET_S%.*} + 30)) "$PYTHON" benchmarks/gpu_check.py --device "$DEVICE" \
+timeout -k 10 $((${BUDGET_S%.*} + 60)) "$PYTHON" benchmarks/gpu_check.py --device "$DEVICE" \
   --budget-s "$BUDGET_S" --json "$OUT/gpu_check.json" --out "$OUT/runs" 2>&1 | tee "$OUT/gpu_check.log"
 status=${PIPESTATUS[0]}
 find "$OUT/runs" \( -name '*.pt' -o -name '*.onnx' \) -delete 2>/dev/null  # weights: not worth carrying back

@@ -3,7 +3,7 @@
 # install the carried wheels (wheels/: lpips, pytorch-msssim) and this checkout without any index, then run
 # benchmarks/gpu_check.py under its budget. Everything it leaves is in $OUT: pip.log, gpu_check.log,
 # gpu_check.json (rewritten after every row) and results/gpu_check.json (the record for docs/results.md).
-#   OUT=DIR BUDGET_S=420 DEVICE=cuda PYTHON=python bash benchmarks/gpu_run.sh
+#   OUT=DIR BUDGET_S=420 DEVICE=cuda PYTHON=python [ONLY=sections] bash benchmarks/gpu_run.sh
 set -uo pipefail
 OUT=${OUT:-gpu_run_out}
 BUDGET_S=${BUDGET_S:-420}
@@ -26,7 +26,8 @@ if ! "$PYTHON" -m pip install --no-index --no-deps --no-build-isolation -e . >>"
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" GAN_RETOUCH_RESULTS_DIR="$OUT/results"
 timeout -k 10 $((${BUDGET_S%.*} + 60)) "$PYTHON" benchmarks/gpu_check.py --device "$DEVICE" \
-  --budget-s "$BUDGET_S" --json "$OUT/gpu_check.json" --out "$OUT/runs" 2>&1 | tee "$OUT/gpu_check.log"
+  --budget-s "$BUDGET_S" ${ONLY:+--only "$ONLY"} --json "$OUT/gpu_check.json" --out "$OUT/runs" 2>&1 |
+  tee "$OUT/gpu_check.log"
 status=${PIPESTATUS[0]}
 find "$OUT/runs" \( -name '*.pt' -o -name '*.onnx' \) -delete 2>/dev/null  # weights: not worth carrying back
 exit "$status"

@@ -95,7 +95,7 @@ def section_jobs(section: str, device: torch.device, scale: Scale, root: Path) -
                     lambda _deadline, setting=setting: train_row(device, scale, root / "train", setting, shared),
                     cost, gpu_only=setting.gpu_only) for setting in (COMPILE if section == "compile" else TRAIN)]
     if section == "torchrun":
-        return [Job("torchrun", ["1 process (NCCL), then --resume"], partial(torchrun_row, device, scale, root),
+        return [Job("torchrun", [f"1 process ({'NCCL' if device.type == 'cuda' else 'gloo'}), then --resume"], partial(torchrun_row, device, scale, root),
                     {"cuda": 80.0, "cpu": 90.0}, gpu_only=False)]
     if section == "inference":
         models = {"student": recipe_generator("distill", "student"), "teacher": recipe_generator("train", "autoretouch")}

@@ -46,7 +46,9 @@ ABOUT = {
     "bench_real_loading": "Quick-start step time on 1024 px pairs against the same pairs at 256 px.",
     "bench_export": "ONNX / TorchScript parity with PyTorch, file size and export time.",
     "retouch_4k": "Start-up and one 4K photo: `gan-retouch retouch` wall time and `gan-retouch --help`, measured by hand.",
-    "gpu_check": "The GPU paths on one GPU: training step (AMP, channels_last, compile), torchrun, fp16 latency, ONNX.",
+    "retouch_folder": "`gan-retouch retouch` on a folder of 1024 px JPEGs: wall and CPU time, measured by hand.",
+    "gpu_check": "The GPU paths on one GPU under a time budget: training step (fp32, bf16, fp16, channels_last, "
+                 "cudnn.benchmark, compile), torchrun with data time, fp16 latency, ONNX.",
 }
 
 

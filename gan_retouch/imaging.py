@@ -25,13 +25,19 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
     return (x + 1.0) * 0.5
 
 
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Values in [0, 1] -> uint8 0..255, clamped and rounded (on the tensor's device): the one rounding of 8-bit
+    outputs."""
+    return (x.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
+
+
 def tensor_to_pil(x: torch.Tensor) -> Image.Image:
-    """A ``[3,H,W]`` or ``[1,H,W]`` tensor in [0, 1] -> an 8-bit PIL image (rounded, clamped)."""
+    """A ``[3,H,W]`` or ``[1,H,W]`` tensor in [0, 1] (or uint8 from ``to_uint8``) -> an 8-bit PIL image."""
     if x.dim() == 4:
         if x.shape[0] != 1:
             raise ValueError(f"tensor_to_pil takes one image, got a batch of {x.shape[0]}")
         x = x[0]
-    array = (x.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu()
+    array = (x if x.dtype == torch.uint8 else to_uint8(x)).detach().cpu()
     if array.shape[0] == 1:
         return Image.fromarray(array[0].numpy(), mode="L")
     return Image.fromarray(array.permute(1, 2, 0).contiguous().numpy(), mode="RGB")

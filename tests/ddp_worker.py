@@ -7,6 +7,9 @@ nan:      rank 1 alone gets a NaN loss at steps 2, 4 and 5 (nan_policy=skip, at 
           ranks skip steps 2 and 4 and both stop at step 5. Before training, rank 1 reads an empty log window.
 unused:   u2net_lite trained without its mask terms (its mask head gets no gradient).
 distill:  a 3-step distillation from a tiny teacher, with the final report.
+node:     one rank of a two-"node" launch (``ddp_worker.py ROOT node STEPS RESUME``): its run folder is
+          ROOT/node<GROUP_RANK>, as on machines without a shared disk; it trains to STEPS (train.resume=RESUME)
+          and saves its weights and the step it started from.
 """
 
 import json
@@ -101,5 +104,14 @@ elif scenario == "distill":
     }
     options, _ = resolve("distill", "student", overrides)
     (root / f"exit{rank}.txt").write_text(str(run_distillation(options)))
+elif scenario == "node":
+    node = root / f"node{os.environ['GROUP_RANK']}"
+    steps, resume = sys.argv[3], sys.argv[4]
+    options = tiny_options(node, f"train.steps={steps}", "train.save_every=2", f"train.resume={resume}")
+    trainer = build_training(options)
+    started_at = trainer.step
+    trainer.fit()
+    save_weights(trainer)
+    (root / f"node_rank{rank}_{steps}.json").write_text(json.dumps({"started_at": started_at, "step": trainer.step}))
 else:
     raise SystemExit(f"unknown scenario {scenario!r}")

@@ -227,6 +227,22 @@ def read_image_with_info(path: str | Path, limit: PixelLimit = DEFAULT_LIMIT,
     return image, info
 
 
+def read_pixels_with_info(path: str | Path, limit: PixelLimit = DEFAULT_LIMIT,
+                          png_via_pillow: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
+    """``read_image_with_info`` without the float conversion: RGB ``[3,H,W]`` uint8 (uint16 for 16-bit PNGs),
+    gray expanded and alpha dropped as there, and the same info."""
+    path = Path(path)
+    pixels, info = _decode(path, limit, with_info=True, png_via_pillow=png_via_pillow)
+    info["bits"] = 16 if pixels.dtype == torch.uint16 else 8
+    if pixels.shape[0] in (2, 4):
+        _warn_once(path, "alpha", f"{path}: alpha channel dropped (the image is used as opaque RGB)")
+        pixels = pixels[: pixels.shape[0] - 1]
+    if pixels.shape[0] == 1:
+        _warn_once(path, "gray", f"{path}: grayscale image converted to RGB")
+        pixels = pixels.expand(3, -1, -1)
+    return pixels.contiguous(), info
+
+
 def image_size(path: Path, limit: PixelLimit = DEFAULT_LIMIT) -> tuple[int, int]:
     """(height, width) after EXIF orientation, from the header only; DataError when it is not an image or is
     over ``limit``."""

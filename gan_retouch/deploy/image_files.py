@@ -21,7 +21,7 @@ import torch
 from PIL import Image, ImageOps
 
 from gan_retouch.errors import DataError
-from gan_retouch.imaging import tensor_to_pil
+from gan_retouch.imaging import tensor_to_pil, to_uint8
 
 if TYPE_CHECKING:
     from gan_retouch.data.io import PixelLimit
@@ -36,13 +36,20 @@ def read_photo(path: Path, limit: PixelLimit) -> tuple[torch.Tensor, dict[str, A
     [0, 1] or None), upright; an image over ``limit`` pixels is a DataError before it is decoded. The reader's
     "alpha channel dropped" warning is silenced: the alpha is kept. 8-bit PNGs are decoded by Pillow (the same
     pixels, without importing torchvision: a fast start)."""
-    from gan_retouch.data.io import read_image_with_info  # the data package loads only when a photo is read
+    pixels, info = read_pixels(path, limit)
+    return pixels.to(torch.float32).div_(65535.0 if info["bits"] == 16 else 255.0), info
+
+
+def read_pixels(path: Path, limit: PixelLimit) -> tuple[torch.Tensor, dict[str, Any]]:
+    """``read_photo`` before the float conversion: the decoded RGB pixels, uint8 (uint16 for 16-bit PNGs)
+    ``[3,H,W]``, upright, a quarter of the bytes to move to a GPU; the same info (``bits``, ``alpha``, ...)."""
+    from gan_retouch.data.io import read_pixels_with_info
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*alpha channel dropped.*")
-        image, info = read_image_with_info(path, limit, png_via_pillow=True)
+        pixels, info = read_pixels_with_info(path, limit, png_via_pillow=True)
     info["alpha"] = read_alpha(path, limit)
-    return image, info
+    return pixels, info
 
 
 def read_alpha(path: Path, limit: PixelLimit) -> torch.Tensor | None:
@@ -97,10 +104,14 @@ def encode_png(image: torch.Tensor, icc_profile: bytes | None, exif: bytes | Non
     deflated at zlib level ``compression``. A 4K photo is written about twice as fast as by Pillow at the same
     level, in a file of the same size; the pixels are rounded as ``imaging.tensor_to_pil`` rounds them."""
     height, width = image.shape[-2:]
-    planes = image if alpha is None else torch.cat([image, alpha.to(image)])
+    if image.dtype == torch.uint8 and bits == 8:  # rounded already (imaging.to_uint8)
+        planes = image if alpha is None else torch.cat([image, to_uint8(alpha)])
+        pixels = planes.permute(1, 2, 0).cpu().numpy()
+    else:
+        planes = image.float() if alpha is None else torch.cat([image.float(), alpha.float()])
+        pixels = (planes.detach().clamp(0, 1) * (65535.0 if bits == 16 else 255.0)).round()
+        pixels = pixels.permute(1, 2, 0).cpu().numpy().astype(">u2" if bits == 16 else np.uint8)
     channels = planes.shape[0]
-    pixels = (planes.detach().float().clamp(0, 1) * (65535.0 if bits == 16 else 255.0)).round()
-    pixels = pixels.permute(1, 2, 0).cpu().numpy().astype(">u2" if bits == 16 else np.uint8)
     rows = pixels.reshape(height, width * channels).view(np.uint8)
     step = channels * bits // 8  # bytes per pixel: Sub takes the same byte of the pixel on the left
     filtered = rows.copy()
@@ -135,7 +146,7 @@ def encode_image(image: torch.Tensor, info: dict[str, Any], extension: str, qual
         extras["quality"] = quality
     picture = tensor_to_pil(image)
     if alpha is not None:
-        picture.putalpha(Image.fromarray((alpha[0].clamp(0, 1) * 255.0).round().byte().cpu().numpy()))
+        picture.putalpha(Image.fromarray(to_uint8(alpha[0]).cpu().numpy()))
     buffer = io.BytesIO()
     picture.save(buffer, format=pil_format, **extras)
     return buffer.getvalue()

@@ -24,7 +24,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gan_retouch.console import console
 from gan_retouch.deploy.backends import Backend, select_backend
-from gan_retouch.deploy.image_files import ALPHA_FORMATS, FORMATS, encode_image, read_photo
+from gan_retouch.deploy.half import auto_precision
+from gan_retouch.deploy.image_files import ALPHA_FORMATS, FORMATS, encode_image, read_pixels
+from gan_retouch.deploy.pipeline import Decoded, download, run_overlapped, upload
+from gan_retouch.deploy.shares import current_launch, launch_device, share
 from gan_retouch.engine.checkpoint import load_generator
 from gan_retouch.errors import ConfigError, DataError, GanRetouchError
 from gan_retouch.fileio import atomic_write, ensure_writable_dir
@@ -130,45 +133,50 @@ def read_sizes(jobs: list[Job], failed: list[tuple[str, str]], max_pixels: int) 
     return readable
 
 
-def retouch_batch(jobs: list[Job], backend: Backend, plan: InferencePlan, settings: dict[str, Any],
-                  device: torch.device, failed: list[tuple[str, str]]) -> int:
-    """Read, retouch (``plan``, its tile decided) and write one batch of same-sized images; returns how many were
-    written."""
+def read_job(job: Job, settings: dict[str, Any], failed: list[tuple[str, str]]) -> Decoded[Job] | None:
+    """The decoded pixels of one job (``image_files.read_pixels``), or None with the reason in ``failed``."""
     from gan_retouch.data.io import PixelLimit
 
-    loaded = []
-    for job in jobs:
-        try:
-            image, info = read_photo(job.source, PixelLimit(settings["max_pixels"], "retouch.max_pixels"))
-        except GanRetouchError as exc:
-            failed.append((str(job.source), str(exc)))
-            continue
-        loaded.append((job, image, info))
-    if not loaded:
-        return 0
-    batch = torch.stack([image for _, image, _ in loaded]).to(device)
-    if plan.face_width is not None or plan.protect_features:  # each photo at its own face; a faceless one is named
-        plans = [face_plan(plan, image) for image in batch]
-        for (job, _, _), (_, face) in zip(loaded, plans, strict=True):
-            if face is None:
-                console.print(f"[yellow]note[/] {job.source}: no face found; retouched at "
-                              f"{f'work size {plan.work_size} px' if plan.work_size else 'native resolution'}")
-        outputs = torch.cat([run_face_plan(plan, backend, image[None], None, True, *found)
-                             for found, image in zip(plans, batch, strict=True)])
-    else:
-        outputs = run_plan(plan, backend, batch)
-    written = 0
-    for (job, _, info), output in zip(loaded, outputs, strict=True):
-        if info["alpha"] is not None and FORMATS[job.target.suffix.lower().lstrip(".")][0] not in ALPHA_FORMATS:
-            console.print(f"[yellow]note[/] {job.target}: this format has no alpha channel; the input's is dropped")
-        try:
-            data = encode_image(output, info, job.target.suffix.lower(), settings["quality"],
-                                settings["png_compression"])
-            atomic_write(job.target, data)
-            written += 1
-        except (OSError, GanRetouchError) as exc:
-            failed.append((str(job.source), f"cannot write {job.target}: {exc}"))
-    return written
+    try:
+        pixels, info = read_pixels(job.source, PixelLimit(settings["max_pixels"], "retouch.max_pixels"))
+    except GanRetouchError as exc:
+        failed.append((str(job.source), str(exc)))
+        return None
+    return Decoded(job, pixels, info)
+
+
+def write_output(item: Decoded[Job], output: torch.Tensor, settings: dict[str, Any],
+                 failed: list[tuple[str, str]], written: list[Path]) -> None:
+    """Encode and write one output (uint8 or float ``[3,H,W]``) atomically; the path goes to ``written``, a
+    failure to ``failed``."""
+    job, info = item.job, item.info
+    if info["alpha"] is not None and FORMATS[job.target.suffix.lower().lstrip(".")][0] not in ALPHA_FORMATS:
+        console.print(f"[yellow]note[/] {job.target}: this format has no alpha channel; the input's is dropped")
+    try:
+        data = encode_image(output, info, job.target.suffix.lower(), settings["quality"], settings["png_compression"])
+        atomic_write(job.target, data)
+        written.append(job.target)
+    except (OSError, GanRetouchError) as exc:
+        failed.append((str(job.source), f"cannot write {job.target}: {exc}"))
+
+
+def run_faces(plan: InferencePlan, backend: Backend, images: torch.Tensor, decoded: list[Decoded[Job]]) -> torch.Tensor:
+    """Each image at its own face's scale, its features protected (``inference.face_scale``); a photo without a
+    face is named and runs at the plan's working size."""
+    outputs = []
+    for item, image in zip(decoded, images, strict=True):
+        resolved, face = face_plan(plan, image)
+        if face is None:
+            console.print(f"[yellow]note[/] {item.job.source}: no face found; retouched at "
+                          f"{f'work size {plan.work_size} px' if plan.work_size else 'native resolution'}")
+        outputs.append(run_face_plan(plan, backend, image[None], None, True, resolved, face))
+    return torch.cat(outputs)
+
+
+def batches_of(jobs: list[Job], batch_size: int) -> list[list[Job]]:
+    """Jobs (sorted by size) in batches of at most ``batch_size`` same-sized images."""
+    groups = [list(group) for _, group in groupby(jobs, key=lambda job: job.size)]
+    return [group[start : start + batch_size] for group in groups for start in range(0, len(group), batch_size)]
 
 
 def load_plan(settings: dict[str, Any], device: torch.device) -> tuple[torch.nn.Module, InferencePlan, str]:
@@ -176,17 +184,29 @@ def load_plan(settings: dict[str, Any], device: torch.device) -> tuple[torch.nn.
     generator, info = load_generator(settings["checkpoint"], use_ema=settings["use_ema"])
     source = str(info.get("path"))
     facts = ModelFacts(bool(getattr(generator, "edit_mask", False)), int(getattr(generator, "stride", 1)), source)
-    return generator, resolve_plan(info["plan"], settings, "retouch", facts, device.type), source
+    auto = settings["precision"] == "auto"  # decided by a probe of this model on this device (deploy/half.py)
+    plan = resolve_plan(info["plan"], {**settings, "precision": "fp32"} if auto else settings, "retouch", facts,
+                        device.type)
+    if auto:
+        plan, note = auto_precision(generator, plan, device)
+        if note:
+            console.print(note)
+    return generator, plan, source
 
 
 def run_retouch(options: dict[str, Any], inputs: list[str]) -> int:
     """Retouch every image in ``inputs`` into ``retouch.output``; 0 when all succeeded, 1 when any failed."""
     settings = options["retouch"]
-    device = resolve_device(options["device"])
+    launch = current_launch()  # under torchrun: this process's share of the files
+    device = launch_device(resolve_device(options["device"]), launch)
     check_retouch_settings(settings)
     if not inputs:
         raise ConfigError("give the image files or folders to retouch, e.g. gan-retouch retouch photos/ -o out/")
     found, failed = find_images(inputs)
+    folder = Path(settings["output"])
+    found = share(found, [retouched_path(relative, folder, settings["suffix"], settings["format"]).resolve()
+                          for _, relative in found], launch)
+    failed = failed if launch.rank == 0 else []  # a bad input is reported once
     jobs, skipped = plan_jobs(found, settings)
     check_not_in_place(jobs, skipped, settings["output"])
     generator, plan, checkpoint = load_plan(settings, device)
@@ -196,23 +216,32 @@ def run_retouch(options: dict[str, Any], inputs: list[str]) -> int:
     backend = select_backend(generator, device, plan, checkpoint, probe=len(jobs) > 1)
     console.print(f"backend: {backend.description}")
     console.print(f"plan: {plan.describe()}")
-    written = 0
+    written: list[Path] = []
+    tiled: set[tuple[int, int]] = set()
     columns = [TextColumn("[bold]retouching"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("retouching", total=len(jobs))
-        for (height, width), same_size in groupby(jobs, key=lambda job: job.size):
-            group = list(same_size)
-            for start in range(0, len(group), settings["batch_size"]):
-                batch = group[start : start + settings["batch_size"]]
-                tile = tile_for(plan, backend, height, width, len(batch), device)
-                if tile and max(work_shape(height, width, plan.work_size)) > tile:
-                    progress.console.print(f"{height}x{width}: tiles of {tile} px ({plan.tile_overlap} px "
-                                           "overlap) to stay within the memory budget")
-                written += retouch_batch(batch, backend, replace(plan, tile=tile), settings, device, failed)
-                progress.advance(task, len(batch))
+
+        def compute(decoded: list[Decoded[Job]]) -> list[torch.Tensor]:
+            height, width = decoded[0].job.size
+            tile = tile_for(plan, backend, height, width, len(decoded), device)
+            if tile and max(work_shape(height, width, plan.work_size)) > tile and (height, width) not in tiled:
+                tiled.add((height, width))
+                progress.console.print(f"{height}x{width}: tiles of {tile} px ({plan.tile_overlap} px "
+                                       "overlap) to stay within the memory budget")
+            images = upload([item.pixels for item in decoded], device)
+            if plan.face_width is not None or plan.protect_features:
+                outputs = run_faces(plan, backend, images, decoded)
+            else:
+                outputs = run_plan(replace(plan, tile=tile), backend, images)
+            return download(outputs, [item.info["bits"] for item in decoded])
+
+        run_overlapped(batches_of(jobs, settings["batch_size"]), lambda job: read_job(job, settings, failed), compute,
+                       lambda item, output: write_output(item, output, settings, failed, written),
+                       lambda count: progress.advance(task, count))
     strength = f" at strength {plan.strength:g}" if plan.strength != 1.0 else ""
-    console.print(f"retouched [bold]{written}[/] image(s){strength} with {checkpoint} into "
-                  f"{settings['output']} on {device}")
+    console.print(f"retouched [bold]{len(written)}[/] image(s){strength} with {checkpoint} into "
+                  f"{settings['output']} on {device}{launch.describe()}")
     for source, reason in skipped:
         console.print(f"[yellow]skipped[/] {source}: {reason}")
     for source, reason in failed:

@@ -88,10 +88,11 @@ def run_distillation(options: dict[str, Any], command_line: Collection[str] | No
 
     loop = TrainingLoop(options, model_factory, Validator.from_options, command_line)
     features = loop.model.features
-    # The frozen teacher scores the same at any step: score it now, on every rank (validation is a collective
-    # under DDP), while the process group lives; fit() leaves it at the end.
-    teacher_scores = loop.validation.evaluate(lambda x: features.run_teacher(x)[0])
-    final = loop.fit()
+    # The frozen teacher scores the same at any step: score it first, on every rank (validation is a collective
+    # under DDP), inside fit() so that a failure there still closes the run and leaves the process group.
+    teacher_scores: dict[str, float] = {}
+    final = loop.fit(first=lambda: teacher_scores.update(loop.validation.evaluate(
+        lambda x: features.run_teacher(x)[0])))
     if loop.dist.is_main:
         write_report(loop.run_dir, options, teacher_scores, final, features.teacher,
                      loop.model.eval_generator(), info.get("path"))

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 
 from gan_retouch.errors import ConfigError
 from gan_retouch.runtime import resolve_device
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,24 @@ def collective_device(info: DistInfo) -> torch.device:
     if info.enabled and dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
+
+
+def decided_on_main(decide: Callable[[], T], info: DistInfo) -> T:
+    """``decide()`` run on rank 0 alone, its result (or its exception) given to every rank: one decision, also
+    when the ranks do not share a disk (nodes that each read their own folder would decide differently)."""
+    if not info.enabled:
+        return decide()
+    box: list[object] = [None]
+    if info.is_main:
+        try:
+            box[0] = ("ok", decide())
+        except Exception as exc:
+            box[0] = ("error", exc)
+    dist.broadcast_object_list(box, src=0)
+    kind, value = box[0]  # type: ignore[misc]
+    if kind == "error":
+        raise value
+    return value
 
 
 def union_of_keys(keys: list[str], info: DistInfo) -> list[str]:

@@ -106,9 +106,8 @@ class TrainingLoop:
         self.run_dir = self.run.path
         self.step = self.stage_index = self.stage_step = 0
         self.best: dict[str, Any] = {"metric": options["val"]["metric"], "value": None, "step": None}
-        self.stop_requested, self.stop_signal = False, signal.SIGINT
-        self._skips = 0
-        state = self.run.open()
+        self.stop_requested, self.stop_signal, self._skips = False, signal.SIGINT, 0
+        state = distributed.decided_on_main(self.run.open, self.dist)  # rank 0's folder decides for every rank
         try:
             if state is not None:
                 self._resume(state, command_line)
@@ -246,10 +245,12 @@ class TrainingLoop:
                                       self.stop_signal)
 
     # ----------------------------------------------------------------- the run
-    def fit(self) -> dict[str, float]:
-        """Run every remaining stage, validate, save, and return the final validation metrics."""
+    def fit(self, first: Callable[[], object] | None = None) -> dict[str, float]:
+        """Run ``first`` (distill scores its teacher), the remaining stages and the final validation, then close."""
         previous_handlers = install_stop_handlers(self._request_stop)
         try:
+            if first is not None:
+                first()
             with progress_bar(self.dist.is_main) as progress:
                 task = progress.add_task("train", total=self.total_steps, completed=self.step, stage="", info="")
                 for plan in self.plans[self.stage_index:]:
@@ -259,8 +260,7 @@ class TrainingLoop:
                     label = f"{self.model.kind} {plan.name} ({plan.index + 1}/{len(self.plans)})"
                     progress.update(task, stage=label)
                     self._run_stage(plan, progress, task)
-            final = self._finish(self.plans[-1])
-            return final
+            return self._finish(self.plans[-1])
         finally:
             restore_handlers(previous_handlers)
             if self.log is not None:

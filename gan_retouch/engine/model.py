@@ -13,13 +13,13 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gan_retouch.config import Options
 from gan_retouch.console import console
 from gan_retouch.engine import distributed
 from gan_retouch.engine.checkpoint import describe_network, load_state_strict
 from gan_retouch.engine.distributed import DistInfo
+from gan_retouch.engine.ema import GeneratorEMA
 from gan_retouch.engine.init_weights import initialise, resolve_init_path
 from gan_retouch.engine.networks import (
     build_discriminator,
@@ -71,8 +71,7 @@ class RetouchModel:
         check_loss_terms(options, self.discriminator is not None, self.provides_teacher)
         initialise(self.generator, self.discriminator, options["model"], announce=dist.is_main)
         decay = float(options["train"]["ema"])
-        self.ema = (AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
-                    if decay > 0 else None)
+        self.ema = GeneratorEMA(self.generator, decay) if decay > 0 else None
         sync_bn = bool(options["train"]["sync_bn"])
         find_unused = dist.enabled and self._has_parameters_without_gradient(options)
         self.generator_wrapped = wrap(self.generator, precision, dist, device, sync_bn, find_unused)

@@ -37,7 +37,8 @@ class RunFolder:
         """Check the folder may be used and lock it; returns the checkpoint to resume, if any.
 
         Only rank 0 locks and decides whether the folder may be used (the other ranks would otherwise see the
-        files rank 0 has just written and refuse the run); every rank reads the same resume checkpoint.
+        files rank 0 has just written and refuse the run); under DDP the loop calls this on rank 0 alone and gives
+        its answer to the other ranks, whose nodes may have no copy of the folder.
         """
         if self.is_main:
             ensure_writable_dir(self.path, "run folder")

@@ -65,7 +65,7 @@ def test_enumerations_agree_with_the_code_that_acts_on_them():
         ("train", "val.split"): ("val", "train"),
         ("retouch", "retouch.format"): ("same", *IMAGE_FORMATS),
         ("export", "export.format"): tuple(EXPORT_FORMATS),
-        ("retouch", "retouch.precision"): tuple(PRECISION_DTYPES),
+        ("retouch", "retouch.precision"): ("auto", *PRECISION_DTYPES),  # auto: deploy/half.py
         ("bench", "bench.precision"): tuple(PRECISION_DTYPES),
         ("retouch", "retouch.backend"): BACKENDS,
         ("bench", "bench.backend"): BACKENDS,

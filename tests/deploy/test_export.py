@@ -166,3 +166,59 @@ def test_export_says_what_of_the_plan_the_file_holds(tmp_path: Path, capsys: pyt
     with torch.no_grad():
         expected = generator(x, floor=0.4)[0]
     assert (torch.jit.load(tmp_path / "s.ts")(x)[0] - expected).abs().max() < 1e-4
+
+
+def test_the_parity_reference_and_the_exported_run_compute_without_tf32() -> None:
+    """On Ampere and newer GPUs cuDNN convolutions default to TF32, which moves the student's output by about the
+    parity tolerance: both sides of the check run in full fp32, and the caller's setting comes back after."""
+    from gan_retouch.deploy.export_check import check_parity
+
+    seen = []
+
+    class Recording(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x, mask=None, floor=None):
+            seen.append((torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision))
+            return self.inner(x)
+
+    generator = Recording(perturbed("student"))
+
+    def runner(inputs):
+        seen.append((torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision))
+        with torch.no_grad():
+            return [generator.inner(inputs[0])]
+
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    saved = conv.fp32_precision, matmul.fp32_precision
+    conv.fp32_precision = matmul.fp32_precision = "tf32"  # what an H100 computes fp32 convolutions with by default
+    try:
+        results = check_parity(generator, runner, [[1, 32, 32]], 0, torch.device("cpu"))
+        assert (conv.fp32_precision, matmul.fp32_precision) == ("tf32", "tf32")
+    finally:
+        conv.fp32_precision, matmul.fp32_precision = saved
+    assert len(seen) == 4 and set(seen) == {("ieee", "ieee")}
+    assert all(r["max_abs_diff"] == 0.0 for r in results)
+
+
+def test_onnxruntime_on_cuda_runs_without_tf32_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnxruntime
+
+    from gan_retouch.deploy.export_check import load_runner
+
+    asked = {}
+
+    class Session:
+        def __init__(self, path, providers):
+            asked["providers"] = providers
+
+        def get_inputs(self):
+            return []
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider",
+                                                                        "CPUExecutionProvider"])
+    monkeypatch.setattr(onnxruntime, "InferenceSession", Session)
+    load_runner(tmp_path / "model.onnx", "onnx", torch.device("cuda"))
+    assert asked["providers"][0] == ("CUDAExecutionProvider", {"use_tf32": "0"})

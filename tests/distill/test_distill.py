@@ -252,3 +252,35 @@ def test_report_measures_an_fp16_teacher_as_float32_and_leaves_it_as_it_was(tmp_
     assert row["gmacs"] > 0 and row["cpu_ms"] > 0
     assert row["mb_fp16"] == pytest.approx(row["mb_fp32"] / 2, rel=0.01)
     assert all(p.dtype == torch.float16 for p in teacher.parameters())
+
+
+def test_a_failure_while_scoring_the_teacher_still_closes_the_run(tmp_path, monkeypatch):
+    """The teacher is scored inside fit()'s try/finally: the lock is released and the process group left."""
+    import fcntl
+
+    from gan_retouch.engine import loop as loop_module
+    from gan_retouch.evaluate.validation import Validator
+
+    teacher_path = save_generator_checkpoint(tmp_path / "teacher.pt", "train", "autoretouch",
+                                             {**TEACHER_ARGS, "edit_mask": True})
+    overrides = {
+        "device": "cpu", "checkpoints_root": str(tmp_path / "ck"), "results_root": str(tmp_path / "res"),
+        "data": {"batch_size": 2, "crop": 32, "val_count": 2, "synthetic": {"size": 48, "val_count": 2}},
+        "model": {"generator": {"args": FAST_ARGS}}, "train": {"steps": 1},
+        "val": {"every": 0, "samples": 1, "lpips": False},
+        "distill": {"teacher": str(teacher_path), "latency_size": 32, "latency_time_s": 0.01},
+    }
+    options, _ = resolve("distill", "student", overrides)
+    left = []
+    monkeypatch.setattr(loop_module.distributed, "shutdown", left.append)
+
+    def broken(self, model):  # the first validation of a distillation scores the teacher
+        raise RuntimeError("the teacher broke")
+
+    monkeypatch.setattr(Validator, "evaluate", broken)
+    with pytest.raises(RuntimeError, match="the teacher broke") as failure:
+        run_distillation(options)
+    assert len(left) == 1
+    with open(tmp_path / "ck" / "student" / ".lock") as handle:  # the failed run (still referenced) let it go
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert failure.value is not None

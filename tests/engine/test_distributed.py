@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +82,37 @@ def test_two_rank_distillation_writes_its_report(tmp_path):
     report = json.loads((tmp_path / "ck" / "student" / "distill_report.json").read_text())
     teacher, student = report["rows"]["teacher"], report["rows"]["student"]
     assert teacher["psnr"] > 0 and student["psnr"] > 0 and teacher["cpu_ms"] > 0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+def run_two_nodes(root: Path, steps: int, resume: str) -> None:
+    """`torchrun --nnodes 2 --node-rank 0|1`, one gloo rank per "node", a c10d rendezvous on localhost."""
+    worker = Path(__file__).parents[1] / "ddp_worker.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    port, run_id = free_port(), f"nodes{steps}"
+    nodes = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={node}", "--nproc-per-node=1",
+         "--rdzv-backend=c10d", f"--rdzv-endpoint=localhost:{port}", f"--rdzv-id={run_id}", str(worker), str(root),
+         "node", str(steps), resume],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) for node in (0, 1)]
+    outputs = [node.communicate(timeout=300)[0] for node in nodes]
+    for node, output in zip(nodes, outputs, strict=True):
+        assert node.returncode == 0, output[-3000:]
+
+
+def test_two_nodes_without_a_shared_disk_train_resume_and_agree(tmp_path):
+    """Each node has its own run folder: only node 0's holds the checkpoints. On --resume rank 0 decides and
+    gives the checkpoint to rank 1 (before, rank 1 found no latest.pt in its folder and started again at step 0)."""
+    run_two_nodes(tmp_path, 4, "null")
+    run_two_nodes(tmp_path, 6, "auto")
+    assert (tmp_path / "node0" / "tiny" / "latest.pt").is_file()
+    assert not (tmp_path / "node1" / "tiny" / "latest.pt").exists()
+    assert torch.load(tmp_path / "node0" / "tiny" / "latest.pt", weights_only=False)["step"] == 6
+    for rank in (0, 1):
+        assert json.loads((tmp_path / f"node_rank{rank}_6.json").read_text()) == {"started_at": 4, "step": 6}
+    assert_same_weights(tmp_path)

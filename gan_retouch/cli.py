@@ -98,6 +98,8 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
         (("--checkpoint",), "export.checkpoint", {"help": "checkpoint to export (export.checkpoint)"}),
         (("--format",), "export.format", {"help": "onnx | torchscript (export.format)"}),
         (("--out",), "export.out", {"help": "output file (export.out)"}),
+        (("--overwrite",), "export.overwrite", {"action": "store_const", "const": True,
+                                                "help": "replace an existing output file (export.overwrite)"}),
         (("--fp16",), "export.fp16", {"action": "store_const", "const": True, "help": "export in fp16 (export.fp16)"}),
         (("--edit-floor",), "export.edit_floor", {"type": float, "metavar": "F",
                                                   "help": "edit-map floor to build in, [0, 1); default: the "

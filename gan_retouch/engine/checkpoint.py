@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from gan_retouch.fileio import OutputError, atomic_write
 from gan_retouch.inference.plan import saved_plan
 
 FORMAT = "gan-retouch/1"
+MODULES_PER_TENSOR = 20  # a network built from a checkpoint has at most this many modules per stored tensor (+ 1000)
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
@@ -93,6 +96,61 @@ def build_generator(entry: dict[str, Any]) -> nn.Module:
     return GENERATORS.build(entry["name"], **entry.get("args", {}))
 
 
+@contextlib.contextmanager
+def _module_limit(limit: int, what: str) -> Iterator[None]:
+    """Stop a network that registers more than ``limit`` modules while it is built (a crafted depth)."""
+    count = 0
+
+    def hook(module: nn.Module, name: str, submodule: nn.Module | None) -> None:
+        nonlocal count
+        count += 1
+        if count > limit:
+            raise CheckpointError(f"{what}: its arguments build more than {limit} modules, far more than its tensors "
+                                  "need; the file is damaged or was edited. Use a checkpoint gan-retouch wrote")
+
+    handle = nn.modules.module.register_module_module_registration_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def build_checked_generator(entry: dict[str, Any], weights: dict[str, Any], source: str) -> nn.Module:
+    """The generator of ``entry``, built only once its arguments are known to give exactly the shapes of the
+    stored ``weights``: the network is first laid out on the meta device (no memory), so a crafted file cannot
+    make it allocate more than its own tensors hold."""
+    what = f"{source} (generator {describe_network(entry)})"
+    try:
+        with torch.device("meta"), _module_limit(MODULES_PER_TENSOR * len(weights) + 1000, what):
+            layout = build_generator(entry).state_dict()
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"cannot build the generator of {what}: {str(exc).splitlines()[0] if str(exc) else exc}"
+                              "; the file is damaged or was edited") from None
+    mismatched = [f"{k} {tuple(weights[k].shape)} stored vs {tuple(v.shape)} built" for k, v in layout.items()
+                  if k in weights and getattr(weights[k], "shape", None) != v.shape]
+    missing = [k for k in layout if k not in weights]
+    if mismatched or missing:
+        first = mismatched[0] if mismatched else f"{missing[0]} is not stored"
+        raise CheckpointError(f"{what}: its arguments do not match its tensors ({first}; {len(mismatched)} shape "
+                              f"mismatches, {len(missing)} missing); the file is damaged or was edited, so nothing "
+                              "was built. Use a checkpoint gan-retouch wrote")
+    return build_generator(entry)
+
+
+def check_finite(weights: dict[str, Any], source: str) -> None:
+    """A CheckpointError naming the tensors of ``weights`` that hold NaN or infinity (a run that diverged, or a
+    damaged file): such a network writes black or garbage images without any error of its own."""
+    bad = []
+    for name, value in weights.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            nans = int(torch.isnan(value).sum())
+            bad.append(f"{name} ({nans} NaN, {int(torch.isinf(value).sum())} infinite of {value.numel()} values)")
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more tensors" if len(bad) > 3 else "")
+        raise CheckpointError(f"{source} holds non-finite weights: {shown}. The run that saved it diverged or the "
+                              "file is damaged: use an earlier checkpoint of the run (latest.pt, step_N.pt), or retrain")
+
+
 def load_generator(
     path: str | Path, use_ema: bool = True, map_location: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -105,8 +163,11 @@ def load_generator(
     entry = state.get("generator")
     if not isinstance(entry, dict) or "state_dict" not in entry:
         raise CheckpointError(f"{state['path']} holds no generator")
-    generator = build_generator(entry)
     weights = state.get("generator_ema") if use_ema and state.get("generator_ema") else entry["state_dict"]
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{state['path']} holds no generator weights; the file is damaged or was edited")
+    check_finite(weights, state["path"])
+    generator = build_checked_generator(entry, weights, state["path"])
     load_state_strict(generator, weights, f"generator {describe_network(entry)}", state["path"])
     plan = saved_plan(state)
     generator.eval()

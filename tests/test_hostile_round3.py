@@ -1,0 +1,126 @@
+"""Issue 33, hostile files and faults, round three: exports that replace files, crafted and non-finite checkpoints,
+torch's disk-full wording, the VGG cache, leftovers, two runs into one folder and the messages. Each case once
+failed (a replaced file, gigabytes allocated, a black image, a traceback, a vague line)."""
+
+import errno
+import io
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import gan_retouch.engine.checkpoint as checkpoint_module
+from gan_retouch.cli import main
+from gan_retouch.config import resolve
+from gan_retouch.engine.checkpoint import load_generator, save_checkpoint
+from gan_retouch.errors import CheckpointError
+from gan_retouch.imaging import tensor_to_pil
+from gan_retouch.registry import GENERATORS
+
+
+def printed(capsys: pytest.CaptureFixture) -> str:
+    """What the command printed, with rich's line wrapping undone."""
+    return " ".join(capsys.readouterr().out.split())
+
+
+def tiny_checkpoint(path: Path, args: dict | None = None, poison: str | None = None) -> Path:
+    """A tiny autoretouch checkpoint; ``args`` replaces the saved arguments (a crafted file), ``poison`` names a
+    tensor set to NaN."""
+    net = GENERATORS.build("autoretouch", ngf=4, n_blocks=1)
+    state = net.state_dict()
+    if poison:
+        state[poison] = torch.full_like(state[poison], math.nan)
+    entry = {"name": "autoretouch", "args": args or {"ngf": 4, "n_blocks": 1}, "state_dict": state}
+    return save_checkpoint({"kind": "train", "options": resolve("train")[0], "generator": entry, "step": 0}, path)
+
+
+# ------------------------------------------------------------------------------------- 1. export --out replaces
+def test_export_never_replaces_its_checkpoint_nor_an_existing_file_without_overwrite(tmp_path: Path, capsys) -> None:
+    checkpoint = tiny_checkpoint(tmp_path / "best.pt")
+    before = checkpoint.read_bytes()
+    base = ["export", "--checkpoint", str(checkpoint), "--format", "torchscript", "--set", "export.check_sizes=[[1,32,32]]"]
+    for flags in ([], ["--overwrite"]):
+        assert main([*base, "--out", str(checkpoint), *flags]) == 2
+        assert "is the checkpoint being exported; nothing was written" in printed(capsys)
+        assert checkpoint.read_bytes() == before
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    assert main([*base, "--out", str(notes)]) == 2
+    assert f"export.out {notes} already exists; nothing was written" in printed(capsys)
+    assert notes.read_text() == "my notes"
+    assert main([*base, "--out", str(notes), "--overwrite"]) == 0 and notes.read_bytes() != b"my notes"
+    assert main(base) == 0 and (tmp_path / "best.ts").is_file()  # the default name, once
+    assert main(base) == 2 and "--overwrite" in printed(capsys)
+
+
+# ---------------------------------------------------------------------------- 3. a crafted checkpoint's arguments
+def test_a_checkpoint_whose_arguments_do_not_match_its_tensors_is_refused_before_building(tmp_path: Path,
+                                                                                          monkeypatch) -> None:
+    crafted = tiny_checkpoint(tmp_path / "crafted.pt", args={"ngf": 20000, "n_blocks": 1})
+    deep = tiny_checkpoint(tmp_path / "deep.pt", args={"ngf": 4, "n_blocks": 10**9})  # a billion blocks
+    built = []
+    real_build = GENERATORS.build
+
+    def counting_build(name, **kwargs):
+        network = real_build(name, **kwargs)
+        built.append(sum(p.numel() for p in network.parameters() if not p.is_meta))
+        return network
+
+    monkeypatch.setattr(GENERATORS, "build", counting_build)
+    with pytest.raises(CheckpointError) as refused:
+        load_generator(crafted)
+    message = str(refused.value)
+    assert "crafted.pt" in message and "ngf=20000" in message and "do not match its tensors" in message
+    assert "\n" not in message and sum(built) == 0  # nothing was allocated for the network it asks for
+    with pytest.raises(CheckpointError, match=r"deep.pt .*build more than \d+ modules"):
+        load_generator(deep)
+    assert sum(built) == 0
+
+
+# -------------------------------------------------------------------------------------------- 4. NaN weights
+def test_non_finite_weights_are_refused_on_load_naming_the_tensor(tmp_path: Path, capsys) -> None:
+    poisoned = tiny_checkpoint(tmp_path / "best.pt", poison="head.0.bias")
+    with pytest.raises(CheckpointError, match=r"best.pt holds non-finite weights: head.0.bias \(4 NaN"):
+        load_generator(poisoned)
+    tensor_to_pil(torch.rand(3, 16, 24)).save(tmp_path / "photo.png")
+    assert main(["retouch", str(tmp_path / "photo.png"), "-o", str(tmp_path / "out"), "--checkpoint",
+                 str(poisoned), "--device", "cpu"]) == 2
+    assert "non-finite weights: head.0.bias" in printed(capsys) and not (tmp_path / "out" / "photo.png").exists()
+    assert main(["export", "--checkpoint", str(poisoned), "--format", "torchscript"]) == 2
+    assert "non-finite weights" in printed(capsys) and not (tmp_path / "best.ts").exists()
+
+
+# ------------------------------------------------------------------------------------- 7. torch's disk-full text
+class FullDisk(io.RawIOBase):
+    """A stream that takes ``room`` bytes, then fails like a full disk."""
+
+    def __init__(self, inner, room: int) -> None:
+        self.inner, self.room = inner, room
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return self.inner.write(data)
+
+
+def test_torch_unexpected_pos_on_a_full_disk_is_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+
+    real_save = checkpoint_module.torch.save
+    monkeypatch.setattr(checkpoint_module.torch, "save",
+                        lambda obj, stream, *a, **k: real_save(obj, FullDisk(stream, 1000), *a, **k))
+    with pytest.raises(RuntimeError, match="unexpected pos"):  # what torch itself raises here
+        real_save({"a": torch.zeros(1000)}, FullDisk(io.BytesIO(), 1000))
+    status = main(["train", "--recipe", "quickstart", "--set", f"checkpoints_root={tmp_path}", "device=cpu",
+                   "name=tiny", "data.synthetic.size=32", "data.crop=null", "data.batch_size=2", "train.steps=2",
+                   "data.synthetic.val_count=2", "val.every=0", "val.samples=0", "val.lpips=false",
+                   "model.generator.args={ngf: 4, n_blocks: 1}", "model.discriminator.args={ndf: 4, n_layers: 1}"])
+    out = printed(capsys)
+    assert status == 2 and "Traceback" not in out and "unexpected pos" not in out
+    assert re.search(rf"error: cannot write {re.escape(str(tmp_path / 'tiny' / 'latest.pt'))}: no space left on the "
+                     "device", out)

@@ -15,7 +15,7 @@ import gan_retouch.engine.checkpoint as checkpoint_module
 from gan_retouch.cli import main
 from gan_retouch.config import resolve
 from gan_retouch.engine.checkpoint import load_generator, save_checkpoint
-from gan_retouch.errors import CheckpointError
+from gan_retouch.errors import CheckpointError, ConfigError
 from gan_retouch.imaging import tensor_to_pil
 from gan_retouch.registry import GENERATORS
 
@@ -124,3 +124,61 @@ def test_torch_unexpected_pos_on_a_full_disk_is_one_line(tmp_path: Path, monkeyp
     assert status == 2 and "Traceback" not in out and "unexpected pos" not in out
     assert re.search(rf"error: cannot write {re.escape(str(tmp_path / 'tiny' / 'latest.pt'))}: no space left on the "
                      "device", out)
+
+
+# ------------------------------------------------------------------------------------------- 8. the VGG cache
+@pytest.fixture()
+def torch_cache(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # conftest keeps the network off
+    folder = tmp_path / "torch" / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    return folder
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_cached_vgg_file_is_one_line_that_says_to_delete_it(torch_cache: Path, damage: str) -> None:
+    from gan_retouch.losses.pretrained import load_backbone_state, weights_file
+
+    path = weights_file("vgg19")
+    buffer = io.BytesIO()
+    torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, buffer)
+    path.write_bytes(b"<html>proxy error</html>" if damage == "garbage" else buffer.getvalue()[:700])
+    with pytest.raises(ConfigError) as refused:
+        load_backbone_state("vgg19", "imagenet")
+    message = str(refused.value)
+    assert f"rm {path}" in message and "\n" not in message and "weights_only" not in message
+
+
+def test_a_cached_file_whose_hash_does_not_match_its_name_is_refused(torch_cache: Path) -> None:
+    from gan_retouch.losses.pretrained import fetch_weights, weights_file
+
+    path = weights_file("alexnet")  # alexnet-owt-7be5be79.pth
+    torch.save({"features.0.weight": torch.zeros(64, 3, 11, 11)}, path)  # a valid file, but not the published one
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(path))} is damaged or not the published one: its sha256 "
+                                          rf"starts with [0-9a-f]{{8}}, its name says 7be5be79\. .*rm {re.escape(str(path))}"):
+        fetch_weights("alexnet")
+
+
+# --------------------------------------------------------------------------- 12. two retouch runs into one folder
+def test_a_file_written_meanwhile_by_another_run_is_never_replaced(tmp_path: Path, monkeypatch, capsys) -> None:
+    import gan_retouch.deploy.retouch as retouch_module
+
+    checkpoint = tiny_checkpoint(tmp_path / "best.pt")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a", "b"):
+        tensor_to_pil(torch.rand(3, 16, 24)).save(photos / f"{name}.png")
+    real_encode = retouch_module.encode_image
+
+    def the_other_run_writes_a_first(output, info, extension, *args):
+        (tmp_path / "out" / "a.png").write_bytes(b"the first run's a.png")
+        return real_encode(output, info, extension, *args)
+
+    monkeypatch.setattr(retouch_module, "encode_image", the_other_run_writes_a_first)
+    status = main(["retouch", str(photos), "-o", str(tmp_path / "out"), "--checkpoint", str(checkpoint),
+                   "--device", "cpu", "--set", "retouch.batch_size=1"])
+    out = printed(capsys)
+    assert (tmp_path / "out" / "a.png").read_bytes() == b"the first run's a.png"
+    assert status == 0 and (tmp_path / "out" / "b.png").stat().st_size > 100
+    assert f"{tmp_path / 'out' / 'a.png'} appeared while this run worked" in out and "1 skipped, 0 failed" in out
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temp file left

@@ -131,9 +131,10 @@ def read_sizes(jobs: list[Job], failed: list[tuple[str, str]], max_pixels: int) 
 
 
 def retouch_batch(jobs: list[Job], backend: Backend, plan: InferencePlan, settings: dict[str, Any],
-                  device: torch.device, failed: list[tuple[str, str]]) -> int:
+                  device: torch.device, failed: list[tuple[str, str]], skipped: list[tuple[str, str]]) -> int:
     """Read, retouch (``plan``, its tile decided) and write one batch of same-sized images; returns how many were
-    written."""
+    written. Without ``retouch.overwrite`` a file that appeared meanwhile (another run into the same folder) is
+    kept and the job goes to ``skipped``."""
     from gan_retouch.data.io import PixelLimit
 
     loaded = []
@@ -155,8 +156,11 @@ def retouch_batch(jobs: list[Job], backend: Backend, plan: InferencePlan, settin
         try:
             data = encode_image(output, info, job.target.suffix.lower(), settings["quality"],
                                 settings["png_compression"])
-            atomic_write(job.target, data)
+            atomic_write(job.target, data, replace=bool(settings["overwrite"]))
             written += 1
+        except FileExistsError:
+            skipped.append((str(job.source), f"{job.target} appeared while this run worked (another run writing "
+                                             "into the same folder?); it was kept. Use --overwrite to replace it"))
         except (OSError, GanRetouchError) as exc:
             failed.append((str(job.source), f"cannot write {job.target}: {exc}"))
     return written
@@ -199,7 +203,7 @@ def run_retouch(options: dict[str, Any], inputs: list[str]) -> int:
                 if tile and max(work_shape(height, width, plan.work_size)) > tile:
                     progress.console.print(f"{height}x{width}: tiles of {tile} px ({plan.tile_overlap} px "
                                            "overlap) to stay within the memory budget")
-                written += retouch_batch(batch, backend, replace(plan, tile=tile), settings, device, failed)
+                written += retouch_batch(batch, backend, replace(plan, tile=tile), settings, device, failed, skipped)
                 progress.advance(task, len(batch))
     strength = f" at strength {plan.strength:g}" if plan.strength != 1.0 else ""
     console.print(f"retouched [bold]{written}[/] image(s){strength} with {checkpoint} into "

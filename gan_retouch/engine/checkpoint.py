@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import pickle
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,16 +30,29 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
         raise OutputError(f"{exc}; a training run continues from its last checkpoint with --resume") from exc
 
 
+def is_torchscript(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (a zip with code/ and constants.pkl), which is not a checkpoint."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("/constants.pkl") or "/code/" in name for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a gan-retouch checkpoint, or raise a CheckpointError that says what is wrong with the file."""
     path = Path(path)
     if path.is_dir():
-        for name in ("best.pt", "latest.pt"):
-            if (path / name).is_file():
-                path = path / name
-                break
+        found = [path / name for name in ("best.pt", "latest.pt") if (path / name).is_file()]
+        if not found:
+            raise CheckpointError(f"{path} is a folder without best.pt or latest.pt: give a checkpoint file, or the "
+                                  "run folder of a run that has saved one")
+        path = found[0]
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if is_torchscript(path):
+        raise CheckpointError(f"{path} is a TorchScript export (gan-retouch export), not a checkpoint: give the .pt "
+                              "checkpoint it was exported from (best.pt or latest.pt in the run folder)")
     try:
         # Never unpickle: a checkpoint from someone else could run code. Only tensors and plain data load.
         state = torch.load(path, map_location=map_location, weights_only=True)
@@ -49,9 +63,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"refused to load {path}: it holds Python objects other than tensors and plain data (loading them could "
             "run code). gan-retouch checkpoints never do; get the file from its author again or retrain."
         ) from exc
-    except Exception as exc:  # torch raises many types for truncated or foreign files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: {reason} (truncated or not a PyTorch file)") from exc
+    except Exception as exc:  # torch raises many types (some with bare numbers) for truncated or foreign files
+        raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch file, or a truncated or damaged one "
+                              f"({type(exc).__name__}); give the .pt file a gan-retouch run saved") from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a gan-retouch checkpoint (no '{FORMAT}' format tag)")
     state["path"] = str(path)

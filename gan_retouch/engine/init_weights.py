@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from gan_retouch.console import console
-from gan_retouch.engine.checkpoint import describe_network, load_checkpoint
+from gan_retouch.engine.checkpoint import check_finite, describe_network, load_checkpoint
 from gan_retouch.errors import CheckpointError, ConfigError
 
 
@@ -65,6 +65,7 @@ def load_initial_weights(module: nn.Module, spec: dict[str, Any], part: str, opt
     key, strict = spec.get("init_key", "auto"), spec.get("init_strict", True)  # the option loader checks key
     state = load_checkpoint(path)
     entry, given, which = _weights(state, part, key, option)
+    check_finite(given, f"{option}: {state['path']}")
     own = module.state_dict()
     missing, unexpected, mismatched = _compare(own, given)
     source = f"{state['path']} ({describe_network(entry)}, step {state.get('step', '?')})"

@@ -6,16 +6,19 @@ import errno
 import io
 import math
 import re
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 import gan_retouch.engine.checkpoint as checkpoint_module
 from gan_retouch.cli import main
 from gan_retouch.config import resolve
+from gan_retouch.data.folders import find_pairs
 from gan_retouch.engine.checkpoint import load_generator, save_checkpoint
-from gan_retouch.errors import CheckpointError, ConfigError
+from gan_retouch.errors import CheckpointError, ConfigError, DataError
 from gan_retouch.imaging import tensor_to_pil
 from gan_retouch.registry import GENERATORS
 
@@ -182,3 +185,49 @@ def test_a_file_written_meanwhile_by_another_run_is_never_replaced(tmp_path: Pat
     assert status == 0 and (tmp_path / "out" / "b.png").stat().st_size > 100
     assert f"{tmp_path / 'out' / 'a.png'} appeared while this run worked" in out and "1 skipped, 0 failed" in out
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temp file left
+
+
+# ------------------------------------------------------------------------------ 2. the split of a flat folder
+def write_pairs(root: Path, names: list[str], broken: tuple[str, ...] = ()) -> None:
+    """Small source/target pairs; a ``broken`` one has a target that is not an image."""
+    for index, name in enumerate(names):
+        for side in ("source", "target"):
+            (root / side).mkdir(parents=True, exist_ok=True)
+            if side == "target" and name in broken:
+                (root / side / f"{name}.png").write_bytes(b"not a png")
+            else:
+                Image.new("RGB", (24, 20), (index * 20 % 250, 90, 60)).save(root / side / f"{name}.png")
+
+
+def split_names(root: Path, split: str, **changes) -> list[str]:
+    data = {"source": "folder", "root": str(root), "mask_dir": None, "split_ratio": [0.6, 0.2, 0.2], "crop": None,
+            "skip_bad_pairs": False, "val_count": None, **changes}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the skip_bad_pairs note
+        records, _ = find_pairs(data, split)
+    return [record.name for record in records]
+
+
+def test_a_pairs_split_depends_on_its_name_only(tmp_path: Path) -> None:
+    names = [f"p{i}" for i in range(1, 8)]
+    write_pairs(tmp_path / "clean", names)
+    write_pairs(tmp_path / "flagged", names, broken=("p1", "p2", "p4", "p6"))
+    clean = {split: split_names(tmp_path / "clean", split) for split in ("train", "val", "test")}
+    for split in ("train", "val", "test"):  # skipping bad pairs keeps every good one where it was
+        assert set(split_names(tmp_path / "flagged", split, skip_bad_pairs=True)) <= set(clean[split])
+    assert not set(split_names(tmp_path / "flagged", "train", skip_bad_pairs=True)) & set(clean["test"])
+    write_pairs(tmp_path / "ten", [f"p{i:02d}" for i in range(10)])
+    write_pairs(tmp_path / "eleven", [f"p{i:02d}" for i in range(11)])
+    for split in ("train", "val", "test"):  # one more pair moves none of the others
+        assert set(split_names(tmp_path / "ten", split)) <= set(split_names(tmp_path / "eleven", split))
+
+
+def test_a_tiny_set_with_an_empty_split_says_how_to_fix_it(tmp_path: Path) -> None:
+    write_pairs(tmp_path, ["p3"])  # its hash puts it in val under the default ratio
+    with pytest.raises(DataError) as refused:
+        split_names(tmp_path, "train", split_ratio=[0.9, 0.05, 0.05])
+    message = str(refused.value)
+    assert "the train split of" in message and "set data.split_ratio=[1, 0, 0] to train on every pair" in message
+    assert split_names(tmp_path, "train", split_ratio=[1, 0, 0]) == ["p3"]
+    with pytest.raises(DataError, match=r"the test split .* raise the test fraction of data.split_ratio"):
+        split_names(tmp_path, "test", split_ratio=[1, 0, 0])

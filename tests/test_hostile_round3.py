@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 import gan_retouch.engine.checkpoint as checkpoint_module
@@ -231,3 +232,50 @@ def test_a_tiny_set_with_an_empty_split_says_how_to_fix_it(tmp_path: Path) -> No
     assert split_names(tmp_path, "train", split_ratio=[1, 0, 0]) == ["p3"]
     with pytest.raises(DataError, match=r"the test split .* raise the test fraction of data.split_ratio"):
         split_names(tmp_path, "test", split_ratio=[1, 0, 0])
+
+
+# ----------------------------------------------------------------------------------- 5. resuming an --init run
+TINY = ["device=cpu", "data.synthetic.size=32", "data.crop=null", "data.batch_size=2", "data.synthetic.val_count=2",
+        "train.log_every=1", "val.every=0", "val.samples=0", "val.lpips=false",
+        "model.generator.args={ngf: 4, n_blocks: 1, edit_mask: true}", "model.discriminator.args={ndf: 4, n_layers: 1}"]
+
+
+def train(root: Path, name: str, *flags: str, items: tuple[str, ...] = ()) -> int:
+    return main(["train", "--recipe", "quickstart", *flags, "--set", f"checkpoints_root={root}", f"name={name}",
+                 *TINY, *items])
+
+
+def test_an_init_run_resumes_from_its_folder_alone_and_keeps_its_record(tmp_path: Path, capsys) -> None:
+    assert train(tmp_path, "pre", "--steps", "1") == 0
+    pretrained = tmp_path / "pre" / "latest.pt"
+    opened = ("model.generator.init_open_map=2",)  # as the finetune recipe sets it
+    assert train(tmp_path, "ft", "--steps", "2", "--init", str(pretrained), items=opened) == 0
+    moved = tmp_path / "elsewhere.pt"
+    pretrained.rename(moved)
+    capsys.readouterr()
+    assert train(tmp_path, "ft", "--steps", "3", "--resume", items=opened) == 0  # a plain resume
+    record = yaml.safe_load((tmp_path / "ft" / "options.yaml").read_text())["model"]["generator"]
+    assert record["init"] == str(pretrained) and record["init_open_map"] == 2.0
+    assert train(tmp_path, "ft", "--steps", "4", "--resume", "--init", str(pretrained), items=opened) == 0  # moved
+    assert train(tmp_path, "ft", "--steps", "5", "--resume", "--init", str(moved), items=opened) == 0
+    out = printed(capsys)
+    assert f"model.generator.init='{moved}' is not used on --resume".replace(" ", "") in out.replace(" ", "")
+    assert "Traceback" not in out
+    assert yaml.safe_load((tmp_path / "ft" / "options.yaml").read_text())["model"]["generator"]["init"] == str(pretrained)
+
+
+# ------------------------------------------------------------------------ 10. a run that fails at its first batch
+def test_a_run_that_fails_at_its_first_batch_leaves_its_name_free_and_names_the_file(tmp_path: Path, capsys) -> None:
+    for split in ("train", "val"):
+        write_pairs(tmp_path / "pairs" / split, ["wide"])
+        for side in ("source", "target"):
+            Image.new("RGB", (200, 120), (90, 80, 70)).save(tmp_path / "pairs" / split / side / "wide.png")
+    data = ("data.source=folder", f"data.root={tmp_path / 'pairs'}", "data.max_side=160", "data.mask_dir=null",
+            "data.augment.scale=[1.0,1.0]", "data.batch_size=1")
+    assert train(tmp_path, "run", "--steps", "1", items=(*data, "data.crop=128")) == 2
+    out = printed(capsys).replace(" ", "")  # a long path is folded over lines
+    assert f"{tmp_path / 'pairs' / 'train' / 'source' / 'wide.png'}: a 96x160 image (scaled by data.max_side=160 " \
+           "from 120x200) is smaller than data.crop=128: lower data.crop, raise data.max_side to at least 214".replace(
+               " ", "") in out
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".lock"]  # no options.yaml, log or samples
+    assert train(tmp_path, "run", "--steps", "1", items=(*data, "data.crop=64")) == 0  # the same name, again

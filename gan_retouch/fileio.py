@@ -177,10 +177,11 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temps(folder: str | Path) -> list[Path]:
-    """Delete temp files left in ``folder`` by processes that died mid-save (e.g. SIGKILL); returns them.
+    """Delete temp files and folders left in ``folder`` by processes that died mid-write (e.g. SIGKILL: a
+    checkpoint, a `prepare` output, a `test` page); returns them.
 
-    A temp file is stale when the process named in it is gone, or (for names without a pid) when it is older
-    than an hour. Temp files of live processes are never touched.
+    A temp entry is stale when the process named in it is gone, or (for names without a pid) when it is older
+    than an hour. Temp entries of live processes are never touched.
     """
     folder = Path(folder)
     removed: list[Path] = []
@@ -188,13 +189,16 @@ def remove_stale_temps(folder: str | Path) -> list[Path]:
         return removed
     for candidate in folder.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}*"):
         match = TEMP_NAME.match(candidate.name)
-        if match is None:
+        if match is None or candidate.is_symlink():
             continue
         if match["pid"]:
             stale = not _pid_alive(int(match["pid"]))
         else:
             stale = time.time() - candidate.stat().st_mtime > STALE_AFTER_S
-        if stale and candidate.is_file():
+        if stale and candidate.is_dir():
+            shutil.rmtree(candidate, ignore_errors=True)
+            removed.append(candidate)
+        elif stale and candidate.is_file():
             candidate.unlink(missing_ok=True)
             removed.append(candidate)
     return removed

@@ -120,6 +120,21 @@ def empty_split_error(split: str, where: Path, ratios: Any, total: int) -> DataE
                      f"add pairs, or give the root train/, val/ and test/ subfolders")
 
 
+def check_new_output(out: Path, option: str) -> None:
+    """A ConfigError when a command that writes a set of pairs (synth, prepare) would write into a set that
+    exists (a mix of old and new files) or make a split folder inside a folder of pairs (which would then read
+    as split subfolders, and no longer as its own pairs)."""
+    if out.is_dir() and any(out.iterdir()):
+        raise ConfigError(f"{option} {out} already holds files: choose a new or empty folder (writing into it would "
+                          "mix new pairs with the old ones); nothing was written")
+    parent = out.parent
+    pairs_here = [name for name in INPUT_DIR_NAMES + TARGET_DIR_NAMES if (parent / name).is_dir()]
+    if out.name in SPLIT_NAMES and pairs_here:
+        raise ConfigError(f"{option} {out} is inside the folder of pairs {parent} (it holds {pairs_here[0]}/): a "
+                          f"{out.name}/ folder there would make {parent} read as split subfolders, so training on it "
+                          f"would fail. Choose a folder outside {parent}; nothing was written")
+
+
 def _mask_folder(base: Path, option: str | None) -> Path | None:
     """The mask folder: ``auto`` finds mask/ or masks/ (none is fine); a name also accepts its other spelling."""
     if not option:

@@ -30,7 +30,7 @@ from gan_retouch.inference.plan import InferencePlan, ModelFacts, resolve_plan
 from gan_retouch.inference.work_size import COARSE_FLOOR
 from gan_retouch.nets.base import run_generator, unwrap
 from gan_retouch.registry import choice
-from gan_retouch.runtime import resolve_device
+from gan_retouch.runtime import quiet_cuda_toolkit_probe, resolve_device
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts"}
 EXPORT_EXTRA_HINT = 'pip install "gan-retouch[export]"'
@@ -162,7 +162,7 @@ def export_model(generator: nn.Module, fmt: str, path: Path, *, fp16: bool = Fal
     side = max(stride, 64 // stride * stride)
     example = example_inputs(reference, 1, side, side, device)
     results: list[dict[str, Any]] = []
-    with staged_path(path, keep_suffix=True, replace=overwrite) as temp:
+    with staged_path(path, keep_suffix=True, replace=overwrite) as temp, quiet_cuda_toolkit_probe():
         if fmt == "onnx":
             export_onnx(exported, example, temp, opset)
         else:

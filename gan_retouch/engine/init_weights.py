@@ -47,8 +47,10 @@ def _matching_settings(entry: dict[str, Any], spec: dict[str, Any], part: str) -
     """The ``--set`` items that build the checkpoint's network in this run (name and the arguments that differ)."""
     items = [] if entry.get("name") == spec.get("name") else [f"model.{part}.name={entry.get('name')}"]
     own_args = spec.get("args") or {}
+    saved_args = entry.get("args") or {}
     items += [f"model.{part}.args.{k}={str(v).lower() if isinstance(v, bool) else v}"
-              for k, v in (entry.get("args") or {}).items() if own_args.get(k) != v]
+              for k, v in saved_args.items() if own_args.get(k) != v]
+    items += [f"model.{part}.args.{k}=null" for k in own_args if k not in saved_args]  # the checkpoint's default
     return " ".join(items)
 
 

@@ -21,11 +21,12 @@ import torch
 import torch.nn.functional as F
 
 from gan_retouch.config import option_defaults
-from gan_retouch.data import build_dataset, build_loader, synthesize_pair
+from gan_retouch.data import build_dataset, build_loader
 from gan_retouch.data.alignment import check_alignment
 from gan_retouch.data.pixels import read_pixels
-from gan_retouch.data.synthetic import changed_share
 from gan_retouch.imaging import save_image
+from gan_retouch.synth import synthesize_pair
+from gan_retouch.synth.synthetic import changed_share
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # results.py, also when loaded by file path
 from results import record, table  # noqa: E402

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from gan_retouch.cli import main as cli_main
 from gan_retouch.config import resolve
-from gan_retouch.data import blemish_photo, build_dataset, face_skin
+from gan_retouch.data import build_dataset
 from gan_retouch.engine.checkpoint import load_generator
 from gan_retouch.imaging import image_row, save_image
 from gan_retouch.inference.plan import InferencePlan, ModelFacts, resolve_plan
@@ -49,6 +49,7 @@ from gan_retouch.inference.run import run_plan
 from gan_retouch.inference.work_size import work_shape
 from gan_retouch.metrics import masked_psnr, psnr
 from gan_retouch.nets.base import unwrap
+from gan_retouch.synth import blemish_photo, face_skin
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling module, also when loaded by file path
 from independent_blemishes import independent_pair  # noqa: E402

@@ -1,6 +1,6 @@
 """Blemishes drawn by code that shares nothing with the training synthesizer, for bench_transfer.py.
 
-``gan_retouch.data.defects`` draws multiplicative tints with analytic profiles from a fixed list of kinds. This
+``gan_retouch.synth.defects`` draws multiplicative tints with analytic profiles from a fixed list of kinds. This
 module draws with OpenCV primitives instead: filled random polygons and ellipses, blurred by a random Gaussian,
 alpha-blended (so they cover the skin texture) in colours drawn from an HSV range (reds, browns, purples, a few
 yellow-white heads), with NumPy's random generator. It is a stand-in for "another person's blemish synthesizer":

@@ -29,22 +29,25 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
                                          "help": "continue from the run folder's latest.pt (train.resume=auto)"}),
         (("--steps",), "train.steps", {"type": int, "help": "total generator steps (train.steps)"}),
         (("--init",), "model.generator.init", {"metavar": "CKPT", "help": "start from this checkpoint's generator "
-                                                                       "weights (model.generator.init)"}),
+                                                                       "weights; builtin = the built-in teacher "
+                                                                       "(model.generator.init)"}),
     ],
     "distill": [
-        (("--teacher",), "distill.teacher", {"help": "teacher checkpoint (distill.teacher)"}),
+        (("--teacher",), "distill.teacher", {"help": "teacher checkpoint, or builtin:teacher (distill.teacher)"}),
         (("--resume",), "train.resume", {"action": "store_const", "const": "auto",
                                          "help": "continue from the run folder's latest.pt (train.resume=auto)"}),
         (("--steps",), "train.steps", {"type": int, "help": "total student steps (train.steps)"}),
         (("--init",), "model.generator.init", {"metavar": "CKPT", "help": "start the student from this checkpoint's "
-                                                                       "generator weights (model.generator.init)"}),
+                                                                       "generator weights; builtin = the built-in "
+                                                                       "student (model.generator.init)"}),
         (("--budget-mb",), "distill.budget_mb", {"type": float, "help": "student size budget in MB (distill.budget_mb)"}),
         (("--budget-gmacs",), "distill.budget_gmacs", {"type": float,
                                                        "help": "student GMACs budget at 1024x1024 (distill.budget_gmacs)"}),
     ],
     "test": [
         (("--checkpoint",), "test.checkpoints", {"action": "append", "metavar": "CKPT",
-                                                 "help": "checkpoint to score; repeat to compare (test.checkpoints)"}),
+                                                 "help": "checkpoint (or builtin:student, builtin:teacher) to score; "
+                                                         "repeat to compare (test.checkpoints)"}),
         (("--data",), "data.root", {"metavar": "DIR", "help": "paired test folder (data.root; sets data.source=folder)"}),
         (("--split",), "test.split", {"help": "pairs to score: auto | all | test | val | train (test.split)"}),
         (("--tile",), "test.tile", {"type": int, "help": "tile size for large images, 0 = off (test.tile)"}),
@@ -56,7 +59,9 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
                                                       "default: each checkpoint's (test.work_size)"}),
     ],
     "retouch": [
-        (("--checkpoint",), "retouch.checkpoint", {"help": "model checkpoint (retouch.checkpoint)"}),
+        (("--checkpoint",), "retouch.checkpoint", {"help": "model checkpoint; default builtin (= builtin:student), "
+                                                           "builtin:teacher: the shipped models "
+                                                           "(retouch.checkpoint)"}),
         (("-o", "--output"), "retouch.output", {"metavar": "DIR", "help": "output folder (retouch.output)"}),
         (("--tile",), "retouch.tile", {"type": int, "help": "tile size for large images, 0 = off (retouch.tile)"}),
         (("--strength",), "retouch.strength", {"type": float, "metavar": "S",
@@ -84,7 +89,8 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
         (("--format",), "prepare.format", {"help": "npy | png (prepare.format)"}),
     ],
     "bench": [
-        (("--checkpoint",), "bench.checkpoint", {"help": "checkpoint to measure (bench.checkpoint)"}),
+        (("--checkpoint",), "bench.checkpoint", {"help": "checkpoint to measure, or builtin[:teacher] "
+                                                         "(bench.checkpoint)"}),
         (("--model",), "bench.model", {"help": "registry generator to measure with random weights (bench.model)"}),
         (("--size",), "bench.size", {"type": int, "help": "square input side (bench.size)"}),
         (("--precision",), "bench.precision", {"help": "fp32 | fp16 | bf16 (bench.precision)"}),
@@ -96,7 +102,8 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
         (("--json",), "bench.json", {"action": "store_const", "const": True, "help": "print JSON (bench.json)"}),
     ],
     "export": [
-        (("--checkpoint",), "export.checkpoint", {"help": "checkpoint to export (export.checkpoint)"}),
+        (("--checkpoint",), "export.checkpoint", {"help": "checkpoint to export, or builtin[:teacher] "
+                                                           "(export.checkpoint)"}),
         (("--format",), "export.format", {"help": "onnx | torchscript (export.format)"}),
         (("--out",), "export.out", {"help": "output file (export.out)"}),
         (("--overwrite",), "export.overwrite", {"action": "store_const", "const": True,
@@ -112,7 +119,8 @@ DESCRIPTIONS = {
     "train": "Train a teacher GAN (or any generator) from a recipe.",
     "distill": "Distill a trained teacher into a lightweight parametric student.",
     "test": "Score models on a test set and write an HTML comparison page under results/.",
-    "retouch": "Retouch image files or folders at full resolution with a trained model.",
+    "retouch": "Retouch image files or folders at full resolution: with the built-in student by default "
+               "(non-commercial licence, docs/builtin.md), or a model you trained.",
     "synth": "Write the built-in synthetic retouching benchmark to disk, or add defects to clean photos.",
     "prepare": "Cut large training pairs into sub-images that load fast (for sets too large for data.cache).",
     "bench": "Measure a model's size, MACs, latency, throughput and memory.",

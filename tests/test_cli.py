@@ -64,6 +64,9 @@ def test_a_built_wheel_ships_options_and_recipes(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "gan_retouch/bundled/options/train.yaml" in names
     assert "gan_retouch/bundled/recipes/quickstart.yaml" in names
+    builtin = ROOT / "gan_retouch" / "builtin"  # the built-in models' files, when the checkout has them
+    for shipped in [*builtin.glob("*.json"), *builtin.glob("*.pt")]:
+        assert f"gan_retouch/builtin/{shipped.name}" in names
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
     probe = ("from gan_retouch.config import resolve, bundled_recipes; import gan_retouch;"

@@ -1,7 +1,7 @@
-"""Paired datasets (folders, aligned A|B), paired augmentation, and the built-in synthetic benchmark.
+"""Paired datasets (folders, aligned A|B, the synthetic benchmark as a dataset) and paired augmentation.
 
 The names below load their module on first use (PEP 562), so that importing one module of the package (say
-``data.io`` for a one-shot `retouch`) does not import the datasets, the synthesizer and torchvision with it.
+``data.io`` for a one-shot `retouch`) does not import the datasets, the synthesizer (``gan_retouch.synth``) and torchvision with it.
 """
 
 from __future__ import annotations
@@ -12,12 +12,8 @@ from typing import Any
 _EXPORTS = {
     "AugmentOptions": "augment", "augment_item": "augment",
     "SYNTHETIC_STREAM_LENGTH": "datasets", "build_dataset": "datasets",
-    "SynthOptions": "family",
     "read_image": "io", "read_image_with_info": "io", "read_mask": "io",
     "build_loader": "loader",
-    "blemish_photo": "photos", "face_skin": "photos",
-    "detect_skin": "skin",
-    "synthesize_pair": "synthetic",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -16,19 +16,21 @@ from torch.utils.data import Dataset
 
 from gan_retouch.data.augment import AugmentOptions, augment_item
 from gan_retouch.data.cache import DecodedFiles
-from gan_retouch.data.family import SynthOptions
 from gan_retouch.data.folders import ALL, PairRecord, find_pairs
 from gan_retouch.data.io import DEFAULT_LIMIT, PixelLimit, data_limit, pixels_to_image, pixels_to_mask
-from gan_retouch.data.noise import generator_for
+from gan_retouch.data.photo_faces import PhotoFaces
 from gan_retouch.data.pixels import read_pixels
-from gan_retouch.data.synthetic import SPLITS, synthesize_pair
 from gan_retouch.errors import DataError
 from gan_retouch.registry import choice
+from gan_retouch.synth.family import SynthOptions
+from gan_retouch.synth.noise import Draws, generator_for
+from gan_retouch.synth.synthetic import SPLITS, synthesize_pair
 
 SOURCES = ("synthetic", "folder", "aligned")
 DATASET_SPLITS = (*SPLITS, ALL)
 SYNTHETIC_STREAM_LENGTH = 2**30  # length of the infinite synthetic stream (the engine's sampler treats it as one)
-NOT_FAMILY_KEYS = ("size", "seed", "train_count", "val_count", "test_count", "crops_per_face")  # the rest: the family
+NOT_FAMILY_KEYS = ("size", "seed", "train_count", "val_count", "test_count", "crops_per_face",
+                   "photos", "photo_share", "photo_face_width")  # the rest: the family
 
 
 class PairedDataset(Dataset):
@@ -58,10 +60,12 @@ class SyntheticPairs(PairedDataset):
     In the train split, ``crops_per_face`` consecutive items share one generated face (item i is face
     i // crops_per_face) and differ by their augmentation, i.e. their crop: generating a face costs far more than
     cutting a crop, and the training stream asks for consecutive items, so the last face is kept for the next.
+    With ``photos`` (a folder of real face photos), a drawn ``photo_share`` of the training faces are cut from
+    them instead, with blemishes rendered on their skin (``data.photo_faces``); validation and test stay procedural.
     """
 
     def __init__(self, synthetic: dict[str, Any], split: str, count: int, seed: int,
-                 augment: AugmentOptions | None) -> None:
+                 augment: AugmentOptions | None, limit: PixelLimit = DEFAULT_LIMIT) -> None:
         super().__init__(split, seed, augment)
         self.size = synthetic["size"]
         self.dataset_seed = synthetic["seed"]
@@ -69,6 +73,12 @@ class SyntheticPairs(PairedDataset):
         SynthOptions.from_mapping(self.family)  # a bad setting is an error now, not in a loader worker
         self.count = count
         self.crops_per_face = int(synthetic.get("crops_per_face", 1)) if split == "train" else 1
+        self.photo_share = float(synthetic.get("photo_share", 0.0))
+        self.photos = None
+        if split == "train" and synthetic.get("photos") and self.photo_share > 0:
+            width = tuple(float(v) for v in synthetic.get("photo_face_width", (240, 400)))
+            self.photos = PhotoFaces(synthetic["photos"], self.size, width, limit)
+            self.options = SynthOptions.from_mapping(self.family)
         self._last: tuple[int, dict[str, Any]] | None = None
 
     def __len__(self) -> int:
@@ -77,7 +87,11 @@ class SyntheticPairs(PairedDataset):
     def load(self, index: int) -> dict[str, Any]:
         face = index // self.crops_per_face
         if self._last is None or self._last[0] != face:
-            self._last = (face, synthesize_pair(face, self.size, self.dataset_seed, self.split, **self.family))
+            if self.photos is not None and Draws(self.dataset_seed, "photo_share", face).chance(self.photo_share):
+                pair = self.photos.pair(face, self.dataset_seed, self.options)
+            else:
+                pair = synthesize_pair(face, self.size, self.dataset_seed, self.split, **self.family)
+            self._last = (face, pair)
         return dict(self._last[1])
 
 
@@ -208,7 +222,7 @@ def build_dataset(data: dict[str, Any], split: str, seed: int = 0) -> Dataset:
                   "val": _limit(synthetic["val_count"], data.get("val_count")), "test": synthetic["test_count"]}
         if counts[split] <= 0:
             raise DataError(f"data.synthetic.{split}_count is {counts[split]}: the {split} split would be empty")
-        return SyntheticPairs(synthetic, split, counts[split], seed, augment)
+        return SyntheticPairs(synthetic, split, counts[split], seed, augment, data_limit(data))
     records, files = find_pairs(data, split)
     dataset = FolderPairs(records, split, seed, augment, bool(data.get("skip_bad_pairs", False)), files,
                           data_limit(data))

@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from gan_retouch.console import console
-from gan_retouch.data.faces import find_faces
-from gan_retouch.data.family import SynthOptions
 from gan_retouch.data.folders import check_new_output
 from gan_retouch.data.io import DEFAULT_LIMIT, PixelLimit, is_image_file, read_image
-from gan_retouch.data.photos import blemish_photo
-from gan_retouch.data.synthetic import synthesize_pair
 from gan_retouch.errors import ConfigError, DataError
 from gan_retouch.fileio import ensure_writable_dir
 from gan_retouch.imaging import save_image
+from gan_retouch.synth.faces import find_faces
+from gan_retouch.synth.family import SynthOptions
+from gan_retouch.synth.photos import blemish_photo
+from gan_retouch.synth.synthetic import synthesize_pair
 
 FOLDERS = {"input": "source", "target": "target", "mask": "mask", "skin": "skin"}
 
@@ -39,7 +39,7 @@ def write_synthetic(out: Path, count: int, size: int, splits: list[str], seed: i
 
 
 def blemish_photos(clean: Path, out: Path, seed: int, family: dict[str, Any],
-                   limit: PixelLimit = DEFAULT_LIMIT) -> int:
+                   limit: PixelLimit = DEFAULT_LIMIT, tone_down: bool = True) -> int:
     """Add defects to every photo in ``clean`` on the skin of the faces found; returns the pair count.
 
     Every photo is checked before anything is written: one without a detectable face is an error naming it.
@@ -60,9 +60,10 @@ def blemish_photos(clean: Path, out: Path, seed: int, family: dict[str, Any],
             f"(at least 8 % of the shorter side): crop or rotate those photos, or move them out of the folder"
         )
     for path, faces in found.items():
-        pair = blemish_photo(read_image(path, limit), options, (seed, "clean", path.name), faces, path.name)
+        pair = blemish_photo(read_image(path, limit), options, (seed, "clean", path.name), faces, path.name, tone_down)
         _write_item({**pair, "name": path.stem}, out)
-    console.print(f"{len(photos)} photos -> {out} (source/ = with defects, target/ = your originals)")
+    target = "your originals, their own red spots toned down" if tone_down else "your originals"
+    console.print(f"{len(photos)} photos -> {out} (source/ = with defects, target/ = {target})")
     return len(photos)
 
 
@@ -75,7 +76,7 @@ def run_synth(options: dict[str, Any]) -> int:
     out = ensure_writable_dir(Path(synth["out"]).expanduser(), "synth output folder")
     if synth.get("clean"):
         blemish_photos(Path(synth["clean"]).expanduser(), out, options["seed"], synth["family"],
-                       PixelLimit(synth["max_pixels"], "synth.max_pixels"))
+                       PixelLimit(synth["max_pixels"], "synth.max_pixels"), bool(synth["tone_down_spots"]))
         return 0
     if synth["count"] <= 0 or synth["size"] < 32:
         raise ConfigError(f"synth.count must be > 0 and synth.size >= 32, got {synth['count']} and {synth['size']}")

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gan_retouch.builtin.store import canonical, is_builtin
 from gan_retouch.console import console
 from gan_retouch.deploy.export_check import check_parity, example_inputs, load_runner, parity_table
 from gan_retouch.errors import ConfigError, GanRetouchError
@@ -102,11 +103,14 @@ def export_torchscript(wrapper: ExportWrapper, example: tuple[torch.Tensor, ...]
 def export_path(options: dict[str, Any], checkpoint_path: str) -> Path:
     """``export.out``, or the checkpoint's path with the format's suffix (``-floorF`` added for another edit
     floor, ``-fp16`` for half). Only a plain export takes ``best.onnx``, the name ``retouch`` looks for next to
-    ``best.pt``, so that it never runs a floor other than the checkpoint's without being told."""
+    ``best.pt``, so that it never runs a floor other than the checkpoint's without being told. A built-in name
+    writes ``builtin-<role>`` in the working folder."""
     export = options["export"]
     if export["out"]:
         return Path(export["out"])
-    source = Path(checkpoint_path)
+    # a built-in model's export goes to the working folder (builtin-student.onnx), never into the package
+    builtin = is_builtin(checkpoint_path)
+    source = Path(canonical(checkpoint_path, "student").replace(":", "-") if builtin else checkpoint_path)
     stem = source.stem
     if export["edit_floor"] is not None:
         stem += f"-floor{export['edit_floor']:g}"

@@ -60,7 +60,7 @@ def load_runner(path: Path, fmt: str, device: torch.device):
 
 def synthetic_batch(batch: int, height: int, width: int, seed: int) -> torch.Tensor:
     """Synthetic blemished portraits (the built-in benchmark) cropped to ``height`` x ``width``."""
-    from gan_retouch.data.synthetic import MIN_SIZE, synthesize_pair
+    from gan_retouch.synth.synthetic import MIN_SIZE, synthesize_pair
 
     side = max(height, width, MIN_SIZE)
     images = [synthesize_pair(i, side, seed=seed, split="test")["input"][:, :height, :width] for i in range(batch)]

@@ -29,7 +29,7 @@ from gan_retouch.engine.checkpoint import load_generator
 from gan_retouch.errors import ConfigError, DataError, GanRetouchError
 from gan_retouch.fileio import atomic_write, ensure_writable_dir
 from gan_retouch.inference.plan import InferencePlan, ModelFacts, resolve_plan
-from gan_retouch.inference.run import run_plan, tile_for
+from gan_retouch.inference.run import face_plan, run_face_plan, run_plan, tile_for
 from gan_retouch.inference.work_size import work_shape
 from gan_retouch.runtime import resolve_device
 
@@ -148,7 +148,16 @@ def retouch_batch(jobs: list[Job], backend: Backend, plan: InferencePlan, settin
     if not loaded:
         return 0
     batch = torch.stack([image for _, image, _ in loaded]).to(device)
-    outputs = run_plan(plan, backend, batch)
+    if plan.face_width is not None or plan.protect_features:  # each photo at its own face; a faceless one is named
+        plans = [face_plan(plan, image) for image in batch]
+        for (job, _, _), (_, face) in zip(loaded, plans, strict=True):
+            if face is None:
+                console.print(f"[yellow]note[/] {job.source}: no face found; retouched at "
+                              f"{f'work size {plan.work_size} px' if plan.work_size else 'native resolution'}")
+        outputs = torch.cat([run_face_plan(plan, backend, image[None], None, True, *found)
+                             for found, image in zip(plans, batch, strict=True)])
+    else:
+        outputs = run_plan(plan, backend, batch)
     written = 0
     for (job, _, info), output in zip(loaded, outputs, strict=True):
         if info["alpha"] is not None and FORMATS[job.target.suffix.lower().lstrip(".")][0] not in ALPHA_FORMATS:

@@ -96,6 +96,7 @@ class DistillModel(RetouchModel):
 
     kind = "distill"
     provides_teacher = True
+    builtin_role = "student"  # `distill --init builtin` starts the student from the built-in student
 
     def __init__(self, options: Options, device: torch.device, dist: DistInfo, precision: Precision,
                  teacher: nn.Module, teacher_info: dict[str, Any]) -> None:

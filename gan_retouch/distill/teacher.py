@@ -26,10 +26,12 @@ def find_module(model: nn.Module, name: str, role: str) -> nn.Module:
 
 
 def load_teacher(path: str | None) -> tuple[nn.Module, dict[str, Any]]:
-    """The frozen teacher (eval, no gradients) from a training checkpoint, EMA weights when present."""
+    """The frozen teacher (eval, no gradients) from a training checkpoint, EMA weights when present; ``builtin``
+    alone is the built-in teacher."""
     if not path:
-        raise ConfigError("distill needs a teacher: give --teacher checkpoints/<run>/best.pt (distill.teacher)")
-    teacher, info = load_generator(path, use_ema=True)
+        raise ConfigError("distill needs a teacher: give --teacher checkpoints/<run>/best.pt or builtin:teacher "
+                          "(distill.teacher)")
+    teacher, info = load_generator(path, use_ema=True, builtin="teacher")
     kind = info.get("kind")
     if kind != "train":
         described = {"distill": "a distillation checkpoint"}.get(

@@ -12,7 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from gan_retouch.errors import CheckpointError
+from gan_retouch.builtin.store import is_builtin, load_builtin, misfit_message
+from gan_retouch.errors import CheckpointError, GanRetouchError
 from gan_retouch.fileio import OutputError, atomic_write
 from gan_retouch.inference.plan import saved_plan
 
@@ -39,8 +40,14 @@ def is_torchscript(path: Path) -> bool:
         return False
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a gan-retouch checkpoint, or raise a CheckpointError that says what is wrong with the file."""
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                    builtin: str = "student") -> dict[str, Any]:
+    """Read a gan-retouch checkpoint, or raise a CheckpointError that says what is wrong with the file.
+
+    The one door for checkpoint names: ``builtin:teacher`` and ``builtin:student`` (a string, not a Path) are the
+    models shipped with the package (``builtin.store``), ``builtin`` alone the ``builtin`` role."""
+    if is_builtin(path):
+        return {"format": FORMAT, **load_builtin(str(path), builtin, map_location=map_location)}
     path = Path(path)
     if path.is_dir():
         found = [path / name for name in ("best.pt", "latest.pt") if (path / name).is_file()]
@@ -166,14 +173,15 @@ def check_finite(weights: dict[str, Any], source: str) -> None:
 
 
 def load_generator(
-    path: str | Path, use_ema: bool = True, map_location: str | torch.device = "cpu"
+    path: str | Path, use_ema: bool = True, map_location: str | torch.device = "cpu", builtin: str = "student"
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the generator saved in a checkpoint, in eval mode; EMA weights when present and asked for.
+    ``builtin``: the role ``builtin`` alone names (``load_checkpoint``).
 
     Returns the network and the checkpoint dict (options, step, ...), without the big state dicts, with
     ``plan``: the checkpoint's inference plan (``inference.plan.saved_plan``; derived for older checkpoints).
     """
-    state = load_checkpoint(path, map_location)
+    state = load_checkpoint(path, map_location, builtin)
     entry = state.get("generator")
     if not isinstance(entry, dict) or "state_dict" not in entry:
         raise CheckpointError(f"{state['path']} holds no generator")
@@ -181,8 +189,13 @@ def load_generator(
     if not isinstance(weights, dict):
         raise CheckpointError(f"{state['path']} holds no generator weights; the file is damaged or was edited")
     check_finite(weights, state["path"])
-    generator = build_checked_generator(entry, weights, state["path"])
-    load_state_strict(generator, weights, f"generator {describe_network(entry)}", state["path"])
+    try:
+        generator = build_checked_generator(entry, weights, state["path"])
+        load_state_strict(generator, weights, f"generator {describe_network(entry)}", state["path"])
+    except (GanRetouchError, TypeError, ValueError, RuntimeError) as exc:
+        if not state.get("builtin"):
+            raise
+        raise CheckpointError(misfit_message(state, str(exc))) from exc
     plan = saved_plan(state)
     generator.eval()
     info = {k: v for k, v in state.items() if k not in ("generator_ema", "discriminator", "optimizers")}

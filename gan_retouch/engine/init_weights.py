@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from gan_retouch.builtin.store import canonical, is_builtin
 from gan_retouch.console import console
 from gan_retouch.engine.checkpoint import check_finite, describe_network, load_checkpoint
 from gan_retouch.errors import CheckpointError, ConfigError
@@ -95,10 +96,12 @@ def load_initial_weights(module: nn.Module, spec: dict[str, Any], part: str, opt
     return account
 
 
-def resolve_init_path(spec: dict[str, Any]) -> None:
-    """Make ``spec['init']`` absolute, so the run's options.yaml records exactly where its weights came from."""
+def resolve_init_path(spec: dict[str, Any], builtin: str = "teacher") -> None:
+    """Make ``spec['init']`` absolute (a built-in name canonical, ``builtin`` alone the ``builtin`` role), so the
+    run's options.yaml records exactly where its weights came from."""
     if spec.get("init"):
-        spec["init"] = str(Path(spec["init"]).expanduser().resolve())
+        init = spec["init"]
+        spec["init"] = canonical(init, builtin) if is_builtin(init) else str(Path(init).expanduser().resolve())
 
 
 def initialise(generator: nn.Module, discriminator: nn.Module | None, model_options: dict[str, Any],

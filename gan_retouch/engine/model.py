@@ -54,13 +54,14 @@ class RetouchModel:
 
     kind: ClassVar[str] = "train"  # written into checkpoints; a run resumes only from its own kind
     provides_teacher: ClassVar[bool] = False  # whether loss terms that need a teacher can run
+    builtin_role: ClassVar[str] = "teacher"  # the built-in model `--init builtin` names: train makes teachers
 
     def __init__(self, options: Options, device: torch.device, dist: DistInfo, precision: Precision) -> None:
         self.device, self.dist, self.precision = device, dist, precision
         for part in ("generator", "discriminator"):
-            resolve_init_path(options["model"][part])
+            resolve_init_path(options["model"][part], self.builtin_role)
         self.g_entry = {key: value for key, value in options["model"]["generator"].items()
-                        if key not in ("work_size", "coarse_pass")}  # those two go into the inference plan
+                        if key not in ("work_size", "coarse_pass", "face_width", "protect_features")}  # those go into the inference plan
         self.inference_plan = training_plan(options)  # how the network runs at inference: saved in checkpoints
         self.d_entry = dict(options["model"]["discriminator"])
         self.generator = build_generator(self.g_entry).to(device)

@@ -98,7 +98,7 @@ def load_models(paths: list[str], use_ema: bool, device: torch.device, settings:
         source = str(info.get("path", path))
         facts = ModelFacts(bool(getattr(network, "edit_mask", False)), int(getattr(network, "stride", 1)), source)
         plan = resolve_plan(info["plan"], overrides, "test", facts, device.type)
-        tag = checkpoint_tag(path)
+        tag = checkpoint_tag(info.get("builtin", path))  # builtin -> builtin-student
         label = tag if tag not in {m.tag for m in models} else f"{tag}#{len(models) + 1}"
         label += " (ema)" if info.get("used_ema") else ""
         label += f" (floor {plan.edit_floor:g})" if settings.get("edit_floor") is not None else ""

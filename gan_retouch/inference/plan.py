@@ -1,7 +1,9 @@
 """The inference plan: how a model runs on a photo, decided once and used by every command.
 
 A model's plan holds what its checkpoint decides, the **model fields** (``work_size``, ``coarse_pass``,
-``edit_floor``: written by training from ``model.generator.work_size``, ``.coarse_pass`` and ``.args.edit_floor``,
+``edit_floor``, ``face_width``: written by training from ``model.generator.work_size``, ``.coarse_pass``,
+``.args.edit_floor`` and ``.face_width``; with a face width the working size is chosen per photo from its face,
+``inference.face_scale``),
 saved as the checkpoint's ``inference`` block), and what each run sets, the **run fields** (``strength``,
 tiling: ``tile``, ``tile_overlap``, ``memory_mb``; ``precision``, ``backend``: saved at their defaults, set by the
 commands' options). Validation, ``test``, ``retouch``, ``bench`` and ``export`` all start from the saved plan,
@@ -25,17 +27,21 @@ from gan_retouch.runtime import PRECISION_DTYPES
 from gan_retouch.values import is_integer, is_number
 
 BACKENDS = ("auto", "torch", "onnxruntime")
-MODEL_FIELDS = ("work_size", "coarse_pass", "edit_floor")  # decided by the checkpoint; a None override keeps them
+MODEL_FIELDS = ("work_size", "coarse_pass", "edit_floor", "face_width", "protect_features")  # decided by the checkpoint; a None override keeps them
 
 
 @dataclass(frozen=True)
 class InferencePlan:
     """How a model runs: see the module docstring. ``tile`` 0 = whole images, None = auto (tiles only when an
-    image would not fit ``memory_mb``, None = a share of the free memory); ``work_size`` None = native."""
+    image would not fit ``memory_mb``, None = a share of the free memory); ``work_size`` None = native;
+    ``face_width`` None = the working size does not follow the face; ``protect_features``: the edit is faded out
+    over the eyes, brows and mouth of the largest face."""
 
     work_size: int | None = None
     coarse_pass: bool = False
     edit_floor: float = 0.0
+    face_width: int | None = None
+    protect_features: bool = False
     strength: float = 1.0
     tile: int | None = 0
     tile_overlap: int = 64
@@ -51,6 +57,9 @@ class InferencePlan:
         """One line for the commands' output (the backend has its own line); with an image size, the shapes the
         network runs at."""
         size = f"work size {self.work_size} px" if self.work_size is not None else "native resolution"
+        if self.face_width is not None:
+            return (f"scaled so the largest face is {self.face_width} px wide ({size} when no face is found); "
+                    + self._rest())
         if height is not None and width is not None:
             shape = work_shape(height, width, self.work_size)
             size += f" (network at {shape[1]}x{shape[0]} for {width}x{height}"
@@ -58,9 +67,13 @@ class InferencePlan:
                 coarse = coarse_shape(*shape)
                 size += f", coarse pass at {coarse[1]}x{coarse[0]}"
             size += ")"
+        return f"{size}; " + self._rest()
+
+    def _rest(self) -> str:
         tiles = {0: "whole images", None: "tiles only when an image does not fit memory"}.get(
             self.tile, f"tiles of {self.tile} px")
-        return (f"{size}; coarse pass {'on' if self.coarse_pass else 'off'}; edit floor {self.edit_floor:g}; "
+        protect = "eyes, brows and mouth protected; " if self.protect_features else ""
+        return (f"{protect}coarse pass {'on' if self.coarse_pass else 'off'}; edit floor {self.edit_floor:g}; "
                 f"strength {self.strength:g}; {tiles} ({self.tile_overlap} px overlap); {self.precision}")
 
 
@@ -74,6 +87,12 @@ def check_plan(plan: InferencePlan, key: str) -> InferencePlan:
         raise ConfigError(f"{key}.work_size = {work_size!r} is not a working size; valid: an integer >= "
                           f"{MIN_WORK_SIZE} (the longer side, in pixels, at which the network sees an image) or "
                           "null (native resolution; a run's override also takes 0)")
+    face_width = plan.face_width
+    if face_width is not None and (not is_integer(face_width) or not 16 <= face_width <= 4096):
+        raise ConfigError(f"{key}.face_width = {face_width!r} is not a face width; valid: an integer in [16, 4096] "
+                          "(pixels) or null (the working size does not follow faces; a run's override also takes 0)")
+    if not isinstance(plan.protect_features, bool):
+        raise ConfigError(f"{key}.protect_features must be true or false; got {plan.protect_features!r}")
     if not isinstance(plan.coarse_pass, bool):
         raise ConfigError(f"{key}.coarse_pass must be true or false; got {plan.coarse_pass!r}")
     floor = check_edit_floor(plan.edit_floor, True, f"{key}.edit_floor")
@@ -98,8 +117,9 @@ def overridden(plan: InferencePlan, settings: Mapping[str, Any], key: str) -> In
     plan's, a ``work_size`` of 0 means native; other keys of ``settings`` are not the plan's and are skipped."""
     changes = {name: settings[name] for name in FIELDS if name in settings}
     changes = {name: value for name, value in changes.items() if value is not None or name not in MODEL_FIELDS}
-    if is_integer(changes.get("work_size")) and changes["work_size"] == 0:
-        changes["work_size"] = None
+    for name in ("work_size", "face_width"):
+        if is_integer(changes.get(name)) and changes[name] == 0:
+            changes[name] = None
     return check_plan(replace(plan, **changes), key)
 
 
@@ -170,7 +190,8 @@ def training_plan(options: Mapping[str, Any]) -> InferencePlan:
     """The plan a training run saves and validates with: ``model.generator.work_size`` (``auto`` = the pixel scale
     of the training images: ``data.synthetic.size``; for folders ``data.resize`` or ``data.max_side`` when set, else
     native),
-    ``model.generator.coarse_pass`` (needs ``args.edit_mask``) and ``model.generator.args.edit_floor``."""
+    ``model.generator.coarse_pass`` (needs ``args.edit_mask``), ``model.generator.args.edit_floor``,
+    ``model.generator.face_width`` and ``model.generator.protect_features``."""
     entry = options["model"]["generator"]
     work_size = entry.get("work_size", "auto")
     if work_size == "auto":
@@ -184,5 +205,6 @@ def training_plan(options: Mapping[str, Any]) -> InferencePlan:
     if coarse is True and not args.get("edit_mask", False):
         raise ConfigError("model.generator.coarse_pass=true needs an edit map (it keeps only the edits the map is "
                           "nearly sure of): set model.generator.args.edit_mask=true or coarse_pass=false")
-    plan = InferencePlan(work_size=work_size, coarse_pass=coarse, edit_floor=floor)
+    plan = InferencePlan(work_size=work_size, coarse_pass=coarse, edit_floor=floor, face_width=entry.get("face_width"),
+                         protect_features=bool(entry.get("protect_features", False)))
     return check_plan(plan, "model.generator")

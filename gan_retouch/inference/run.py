@@ -7,6 +7,10 @@ blends it in at the plan's strength: ``x + S * (edited - x)``, clamped to [0, 1]
 (``nets.base.Generator``, wrapped or not) or an inference backend (``deploy.backends``): anything that
 ``run_generator`` can call with a ``floor``.
 
+With a ``face_width`` in the plan, each image runs at the working size its largest face asks for
+(``inference.face_scale``), and with ``protect_features`` its eyes, brows and mouth keep their pixels;
+``face_plan`` gives that plan and the face, so commands can say what was found.
+
 When a whole image runs out of memory the plan is run again in tiles of half the side (down to
 ``MIN_AUTO_TILE``), and the console says so.
 """
@@ -14,16 +18,19 @@ When a whole image runs out of memory the plan is run again in tiles of half the
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 from torch import nn
 
 from gan_retouch.console import console
 from gan_retouch.errors import GanRetouchError
+from gan_retouch.inference.face_scale import face_work_size, largest_face, protect_features
 from gan_retouch.inference.plan import InferencePlan
 from gan_retouch.inference.tiling import MIN_AUTO_TILE, auto_tile, memory_budget, run_tiled
 from gan_retouch.inference.work_size import COARSE_FLOOR, at_work_size, work_shape
 from gan_retouch.nets.base import run_generator, unwrap
+from gan_retouch.synth.faces import Face
 
 NetworkCall = Callable[[torch.Tensor, torch.Tensor | None, float], torch.Tensor]  # (images, mask, floor) -> RGB
 
@@ -68,11 +75,36 @@ def apply_plan(plan: InferencePlan, call: NetworkCall, images: torch.Tensor, mas
     return (images + plan.strength * (edited - images)).clamp_(0.0, 1.0)
 
 
+def face_plan(plan: InferencePlan, image: torch.Tensor) -> tuple[InferencePlan, Face | None]:
+    """``(plan for this one image, its largest face or None)``: with a ``face_width`` the working size follows that
+    face (the plan's ``work_size`` when there is none); the returned plan no longer looks for faces."""
+    if plan.face_width is None and not plan.protect_features:
+        return plan, None
+    face = largest_face(image)
+    work_size = plan.work_size
+    if face is not None and plan.face_width is not None:
+        work_size = face_work_size(plan.face_width, face, tuple(image.shape[-2:]))
+    return replace(plan, work_size=work_size, face_width=None, protect_features=False), face
+
+
+def run_face_plan(plan: InferencePlan, network: nn.Module, image: torch.Tensor, mask: torch.Tensor | None,
+                  fallback: bool, resolved: InferencePlan, face: Face | None) -> torch.Tensor:
+    """One image under ``resolved`` (its ``face_plan``), its face's features protected when ``plan`` asks."""
+    output = run_plan(resolved, network, image, mask, fallback)
+    if plan.protect_features and face is not None:
+        output = protect_features(output, image, face)
+    return output
+
+
 @torch.no_grad()
 def run_plan(plan: InferencePlan, network: nn.Module, images: torch.Tensor, mask: torch.Tensor | None = None,
              fallback: bool = True) -> torch.Tensor:
     """``network``'s output ``[N,3,H,W]`` in [0, 1] for ``images`` (float, [0, 1]) under ``plan``; out of memory,
     it runs again in smaller tiles when ``fallback`` (see the module docstring), else the error is raised."""
+    if plan.face_width is not None or plan.protect_features:
+        outputs = [run_face_plan(plan, network, images[i : i + 1], None if mask is None else mask[i : i + 1],
+                                 fallback, *face_plan(plan, images[i])) for i in range(images.shape[0])]
+        return torch.cat(outputs)
     height, width = images.shape[-2:]
     tile = tile_for(plan, network, height, width, images.shape[0], images.device)
     stride = int(getattr(reference_network(network), "stride", 1))

@@ -39,14 +39,14 @@ def test_a_comment_that_starts_like_an_enumeration_is_one():
 
 def test_enumerations_agree_with_the_code_that_acts_on_them():
     from gan_retouch.data.datasets import DATASET_SPLITS, SOURCES
-    from gan_retouch.data.family import BACKGROUND_KINDS, DEFECT_KINDS, MODES
-    from gan_retouch.data.synthetic import SPLITS
     from gan_retouch.deploy.export import FORMATS as EXPORT_FORMATS
     from gan_retouch.deploy.image_files import FORMATS as IMAGE_FORMATS
     from gan_retouch.engine.optim import SCHEDULERS
     from gan_retouch.evaluate.validation import MASK_METRICS, METRICS
     from gan_retouch.inference.plan import BACKENDS
     from gan_retouch.runtime import PRECISION_DTYPES
+    from gan_retouch.synth.family import BACKGROUND_KINDS, DEFECT_KINDS, MODES
+    from gan_retouch.synth.synthetic import SPLITS
 
     expected = {
         ("train", "data.source"): SOURCES,

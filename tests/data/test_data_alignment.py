@@ -8,10 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gan_retouch.data import build_dataset, synthesize_pair
+from gan_retouch.data import build_dataset
 from gan_retouch.data.alignment import check_alignment
 from gan_retouch.errors import ConfigError, DataError
 from gan_retouch.imaging import save_image
+from gan_retouch.synth import synthesize_pair
 
 
 def _pixels(image: torch.Tensor) -> torch.Tensor:

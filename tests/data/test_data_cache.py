@@ -10,13 +10,14 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from gan_retouch.data import build_dataset, synthesize_pair
+from gan_retouch.data import build_dataset
 from gan_retouch.data import cache as cache_module
 from gan_retouch.data import io as io_module
 from gan_retouch.data.cache import decoded_bytes
 from gan_retouch.data.pixels import read_pixels
 from gan_retouch.errors import ConfigError, DataError
 from gan_retouch.imaging import save_image
+from gan_retouch.synth import synthesize_pair
 
 
 def _write_pairs(root: Path, split: str, count: int, size: int = 48, ext: str = ".png") -> None:

@@ -8,11 +8,12 @@ import torch
 from PIL import Image
 
 from gan_retouch.cli import main
-from gan_retouch.data import build_dataset, synthesize_pair
+from gan_retouch.data import build_dataset
 from gan_retouch.data.folders import split_of
 from gan_retouch.data.pixels import read_pixels
 from gan_retouch.data.prepare import positions
 from gan_retouch.imaging import save_image
+from gan_retouch.synth import synthesize_pair
 
 
 def _write_pairs(root: Path, split: str, count: int, height: int = 80, width: int = 72) -> None:

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import torch
 
-from gan_retouch.data.background import draw_background
-from gan_retouch.data.family import SynthOptions
-from gan_retouch.data.features import draw_eyes, draw_glasses, draw_nose_and_mouth, draw_stubble
-from gan_retouch.data.noise import Draws, generator_for, smooth_noise
-from gan_retouch.data.paint import Head, Painter, colour, ellipse
+from gan_retouch.synth.background import draw_background
+from gan_retouch.synth.family import SynthOptions
+from gan_retouch.synth.features import draw_eyes, draw_glasses, draw_nose_and_mouth, draw_stubble
+from gan_retouch.synth.noise import Draws, generator_for, smooth_noise
+from gan_retouch.synth.paint import Head, Painter, colour, ellipse
 
 PORE_GRID = 384  # pores are one noise cell; above this size they keep their physical scale
 # The Monk Skin Tone scale (10 tones from lightest to darkest), sRGB: a wide range of real skin tones.

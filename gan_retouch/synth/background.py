@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from gan_retouch.data.noise import Draws, smooth_noise
+from gan_retouch.synth.noise import Draws, smooth_noise
 
 
 def _muted(draws: Draws) -> torch.Tensor:

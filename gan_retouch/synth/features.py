@@ -10,8 +10,8 @@ import math
 
 import torch
 
-from gan_retouch.data.noise import Draws, smooth_noise
-from gan_retouch.data.paint import Head, Painter, colour, ellipse
+from gan_retouch.synth.noise import Draws, smooth_noise
+from gan_retouch.synth.paint import Head, Painter, colour, ellipse
 
 IRIS_COLOURS = ((70, 45, 25), (40, 28, 20), (95, 80, 45), (70, 100, 130), (80, 110, 80), (110, 110, 120))
 LIP_TINTS = ((0.85, 0.52, 0.55), (0.8, 0.55, 0.5), (0.75, 0.45, 0.5), (0.9, 0.6, 0.6), (0.7, 0.35, 0.4))

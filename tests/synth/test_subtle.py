@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from gan_retouch.data import synthesize_pair
-from gan_retouch.data.synthetic import changed_share, identity_psnr
+from gan_retouch.synth import synthesize_pair
+from gan_retouch.synth.synthetic import changed_share, identity_psnr
 
 
 @pytest.fixture(autouse=True)

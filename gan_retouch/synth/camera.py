@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torchvision.io import decode_jpeg, encode_jpeg
 from torchvision.transforms.functional import gaussian_blur
 
-from gan_retouch.data.noise import Draws
+from gan_retouch.synth.noise import Draws
 
 
 def _resample(images: torch.Tensor, factor: float) -> torch.Tensor:

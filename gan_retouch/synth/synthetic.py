@@ -15,13 +15,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from gan_retouch.data.camera import apply_camera
-from gan_retouch.data.defects import DefectLayer
-from gan_retouch.data.family import SynthOptions
-from gan_retouch.data.noise import Draws, single_thread
-from gan_retouch.data.portrait import render_portrait
 from gan_retouch.errors import ConfigError
 from gan_retouch.registry import choice
+from gan_retouch.synth.camera import apply_camera
+from gan_retouch.synth.defects import DefectLayer
+from gan_retouch.synth.family import SynthOptions
+from gan_retouch.synth.noise import Draws, single_thread
+from gan_retouch.synth.portrait import render_portrait
 
 SPLITS = ("train", "val", "test")
 MIN_SIZE = 32
@@ -45,13 +45,14 @@ def identity_psnr(first: torch.Tensor, second: torch.Tensor) -> float:
 
 def blemish(
     clean: torch.Tensor, skin: torch.Tensor, eyes: list[tuple[float, float]], head_radius: float,
-    options: SynthOptions, draws: Draws,
+    options: SynthOptions, draws: Draws, reference: float | None = None,
 ) -> torch.Tensor:
     """``clean`` with the family's defects drawn on ``skin`` (standard: a count; subtle: up to an area share).
 
-    ``eyes`` (pixel centres) place the under-eye shadows; ``head_radius`` (pixels) sizes them.
+    ``eyes`` (pixel centres) place the under-eye shadows; ``head_radius`` (pixels) sizes them; ``reference``
+    (pixels) is the length defect sizes are fractions of (default: the image's shorter side).
     """
-    layer = DefectLayer(clean, skin, draws, eyes, head_radius)
+    layer = DefectLayer(clean, skin, draws, eyes, head_radius, reference)
     kinds = options.defects + (("freckles",) if options.freckles_are_defects else ())
     if not kinds:
         return clean

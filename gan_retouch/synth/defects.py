@@ -4,11 +4,13 @@ Kinds: ``acne`` (raised red papule, halo, light-side shading, sometimes a glint)
 yellow-white head), ``post_acne`` (flat red, brown or purple mark), ``dark_spot`` (brown pigment), ``redness``
 (a large soft patch), ``blotch`` (a large, strong discolouration: a red, brown or purple patch with a ragged
 edge that partly covers the texture), ``pores`` (a patch of enlarged, darker pores), ``lines`` (fine curved wrinkles with a lit edge), ``under_eye`` (dark, bluish crescents under both eyes), and
-``freckles`` when a family says they are defects. Each defect scales its tint per channel by its own random
+``mottle`` (uneven tone: a patch of faint, blotchy light and redness variations a few pores across, which a
+retoucher evens while keeping the pores), and ``freckles`` when a family says they are defects. Each defect scales its tint per channel by its own random
 factor, so every kind comes in a range of hues. Most are multiplicative tints, so the skin texture underneath
 survives, as on real skin; a pustule head and a blotch cover it partly. Every alpha has compact support and is multiplied
-by the skin mask. Positions and sizes are fractions of the image's shorter side, so the same seed gives the
-same defects at any resolution.
+by the skin mask. Sizes are fractions of a reference length: the image's shorter side for the procedural portraits
+(the same seed gives the same defects at any resolution), a multiple of the face width on real photos (a blemish
+is as large relative to the face in a 24-megapixel portrait as in a 1024 px crop).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import math
 
 import torch
 
-from gan_retouch.data.noise import Draws, smooth_noise
+from gan_retouch.synth.noise import Draws, smooth_noise
 
 MIN_RADIUS_PX = 1.0  # keeps the smallest defects visible (and learnable) on 96-128 px crops
 PLACEMENT_TRIES = 48  # candidate positions drawn per defect; the first one on skin is used
@@ -34,6 +36,7 @@ class DefectLayer:
 
     def __init__(
         self, clean: torch.Tensor, skin: torch.Tensor, draws: Draws, eyes: list[tuple[float, float]], head_radius: float,
+        reference: float | None = None,
     ) -> None:
         self.clean = clean
         self.skin = skin[0]
@@ -42,7 +45,7 @@ class DefectLayer:
         self.head_radius = head_radius
         height, width = self.skin.shape
         self.placeable = (self.skin > 0.98).numpy()  # indexing NumPy per try is ~50x cheaper than a tensor
-        self.side = min(height, width)
+        self.side = float(reference) if reference is not None else min(height, width)  # what defect sizes scale with
         self.gain = torch.ones(3, height, width)
         self.cover = torch.zeros(3, height, width)
         self.cover_alpha = torch.zeros(1, height, width)
@@ -191,6 +194,22 @@ class DefectLayer:
         mean = (self.clean[:, rows, cols] * weights).sum((1, 2)) / weights.sum().clamp_min(1e-6)
         colour = (mean * (1.0 + (torch.tensor(tint) - 1.0) * self.jitter[:, 0, 0])).clamp(0.0, 1.0)
         self._cover(rows, cols, plateau * d.uniform(0.0, 0.6) * strength, colour)
+
+    def _mottle(self, x: float, y: float, strength: float, scale: float) -> None:
+        d = self.draws
+        radius = self.radius(0.08, 0.2, scale)
+        view = self._window(x, y, radius + 1)
+        if view is None:
+            return
+        rows, cols, dx, dy = view
+        shape = (dy.shape[0], dx.shape[1])
+        cells = max(2, round(shape[0] / max(2.0, d.uniform(0.015, 0.035) * self.side * scale)))
+        field = smooth_noise(d.generator, (cells, cells), shape)[0].clamp(-2.5, 2.5)
+        envelope = _bump(self._irregular(dx, dy, radius), 1.0)
+        a = strength * d.uniform(0.015, 0.04)
+        light, red = field.clamp_max(0.0), field.clamp_min(0.0)  # darker blotches, and redder ones
+        self._tint(rows, cols, light.abs() * envelope, (1 - a, 1 - 1.1 * a, 1 - 1.1 * a))
+        self._tint(rows, cols, red * envelope, (1.0, 1 - 0.8 * a, 1 - 0.6 * a))
 
     def _pores(self, x: float, y: float, strength: float, scale: float) -> None:
         radius = self.radius(0.025, 0.06, scale)

@@ -54,6 +54,26 @@ def find_faces(image: torch.Tensor) -> list[Face]:
     return []
 
 
+FEATURE_BOXES = (  # (centre x, centre y, half width, half height) as fractions of an upright Haar face box
+    (0.30, 0.36, 0.18, 0.14), (0.70, 0.36, 0.18, 0.14),  # eyes with brows, lids and lashes
+    (0.50, 0.78, 0.24, 0.13),  # lips and teeth
+)
+
+
+def features_region(faces: list[Face], height: int, width: int) -> torch.Tensor:
+    """A ``[1,H,W]`` mask of the eyes (with brows) and mouth of each face box: where no defect is drawn and no
+    spot is toned down, since their colours (a red caruncle, red lips) are not blemishes."""
+    ys = torch.arange(height, dtype=torch.float32)[:, None] + 0.5
+    xs = torch.arange(width, dtype=torch.float32)[None, :] + 0.5
+    region = torch.zeros(height, width)
+    for face in faces:
+        for fx, fy, rx, ry in FEATURE_BOXES:
+            cx, cy = face.x + fx * face.w, face.y + fy * face.h
+            radial = torch.sqrt(((xs - cx) / (rx * face.w)).square() + ((ys - cy) / (ry * face.h)).square())
+            region = torch.maximum(region, ((1.2 - radial) / 0.2).clamp(0.0, 1.0))
+    return region[None]
+
+
 def face_region(faces: list[Face], height: int, width: int) -> torch.Tensor:
     """A soft ``[1,H,W]`` mask of ellipses around the faces (forehead to chin, cheek to cheek)."""
     ys = torch.arange(height, dtype=torch.float32)[:, None] + 0.5

@@ -5,11 +5,12 @@ import torch
 import torch.nn.functional as F
 
 from gan_retouch.config import option_defaults
-from gan_retouch.data import build_dataset, synthesize_pair
-from gan_retouch.data.defects import DefectLayer
-from gan_retouch.data.family import DEFECT_KINDS
-from gan_retouch.data.noise import Draws
+from gan_retouch.data import build_dataset
 from gan_retouch.errors import ConfigError
+from gan_retouch.synth import synthesize_pair
+from gan_retouch.synth.defects import DefectLayer
+from gan_retouch.synth.family import DEFECT_KINDS
+from gan_retouch.synth.noise import Draws
 
 KEYS = ("input", "target", "mask", "skin")
 

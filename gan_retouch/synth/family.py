@@ -12,10 +12,11 @@ from typing import Any
 from gan_retouch.errors import ConfigError
 from gan_retouch.values import is_integer, is_number
 
-DEFECT_KINDS = ("acne", "pustule", "post_acne", "dark_spot", "redness", "blotch", "pores", "lines", "under_eye")
-# The default family leaves out ``blotch``: trained with it, the quick-start teacher removed more of large
+DEFECT_KINDS = ("acne", "pustule", "post_acne", "dark_spot", "redness", "blotch", "pores", "lines", "under_eye",
+                "mottle")
+# The default family leaves out ``blotch`` and ``mottle`` (the built-in face model's uneven tone, recipe faces): trained with it, the quick-start teacher removed more of large
 # discolourations but edited clean skin and clean photos more (docs/history.md, docs/results.md).
-DEFAULT_DEFECTS = tuple(kind for kind in DEFECT_KINDS if kind != "blotch")
+DEFAULT_DEFECTS = tuple(kind for kind in DEFECT_KINDS if kind not in ("blotch", "mottle"))
 BACKGROUND_KINDS = ("plain", "gradient", "blotchy", "pattern", "bokeh", "skin")
 MODES = ("standard", "subtle")
 RANGES = {  # key -> (low, high) valid bounds of each element of a [min, max] setting

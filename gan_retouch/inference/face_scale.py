@@ -1,0 +1,57 @@
+"""A photo's face decides two things of a run: the working size, and the features the edit must not reach.
+
+**Face width.** A model trained on faces ``face_width`` pixels wide (the plan's ``face_width``) sees acne at the
+sizes it learned only when the photo's face is about that wide. So the photo is scaled (down, never up) until its
+largest face, found by OpenCV's cascades on a copy at most ``DETECT_SIDE`` px long, is ``face_width`` px wide; the
+network runs there, and its edit is brought back to full size (``work_size.at_work_size``). A 1024 px aligned face
+and the face of a 6000 px full-body portrait are then retouched at the same scale. When no face is found, the
+plan's ``work_size`` applies and the caller says so.
+
+**Protected features.** With the plan's ``protect_features``, the edit is faded out over the eyes with their
+brows and the mouth of that face (``synth.faces.features_region``, the regions the face models' training leaves
+without defects): an iris, a red caruncle or a lip is never taken for a blemish.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from gan_retouch.inference.work_size import MIN_WORK_SIZE
+from gan_retouch.synth.faces import Face, features_region, find_faces
+
+DETECT_SIDE = 1024  # faces are found on a copy whose longer side is at most this
+
+
+def largest_face(image: torch.Tensor) -> Face | None:
+    """The largest face of ``image`` ``[3,H,W]`` (float in [0, 1]) in its own pixels, or None."""
+    height, width = image.shape[-2:]
+    scale = min(1.0, DETECT_SIDE / max(height, width))
+    small = image.detach().float().cpu()
+    if scale < 1.0:
+        shape = (max(1, round(height * scale)), max(1, round(width * scale)))
+        small = F.interpolate(small[None], size=shape, mode="bilinear", align_corners=False, antialias=True)[0]
+    faces = find_faces(small.clamp(0.0, 1.0))
+    if not faces:
+        return None
+    face = faces[0]
+    return Face(face.x / scale, face.y / scale, face.w / scale, face.h / scale)
+
+
+def largest_face_width(image: torch.Tensor) -> float | None:
+    """The width in pixels of the largest face in ``image``, or None."""
+    face = largest_face(image)
+    return None if face is None else face.w
+
+
+def face_work_size(face_width: float, face: Face, shape: tuple[int, int]) -> int | None:
+    """The working size (longer side) at which ``face`` is ``face_width`` px wide; None (native) when it already
+    is no wider."""
+    scale = min(1.0, face_width / face.w)
+    return None if scale >= 1.0 else max(MIN_WORK_SIZE, round(max(shape) * scale))
+
+
+def protect_features(output: torch.Tensor, image: torch.Tensor, face: Face) -> torch.Tensor:
+    """``output`` ``[N,3,H,W]`` with its edit of ``image`` faded out over ``face``'s eyes, brows and mouth."""
+    keep = features_region([face], *image.shape[-2:]).to(image.device, image.dtype)
+    return output + (image - output) * keep

@@ -1,0 +1,46 @@
+"""Red spots on face skin are found by their size and redness, and toned down without touching other pixels."""
+
+import torch
+
+from gan_retouch.synth.spots import red_spots, to_lab, tone_down_spots
+
+
+def _skin_with_spots(size: int = 128) -> tuple[torch.Tensor, list[tuple[int, int, int]]]:
+    """Even skin with a fine lightness texture, two red spots of 6 px and one large red patch (a lip-sized area)."""
+    generator = torch.Generator().manual_seed(0)
+    skin = torch.tensor([0.86, 0.66, 0.55])[:, None, None].expand(3, size, size).clone()
+    skin *= 1.0 + 0.02 * torch.randn(1, size, size, generator=generator)
+    ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    spots = [(30, 30, 3), (90, 40, 3), (64, 100, 22)]
+    for cy, cx, radius in spots:
+        inside = ((ys - cy) ** 2 + (xs - cx) ** 2 <= radius**2).float()
+        skin[1] -= 0.12 * inside  # less green: redder
+        skin[2] -= 0.08 * inside
+    return skin.clamp(0, 1), spots
+
+
+def test_small_red_spots_are_found_and_a_large_red_area_is_not() -> None:
+    image, spots = _skin_with_spots()
+    found, excess = red_spots(to_lab(image), torch.ones(128, 128).numpy(), face_width=400.0)
+    for cy, cx, _ in spots[:2]:
+        assert found[cy, cx] and excess[cy, cx] > 4
+    cy, cx, _ = spots[2]
+    assert not found[cy, cx]  # 11 % of the face width: lips or a flushed cheek, not acne
+
+
+def test_tone_down_reduces_the_redness_of_spots_and_leaves_the_rest_exactly() -> None:
+    image, spots = _skin_with_spots()
+    cleaned, soft = tone_down_spots(image, torch.ones(1, 128, 128), face_width=400.0)
+    before, after = to_lab(image), to_lab(cleaned)
+    for cy, cx, _ in spots[:2]:
+        assert after[cy, cx, 1] < before[cy, cx, 1] - 3  # a* of the spot fell
+    untouched = soft[0] == 0
+    assert untouched.float().mean() > 0.9 and torch.equal(cleaned[:, untouched], image[:, untouched])
+    texture = (cleaned - image)[0].abs().amax()
+    assert texture < 0.2
+
+
+def test_nothing_to_tone_down_returns_the_image_itself() -> None:
+    image = torch.tensor([0.86, 0.66, 0.55])[:, None, None].expand(3, 64, 64).clone()
+    cleaned, soft = tone_down_spots(image, torch.ones(1, 64, 64), face_width=200.0)
+    assert cleaned is image and float(soft.sum()) == 0.0

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import re
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -105,6 +106,8 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
                                                            "(export.checkpoint)"}),
         (("--format",), "export.format", {"help": "onnx | torchscript (export.format)"}),
         (("--out",), "export.out", {"help": "output file (export.out)"}),
+        (("--overwrite",), "export.overwrite", {"action": "store_const", "const": True,
+                                                "help": "replace an existing output file (export.overwrite)"}),
         (("--fp16",), "export.fp16", {"action": "store_const", "const": True, "help": "export in fp16 (export.fp16)"}),
         (("--edit-floor",), "export.edit_floor", {"type": float, "metavar": "F",
                                                   "help": "edit-map floor to build in, [0, 1); default: the "
@@ -263,17 +266,34 @@ def shorten_words(message: str, longest: int = LONGEST_WORD) -> str:
                   message)
 
 
+def one_line_warnings(shown: set[str]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints each warning once per command, as one line of the console (Python's
+    prints the source line too, and once per calling line: a pair checked for training and for validation
+    warned twice)."""
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        text = shorten_words(str(message))
+        if text not in shown:
+            shown.add(text)
+            console.print(f"[yellow]warning:[/] {escape(text)}")
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gan-retouch`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except GanRetouchError as exc:
-        console.print(f"[bold red]error:[/] {escape(shorten_words(str(exc)))}")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
-        return 130
+    with warnings.catch_warnings():
+        warnings.showwarning = one_line_warnings(set())
+        try:
+            return args.handler(args)
+        except GanRetouchError as exc:
+            console.print(f"[bold red]error:[/] {escape(shorten_words(str(exc)))}")
+            return exc.exit_code
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]")
+            return 130
 
 
 if __name__ == "__main__":

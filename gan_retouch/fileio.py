@@ -22,7 +22,9 @@ from gan_retouch.errors import GanRetouchError
 TEMP_PREFIX = "."
 TEMP_SUFFIX = ".tmp"
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-TORCH_WRITE_FAILED = ("file write failed", "No space left")  # how torch.save reports a failed write
+NO_HARD_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK)
+# how torch.save reports a failed write ("unexpected pos": a short write, the OSError only in its context)
+TORCH_WRITE_FAILED = ("file write failed", "No space left", "unexpected pos")
 STALE_AFTER_S = 3600.0  # temp files older than this with no live owner are left-overs of a killed process
 TEMP_NAME = re.compile(r"^\.(?P<name>.+?)(\.(?P<pid>\d+))?\.tmp(\.\w+)?$")
 
@@ -86,20 +88,40 @@ def free_space(folder: Path) -> str:
 
 def write_failure(exc: BaseException) -> str | None:
     """Why a write failed, when ``exc`` is a failed write (an OSError with an errno, or torch.save's
-    "file write failed" RuntimeError); None for other exceptions, which are bugs and propagate unchanged."""
+    "file write failed" / "unexpected pos" RuntimeError, which holds the OSError in its context when there was
+    one); None for other exceptions, which are bugs and propagate unchanged."""
+    if isinstance(exc, RuntimeError) and any(text in str(exc) for text in TORCH_WRITE_FAILED):
+        context = exc.__cause__ or exc.__context__
+        if isinstance(context, OSError) and context.errno is not None:
+            return write_failure(context)
+        return "the write failed (a full disk is the usual cause)"
     if isinstance(exc, OSError) and exc.errno is not None:
         return "no space left on the device" if exc.errno in DISK_FULL else (exc.strerror or str(exc))
-    if isinstance(exc, RuntimeError) and any(text in str(exc) for text in TORCH_WRITE_FAILED):
-        return "the write failed (a full disk is the usual cause)"
     return None
 
 
+def publish_new(temp: Path, final: Path) -> None:
+    """Give the finished file ``temp`` the name ``final`` only if no file has it: FileExistsError otherwise, even
+    when another process creates ``final`` between a check and this call (a hard link never replaces a name)."""
+    try:
+        os.link(temp, final)
+    except OSError as exc:
+        if exc.errno not in NO_HARD_LINKS:
+            raise
+        os.close(os.open(final, os.O_CREAT | os.O_EXCL | os.O_WRONLY))  # claim the name, then fill it
+        os.replace(temp, final)
+        return
+    temp.unlink()
+
+
 @contextlib.contextmanager
-def staged_path(final: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
+def staged_path(final: str | Path, keep_suffix: bool = False, replace: bool = True) -> Iterator[Path]:
     """A temp path beside ``final`` for a writer that wants a file name (ONNX, TorchScript, a folder of files).
 
     The temp is renamed onto ``final`` when the block succeeds and removed when it fails. A failed write (a full
     disk above all) is an OutputError naming ``final`` and the free space; the previous ``final`` is untouched.
+    ``replace=False`` never replaces an existing ``final``: a FileExistsError, even when another process wrote it
+    while this one worked.
     """
     final = Path(final)
     ensure_writable_dir(final.parent, "output folder")
@@ -108,7 +130,12 @@ def staged_path(final: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
         yield temp
         if temp.is_file():
             os.chmod(temp, file_mode())
-        os.replace(temp, final)
+        if replace:
+            os.replace(temp, final)
+        else:
+            publish_new(temp, final)
+    except FileExistsError:
+        raise
     except (OSError, RuntimeError) as exc:
         reason = write_failure(exc)
         if reason is None:
@@ -121,13 +148,14 @@ def staged_path(final: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
             temp.unlink(missing_ok=True)
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None] | bytes) -> Path:
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None] | bytes, replace: bool = True) -> Path:
     """Write ``path`` atomically: a temp file in the same folder, fsync, the usual permissions, then rename.
 
-    ``write`` is either the bytes to write or a function that writes into the open binary stream.
+    ``write`` is either the bytes to write or a function that writes into the open binary stream. ``replace=False``
+    raises FileExistsError rather than replace a file that exists when the write ends (``publish_new``).
     """
     path = Path(path)
-    with staged_path(path) as temp:
+    with staged_path(path, replace=replace) as temp:
         with temp.open("wb") as stream:
             if isinstance(write, (bytes, bytearray)):
                 stream.write(write)
@@ -149,10 +177,11 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temps(folder: str | Path) -> list[Path]:
-    """Delete temp files left in ``folder`` by processes that died mid-save (e.g. SIGKILL); returns them.
+    """Delete temp files and folders left in ``folder`` by processes that died mid-write (e.g. SIGKILL: a
+    checkpoint, a `prepare` output, a `test` page); returns them.
 
-    A temp file is stale when the process named in it is gone, or (for names without a pid) when it is older
-    than an hour. Temp files of live processes are never touched.
+    A temp entry is stale when the process named in it is gone, or (for names without a pid) when it is older
+    than an hour. Temp entries of live processes are never touched.
     """
     folder = Path(folder)
     removed: list[Path] = []
@@ -160,13 +189,16 @@ def remove_stale_temps(folder: str | Path) -> list[Path]:
         return removed
     for candidate in folder.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}*"):
         match = TEMP_NAME.match(candidate.name)
-        if match is None:
+        if match is None or candidate.is_symlink():
             continue
         if match["pid"]:
             stale = not _pid_alive(int(match["pid"]))
         else:
             stale = time.time() - candidate.stat().st_mtime > STALE_AFTER_S
-        if stale and candidate.is_file():
+        if stale and candidate.is_dir():
+            shutil.rmtree(candidate, ignore_errors=True)
+            removed.append(candidate)
+        elif stale and candidate.is_file():
             candidate.unlink(missing_ok=True)
             removed.append(candidate)
     return removed

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import random
+from collections.abc import Iterator
 
 import torch
 
@@ -52,3 +55,17 @@ def seed_everything(seed: int) -> None:
     """Seed python and torch (all devices) so that a run is repeatable."""
     random.seed(seed)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def quiet_cuda_toolkit_probe() -> Iterator[None]:
+    """Import-time parts of torch (``torch.utils.benchmark``, the ONNX exporter) load ``torch.utils.cpp_extension``,
+    which logs "No CUDA runtime is found, using CUDA_HOME=..." on a machine with a CUDA toolkit and no usable GPU:
+    nothing a user of these commands can act on. Its warnings are silenced while the block runs; errors still show."""
+    probe = logging.getLogger("torch.utils.cpp_extension")
+    level = probe.level
+    probe.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        probe.setLevel(level)

@@ -128,10 +128,11 @@ def draw_geometry(shape: tuple[int, int], options: AugmentOptions, generator: to
         factor = max(base * _uniform(generator, *options.scale), out_h / height, out_w / width)
     height, width = shape if factor == 1.0 else (max(1, round(height * factor)), max(1, round(width * factor)))
     if out_h > height or out_w > width:
-        raise DataError(
-            f"a {height}x{width} image is smaller than data.crop={options.crop}: lower data.crop, "
-            f"or set data.resize to at least {options.crop}"
-        )
+        scaled = f" (scaled by data.max_side={options.max_side} from {shape[0]}x{shape[1]})" if base < 1 else ""
+        raise_side = (f", raise data.max_side to at least {math.ceil(options.crop * max(shape) / min(shape))}"
+                      if base < 1 else "")
+        raise DataError(f"a {height}x{width} image{scaled} is smaller than data.crop={options.crop}: lower "
+                        f"data.crop{raise_side}, or set data.resize to at least {options.crop}")
     top, left = _randint(generator, height - out_h), _randint(generator, width - out_w)
     degrees = _uniform(generator, -options.rotate, options.rotate) if options.rotate > 0 else 0.0
     flip = options.hflip and bool(torch.rand((), generator=generator) < 0.5)

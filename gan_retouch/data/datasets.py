@@ -123,8 +123,11 @@ class FolderPairs(PairedDataset):
         if index < 0:
             raise IndexError(f"dataset indices are non-negative, got {index}")
         pixels, record = self._readable(index % len(self))
-        return augment_item(pixels, self.augment, generator_for(self.seed, "augment", index),
-                            lambda key, part: self._convert(key, part, record))
+        try:
+            return augment_item(pixels, self.augment, generator_for(self.seed, "augment", index),
+                                lambda key, part: self._convert(key, part, record))
+        except DataError as exc:  # a crop larger than the image: name the file
+            raise DataError(f"{record.input}: {exc}") from exc
 
     def load(self, index: int) -> dict[str, Any]:
         pixels, record = self._readable(index)

@@ -10,13 +10,12 @@ line up and feeds the in-memory cache), and every problem is collected and repor
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from gan_retouch.data.alignment import alignment_mode
 from gan_retouch.data.cache import DecodedFiles, decoded_files
@@ -29,7 +28,7 @@ TARGET_DIR_NAMES = ("target", "groundtruth", "B")
 MASK_DIR_NAMES = ("mask", "masks")
 SPLIT_NAMES = ("train", "val", "test")
 ALL = "all"  # the split name for every pair of the root (all split subfolders, no ratio split)
-SPLIT_SEED = 20210105  # fixed: the ratio split must not change with the run's seed
+SPLIT_SALT = "gan-retouch split"  # fixed: a pair's split depends on its name only, never on the run's seed
 LISTED = 10  # offending files named in an error before "... and N more"
 NO_IMAGES = "holds no images (.png, .jpg, .jpeg, .webp, or .npy from gan-retouch prepare); nothing to load"
 
@@ -91,20 +90,49 @@ def split_folder(root: Path, split: str) -> tuple[Path, bool]:
     return root / split, True
 
 
-def ratio_split(names: list[str], ratios: list[float], split: str) -> list[str]:
-    """The names of ``split`` under a deterministic shuffle of ``names`` cut by ``ratios`` (train, val, test)."""
+def split_of(name: str, ratios: list[float]) -> str:
+    """The split (train | val | test) of the pair called ``name`` under ``ratios``: a hash of the name alone, so a
+    pair never changes split when pairs are added, removed or skipped."""
     if len(ratios) != 3 or any(r < 0 for r in ratios) or sum(ratios) <= 0:
         raise ConfigError(f"data.split_ratio must be three non-negative fractions (train, val, test), got {ratios}")
-    order = torch.randperm(len(names), generator=torch.Generator().manual_seed(SPLIT_SEED)).tolist()
-    shuffled = [sorted(names)[i] for i in order]
-    total = sum(ratios)
-    counts = [round(len(names) * r / total) for r in ratios]
-    for index in (1, 2):  # a split asked for gets at least one pair when there are enough
-        if ratios[index] > 0 and counts[index] == 0 and len(names) >= 3:
-            counts[index] = 1
-    counts[0] = len(names) - counts[1] - counts[2]
-    start = sum(counts[: SPLIT_NAMES.index(split)])
-    return shuffled[start : start + counts[SPLIT_NAMES.index(split)]]
+    digest = hashlib.sha256(f"{SPLIT_SALT}:{name}".encode()).digest()
+    position = int.from_bytes(digest[:8], "big") / 2**64 * sum(ratios)  # uniform in [0, sum)
+    bound = 0.0
+    for split, ratio in zip(SPLIT_NAMES, ratios, strict=True):
+        bound += ratio
+        if position < bound:
+            return split
+    return next(split for split, ratio in zip(SPLIT_NAMES[::-1], ratios[::-1], strict=True) if ratio > 0)
+
+
+def ratio_split(names: list[str], ratios: list[float], split: str) -> list[str]:
+    """The names of ``names`` (sorted) whose ``split_of`` is ``split``. Each split holds about its fraction of a
+    large set; a small one can leave a split empty (``empty_split_error`` says what to do)."""
+    return [name for name in sorted(names) if split_of(name, ratios) == split]
+
+
+def empty_split_error(split: str, where: Path, ratios: Any, total: int) -> DataError:
+    """The refusal of an empty ratio split, with the ways out."""
+    fix = ("set data.split_ratio=[1, 0, 0] to train on every pair" if split == "train"
+           else f"raise the {split} fraction of data.split_ratio (e.g. [0.7, 0.15, 0.15])")
+    return DataError(f"the {split} split of {where} is empty: each pair's split comes from a hash of its name "
+                     f"(data.split_ratio={ratios}) and none of its {total} usable pairs fell in {split}. To fix: {fix}, "
+                     f"add pairs, or give the root train/, val/ and test/ subfolders")
+
+
+def check_new_output(out: Path, option: str) -> None:
+    """A ConfigError when a command that writes a set of pairs (synth, prepare) would write into a set that
+    exists (a mix of old and new files) or make a split folder inside a folder of pairs (which would then read
+    as split subfolders, and no longer as its own pairs)."""
+    if out.is_dir() and any(out.iterdir()):
+        raise ConfigError(f"{option} {out} already holds files: choose a new or empty folder (writing into it would "
+                          "mix new pairs with the old ones); nothing was written")
+    parent = out.parent
+    pairs_here = [name for name in INPUT_DIR_NAMES + TARGET_DIR_NAMES if (parent / name).is_dir()]
+    if out.name in SPLIT_NAMES and pairs_here:
+        raise ConfigError(f"{option} {out} is inside the folder of pairs {parent} (it holds {pairs_here[0]}/): a "
+                          f"{out.name}/ folder there would make {parent} read as split subfolders, so training on it "
+                          f"would fail. Choose a folder outside {parent}; nothing was written")
 
 
 def _mask_folder(base: Path, option: str | None) -> Path | None:
@@ -206,10 +234,9 @@ def find_pairs(data: dict[str, Any], split: str) -> tuple[list[PairRecord], Deco
                       f"unreadable or mismatched); {len(good)} remain", stacklevel=2)
     if not good:
         raise DataError(f"no usable pairs in {where}")
-    if not dedicated:
-        keep = set(ratio_split([r.name for r in good], list(data.get("split_ratio", [0.9, 0.05, 0.05])), split))
-        good = [r for r in good if r.name in keep]
+    if not dedicated:  # each pair's split comes from its own name: skipping a bad pair never moves a good one
+        ratios = list(data.get("split_ratio", [0.9, 0.05, 0.05]))
+        total, good = len(good), [r for r in good if split_of(r.name, ratios) == split]
         if not good:
-            raise DataError(f"the {split} split of {where} is empty under data.split_ratio={data.get('split_ratio')}: "
-                            f"add pairs, raise its fraction, or give the root {split}/ subfolders")
+            raise empty_split_error(split, where, data.get("split_ratio"), total)
     return good, files

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 from gan_retouch.console import console
-from gan_retouch.data.folders import ALL, SPLIT_NAMES, PairRecord, find_pairs, ratio_split
+from gan_retouch.data.folders import ALL, SPLIT_NAMES, PairRecord, check_new_output, find_pairs, ratio_split
 from gan_retouch.data.io import PixelLimit, data_limit
 from gan_retouch.data.pixels import read_pixels
 from gan_retouch.errors import ConfigError
-from gan_retouch.fileio import OutputError, ensure_writable_dir, temp_path
+from gan_retouch.fileio import OutputError, ensure_writable_dir, remove_stale_temps, temp_path
 from gan_retouch.registry import choice
 
 FORMATS = ("npy", "png")
@@ -127,7 +127,9 @@ def run_prepare(options: dict[str, Any]) -> int:
     out = Path(prepare["out"]).expanduser()
     if out.exists():
         raise ConfigError(f"prepare.out {out} already exists: choose a new folder (prepare never writes into one)")
+    check_new_output(out, "prepare.out")
     ensure_writable_dir(out.parent, "prepare output folder")
+    remove_stale_temps(out.parent)  # the half-written outputs of runs killed outright (SIGKILL)
     splits = split_records(data)
     staging = temp_path(out)
     try:

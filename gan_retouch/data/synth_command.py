@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gan_retouch.console import console
+from gan_retouch.data.folders import check_new_output
 from gan_retouch.data.io import DEFAULT_LIMIT, PixelLimit, is_image_file, read_image
 from gan_retouch.errors import ConfigError, DataError
 from gan_retouch.fileio import ensure_writable_dir
@@ -71,6 +72,7 @@ def run_synth(options: dict[str, Any]) -> int:
     synth = options["synth"]
     if not synth.get("out"):
         raise ConfigError("gan-retouch synth needs an output folder: --out DIR")
+    check_new_output(Path(synth["out"]).expanduser(), "synth.out")
     out = ensure_writable_dir(Path(synth["out"]).expanduser(), "synth output folder")
     if synth.get("clean"):
         blemish_photos(Path(synth["clean"]).expanduser(), out, options["seed"], synth["family"],

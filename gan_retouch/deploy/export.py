@@ -31,7 +31,7 @@ from gan_retouch.inference.plan import InferencePlan, ModelFacts, resolve_plan
 from gan_retouch.inference.work_size import COARSE_FLOOR
 from gan_retouch.nets.base import run_generator, unwrap
 from gan_retouch.registry import choice
-from gan_retouch.runtime import resolve_device
+from gan_retouch.runtime import quiet_cuda_toolkit_probe, resolve_device
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts"}
 EXPORT_EXTRA_HINT = 'pip install "gan-retouch[export]"'
@@ -119,6 +119,20 @@ def export_path(options: dict[str, Any], checkpoint_path: str) -> Path:
     return source.with_name(stem + FORMATS[export["format"]])
 
 
+def check_output(path: Path, checkpoint: Path, overwrite: bool) -> None:
+    """A ConfigError before any work when the export would replace the checkpoint it reads (never allowed) or
+    an existing file without ``export.overwrite``."""
+    sources = [checkpoint / "best.pt", checkpoint / "latest.pt"] if checkpoint.is_dir() else [checkpoint]
+    if path.exists() and any(source.exists() and path.samefile(source) for source in sources):
+        raise ConfigError(f"export.out {path} is the checkpoint being exported; nothing was written. Give --out "
+                          "another file name (e.g. the same stem with .onnx or .ts)")
+    if path.is_dir():
+        raise ConfigError(f"export.out {path} is a folder; give a file name, e.g. --out {path / 'model.onnx'}")
+    if path.exists() and not overwrite:
+        raise ConfigError(f"export.out {path} already exists; nothing was written. Choose another --out, or add "
+                          "--overwrite to replace it")
+
+
 def check_onnxruntime(fmt: str, check: bool) -> None:
     """The parity check of an ONNX export needs onnxruntime: fail early with the install hint."""
     if fmt != "onnx" or not check:
@@ -132,13 +146,15 @@ def check_onnxruntime(fmt: str, check: bool) -> None:
 
 def export_model(generator: nn.Module, fmt: str, path: Path, *, fp16: bool = False, opset: int = 18,
                  check: bool = True, tolerance: float = 1e-3, check_sizes: list | None = None, seed: int = 0,
-                 device: torch.device | None = None, floor: float | None = None) -> list[dict[str, Any]]:
+                 device: torch.device | None = None, floor: float | None = None,
+                 overwrite: bool = True) -> list[dict[str, Any]]:
     """Export ``generator`` to ``path`` (onnx | torchscript) with the edit floor ``floor`` built in (None = its
     own), check it, and return the parity results.
 
     The file appears at ``path`` only when the check passes (or is off); otherwise a GanRetouchError says by
     how much it failed and nothing is left behind (``fileio.staged_path``: a temp file renamed at the end). An
-    unwritable folder is an OutputError before the export starts.
+    unwritable folder is an OutputError before the export starts. ``overwrite=False`` refuses to replace a file
+    that exists when the export ends (another process may have written it meanwhile).
     """
     choice(fmt, tuple(FORMATS), "export.format")
     check_onnxruntime(fmt, check)
@@ -150,7 +166,7 @@ def export_model(generator: nn.Module, fmt: str, path: Path, *, fp16: bool = Fal
     side = max(stride, 64 // stride * stride)
     example = example_inputs(reference, 1, side, side, device)
     results: list[dict[str, Any]] = []
-    with staged_path(path, keep_suffix=True) as temp:
+    with staged_path(path, keep_suffix=True, replace=overwrite) as temp, quiet_cuda_toolkit_probe():
         if fmt == "onnx":
             export_onnx(exported, example, temp, opset)
         else:
@@ -180,15 +196,21 @@ def run_export(options: dict[str, Any]) -> int:
     check_onnxruntime(fmt, export["check"])
     device = resolve_device(options["device"])
     path = export_path(options, export["checkpoint"])
+    check_output(path, Path(export["checkpoint"]), bool(export["overwrite"]))
     ensure_writable_dir(path.parent, "export output folder")  # before loading and exporting, not after
     generator, info = load_generator(export["checkpoint"], use_ema=export["use_ema"])
     facts = ModelFacts(bool(getattr(generator, "edit_mask", False)), int(getattr(generator, "stride", 1)),
                        str(info.get("path")))
     plan = resolve_plan(info["plan"], {"edit_floor": export["edit_floor"]}, "export", facts)
     tolerance = export["tolerance_fp16"] if export["fp16"] else export["tolerance"]
-    results = export_model(generator, fmt, path, fp16=export["fp16"], opset=export["opset"],
-                           check=export["check"], tolerance=tolerance, check_sizes=export["check_sizes"],
-                           seed=options["seed"], device=device, floor=plan.edit_floor)
+    try:
+        results = export_model(generator, fmt, path, fp16=export["fp16"], opset=export["opset"],
+                               check=export["check"], tolerance=tolerance, check_sizes=export["check_sizes"],
+                               seed=options["seed"], device=device, floor=plan.edit_floor,
+                               overwrite=bool(export["overwrite"]))
+    except FileExistsError as exc:
+        raise ConfigError(f"{path} appeared while exporting (another process wrote it); it was kept and this export "
+                          "was not written. Add --overwrite to replace it") from exc
     if results:
         console.print(parity_table(results, tolerance))
     else:

@@ -146,16 +146,20 @@ def read_job(job: Job, settings: dict[str, Any], failed: list[tuple[str, str]]) 
 
 
 def write_output(item: Decoded[Job], output: torch.Tensor, settings: dict[str, Any],
-                 failed: list[tuple[str, str]], written: list[Path]) -> None:
+                 failed: list[tuple[str, str]], written: list[Path], skipped: list[tuple[str, str]]) -> None:
     """Encode and write one output (uint8 or float ``[3,H,W]``) atomically; the path goes to ``written``, a
-    failure to ``failed``."""
+    failure to ``failed``. Without ``retouch.overwrite`` a file that appeared meanwhile (another run into the
+    same folder) is kept and the job goes to ``skipped``."""
     job, info = item.job, item.info
     if info["alpha"] is not None and FORMATS[job.target.suffix.lower().lstrip(".")][0] not in ALPHA_FORMATS:
         console.print(f"[yellow]note[/] {job.target}: this format has no alpha channel; the input's is dropped")
     try:
         data = encode_image(output, info, job.target.suffix.lower(), settings["quality"], settings["png_compression"])
-        atomic_write(job.target, data)
+        atomic_write(job.target, data, replace=bool(settings["overwrite"]))
         written.append(job.target)
+    except FileExistsError:
+        skipped.append((str(job.source), f"{job.target} appeared while this run worked (another run writing "
+                                         "into the same folder?); it was kept. Use --overwrite to replace it"))
     except (OSError, GanRetouchError) as exc:
         failed.append((str(job.source), f"cannot write {job.target}: {exc}"))
 
@@ -237,7 +241,7 @@ def run_retouch(options: dict[str, Any], inputs: list[str]) -> int:
             return download(outputs, [item.info["bits"] for item in decoded])
 
         run_overlapped(batches_of(jobs, settings["batch_size"]), lambda job: read_job(job, settings, failed), compute,
-                       lambda item, output: write_output(item, output, settings, failed, written),
+                       lambda item, output: write_output(item, output, settings, failed, written, skipped),
                        lambda count: progress.advance(task, count))
     strength = f" at strength {plan.strength:g}" if plan.strength != 1.0 else ""
     console.print(f"retouched [bold]{len(written)}[/] image(s){strength} with {checkpoint} into "

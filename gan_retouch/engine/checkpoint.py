@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ from gan_retouch.fileio import OutputError, atomic_write
 from gan_retouch.inference.plan import saved_plan
 
 FORMAT = "gan-retouch/1"
+MODULES_PER_TENSOR = 20  # a network built from a checkpoint has at most this many modules per stored tensor (+ 1000)
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
@@ -27,6 +31,15 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
         raise OutputError(f"{exc}; a training run continues from its last checkpoint with --resume") from exc
 
 
+def is_torchscript(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (a zip with code/ and constants.pkl), which is not a checkpoint."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("/constants.pkl") or "/code/" in name for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
                     builtin: str = "student") -> dict[str, Any]:
     """Read a gan-retouch checkpoint, or raise a CheckpointError that says what is wrong with the file.
@@ -37,12 +50,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
         return {"format": FORMAT, **load_builtin(str(path), builtin, map_location=map_location)}
     path = Path(path)
     if path.is_dir():
-        for name in ("best.pt", "latest.pt"):
-            if (path / name).is_file():
-                path = path / name
-                break
+        found = [path / name for name in ("best.pt", "latest.pt") if (path / name).is_file()]
+        if not found:
+            raise CheckpointError(f"{path} is a folder without best.pt or latest.pt: give a checkpoint file, or the "
+                                  "run folder of a run that has saved one")
+        path = found[0]
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if is_torchscript(path):
+        raise CheckpointError(f"{path} is a TorchScript export (gan-retouch export), not a checkpoint: give the .pt "
+                              "checkpoint it was exported from (best.pt or latest.pt in the run folder)")
     try:
         # Never unpickle: a checkpoint from someone else could run code. Only tensors and plain data load.
         state = torch.load(path, map_location=map_location, weights_only=True)
@@ -53,9 +70,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
             f"refused to load {path}: it holds Python objects other than tensors and plain data (loading them could "
             "run code). gan-retouch checkpoints never do; get the file from its author again or retrain."
         ) from exc
-    except Exception as exc:  # torch raises many types for truncated or foreign files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: {reason} (truncated or not a PyTorch file)") from exc
+    except Exception as exc:  # torch raises many types (some with bare numbers) for truncated or foreign files
+        raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch file, or a truncated or damaged one "
+                              f"({type(exc).__name__}); give the .pt file a gan-retouch run saved") from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a gan-retouch checkpoint (no '{FORMAT}' format tag)")
     state["path"] = str(path)
@@ -100,6 +117,61 @@ def build_generator(entry: dict[str, Any]) -> nn.Module:
     return GENERATORS.build(entry["name"], **entry.get("args", {}))
 
 
+@contextlib.contextmanager
+def _module_limit(limit: int, what: str) -> Iterator[None]:
+    """Stop a network that registers more than ``limit`` modules while it is built (a crafted depth)."""
+    count = 0
+
+    def hook(module: nn.Module, name: str, submodule: nn.Module | None) -> None:
+        nonlocal count
+        count += 1
+        if count > limit:
+            raise CheckpointError(f"{what}: its arguments build more than {limit} modules, far more than its tensors "
+                                  "need; the file is damaged or was edited. Use a checkpoint gan-retouch wrote")
+
+    handle = nn.modules.module.register_module_module_registration_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def build_checked_generator(entry: dict[str, Any], weights: dict[str, Any], source: str) -> nn.Module:
+    """The generator of ``entry``, built only once its arguments are known to give exactly the shapes of the
+    stored ``weights``: the network is first laid out on the meta device (no memory), so a crafted file cannot
+    make it allocate more than its own tensors hold."""
+    what = f"{source} (generator {describe_network(entry)})"
+    try:
+        with torch.device("meta"), _module_limit(MODULES_PER_TENSOR * len(weights) + 1000, what):
+            layout = build_generator(entry).state_dict()
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"cannot build the generator of {what}: {str(exc).splitlines()[0] if str(exc) else exc}"
+                              "; the file is damaged or was edited") from None
+    mismatched = [f"{k} {tuple(weights[k].shape)} stored vs {tuple(v.shape)} built" for k, v in layout.items()
+                  if k in weights and getattr(weights[k], "shape", None) != v.shape]
+    missing = [k for k in layout if k not in weights]
+    if mismatched or missing:
+        first = mismatched[0] if mismatched else f"{missing[0]} is not stored"
+        raise CheckpointError(f"{what}: its arguments do not match its tensors ({first}; {len(mismatched)} shape "
+                              f"mismatches, {len(missing)} missing); the file is damaged or was edited, so nothing "
+                              "was built. Use a checkpoint gan-retouch wrote")
+    return build_generator(entry)
+
+
+def check_finite(weights: dict[str, Any], source: str) -> None:
+    """A CheckpointError naming the tensors of ``weights`` that hold NaN or infinity (a run that diverged, or a
+    damaged file): such a network writes black or garbage images without any error of its own."""
+    bad = []
+    for name, value in weights.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            nans = int(torch.isnan(value).sum())
+            bad.append(f"{name} ({nans} NaN, {int(torch.isinf(value).sum())} infinite of {value.numel()} values)")
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more tensors" if len(bad) > 3 else "")
+        raise CheckpointError(f"{source} holds non-finite weights: {shown}. The run that saved it diverged or the "
+                              "file is damaged: use an earlier checkpoint of the run (latest.pt, step_N.pt), or retrain")
+
+
 def load_generator(
     path: str | Path, use_ema: bool = True, map_location: str | torch.device = "cpu", builtin: str = "student"
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -114,8 +186,11 @@ def load_generator(
     if not isinstance(entry, dict) or "state_dict" not in entry:
         raise CheckpointError(f"{state['path']} holds no generator")
     weights = state.get("generator_ema") if use_ema and state.get("generator_ema") else entry["state_dict"]
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{state['path']} holds no generator weights; the file is damaged or was edited")
+    check_finite(weights, state["path"])
     try:
-        generator = build_generator(entry)
+        generator = build_checked_generator(entry, weights, state["path"])
         load_state_strict(generator, weights, f"generator {describe_network(entry)}", state["path"])
     except (GanRetouchError, TypeError, ValueError, RuntimeError) as exc:
         if not state.get("builtin"):

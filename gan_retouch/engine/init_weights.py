@@ -16,7 +16,7 @@ from torch import nn
 
 from gan_retouch.builtin.store import canonical, is_builtin
 from gan_retouch.console import console
-from gan_retouch.engine.checkpoint import describe_network, load_checkpoint
+from gan_retouch.engine.checkpoint import check_finite, describe_network, load_checkpoint
 from gan_retouch.errors import CheckpointError, ConfigError
 
 
@@ -48,8 +48,10 @@ def _matching_settings(entry: dict[str, Any], spec: dict[str, Any], part: str) -
     """The ``--set`` items that build the checkpoint's network in this run (name and the arguments that differ)."""
     items = [] if entry.get("name") == spec.get("name") else [f"model.{part}.name={entry.get('name')}"]
     own_args = spec.get("args") or {}
+    saved_args = entry.get("args") or {}
     items += [f"model.{part}.args.{k}={str(v).lower() if isinstance(v, bool) else v}"
-              for k, v in (entry.get("args") or {}).items() if own_args.get(k) != v]
+              for k, v in saved_args.items() if own_args.get(k) != v]
+    items += [f"model.{part}.args.{k}=null" for k in own_args if k not in saved_args]  # the checkpoint's default
     return " ".join(items)
 
 
@@ -66,6 +68,7 @@ def load_initial_weights(module: nn.Module, spec: dict[str, Any], part: str, opt
     key, strict = spec.get("init_key", "auto"), spec.get("init_strict", True)  # the option loader checks key
     state = load_checkpoint(path)
     entry, given, which = _weights(state, part, key, option)
+    check_finite(given, f"{option}: {state['path']}")
     own = module.state_dict()
     missing, unexpected, mismatched = _compare(own, given)
     source = f"{state['path']} ({describe_network(entry)}, step {state.get('step', '?')})"

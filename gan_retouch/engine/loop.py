@@ -25,7 +25,7 @@ from gan_retouch.engine.distributed import DistInfo
 from gan_retouch.engine.model import NonFiniteStep, RetouchModel
 from gan_retouch.engine.monitor import GpuMonitor, LogWindow, RunLog, progress_bar, validation_table
 from gan_retouch.engine.precision import resolve_precision
-from gan_retouch.engine.resume import complete_error, resumed_options
+from gan_retouch.engine.resume import complete_error, kept_init, resumed_options, weights_from_checkpoint
 from gan_retouch.engine.run_folder import RunFolder
 from gan_retouch.engine.signals import install_stop_handlers, restore_handlers
 from gan_retouch.engine.stage import StagePlan, batch_stream, plan_stages
@@ -35,7 +35,6 @@ from gan_retouch.registry import choice
 from gan_retouch.runtime import seed_everything
 
 MAX_CONSECUTIVE_SKIPS = 20  # nan_policy=skip gives up after this many non-finite steps in a row
-LOWER_IS_BETTER = {"lpips"}
 
 
 class TrainingStopped(GanRetouchError):
@@ -69,13 +68,6 @@ ModelFactory = Callable[[Options, torch.device, DistInfo, Any], RetouchModel]
 ValidationFactory = Callable[[Options, torch.device, DistInfo], Validation]
 
 
-def is_better(metric: str, value: float, best: float | None) -> bool:
-    """Whether ``value`` improves on ``best`` for this metric (lower is better for LPIPS)."""
-    if best is None:
-        return True
-    return value < best if metric in LOWER_IS_BETTER else value > best
-
-
 class TrainingLoop:
     """Runs the remaining stages of a run; every failure of the options or folder surfaces before step 1.
 
@@ -92,7 +84,10 @@ class TrainingLoop:
             torch.backends.cudnn.benchmark = bool(options["train"]["cudnn_benchmark"])
         fetch_run_backbones(options, self.dist)  # pretrained weights downloaded or refused before any work
         seed_everything(int(options["seed"]))  # identical initial weights on every rank
-        self.model = model_factory(options, device, self.dist, resolve_precision(options["train"], device))
+        self.run = RunFolder(options, self.dist.is_main)
+        self.fresh = not self.run.will_resume()  # a resumed run takes every weight from its checkpoint
+        self.model = model_factory(options if self.fresh else weights_from_checkpoint(options), device, self.dist,
+                                   resolve_precision(options["train"], device))
         self.plans = plan_stages(options)
         self.total_steps = sum(plan.steps for plan in self.plans)
         check_strength(options)
@@ -102,7 +97,6 @@ class TrainingLoop:
         if self.min_clean is not None and "psnr_clean" not in self.validation.names:
             raise ConfigError("val.min_psnr_clean needs validation pairs with defect masks (the synthetic data has "
                               "them; for folders give data.mask_dir), to measure PSNR outside them; drop the option")
-        self.run = RunFolder(options, self.dist.is_main)
         self.run_dir = self.run.path
         self.step = self.stage_index = self.stage_step = 0
         self.best: dict[str, Any] = {"metric": options["val"]["metric"], "value": None, "step": None}
@@ -123,6 +117,8 @@ class TrainingLoop:
         """Take the position, schedule and weights of ``state``; a complete run is refused before anything is
         written."""
         self.options, notes = resumed_options(self.options, state.get("options"), command_line, int(state["step"]))
+        self.options, init_notes = kept_init(self.options, state.get("options"), command_line)
+        notes += init_notes
         self.plans = plan_stages(self.options)
         self.total_steps = sum(plan.steps for plan in self.plans)
         self.step, self.stage_index, self.stage_step = (int(state[k]) for k in ("step", "stage", "stage_step"))
@@ -160,7 +156,7 @@ class TrainingLoop:
         if not eligible:
             console.print(f"step {self.step}: psnr_clean {scores['psnr_clean']:.2f} dB is below val.min_psnr_clean "
                           f"{self.min_clean:g} dB, so this step cannot become best.pt")
-        if eligible and is_better(metric, scores[metric], self.best["value"]):
+        if eligible and monitor.is_better(metric, scores[metric], self.best["value"]):
             self.best = {"metric": metric, "value": scores[metric], "step": self.step}
             self.save(plan, "best.pt")
         return scores
@@ -248,6 +244,7 @@ class TrainingLoop:
     def fit(self, first: Callable[[], object] | None = None) -> dict[str, float]:
         """Run ``first`` (distill scores its teacher), the remaining stages and the final validation, then close."""
         previous_handlers = install_stop_handlers(self._request_stop)
+        failed = True
         try:
             if first is not None:
                 first()
@@ -260,11 +257,15 @@ class TrainingLoop:
                     label = f"{self.model.kind} {plan.name} ({plan.index + 1}/{len(self.plans)})"
                     progress.update(task, stage=label)
                     self._run_stage(plan, progress, task)
-            return self._finish(self.plans[-1])
+            final = self._finish(self.plans[-1])
+            failed = False
+            return final
         finally:
             restore_handlers(previous_handlers)
             if self.log is not None:
                 self.log.close()
+            if failed and self.fresh:  # a new run that saved nothing leaves its name free for the next try
+                self.run.discard_unsaved()
             self.run.close()
             distributed.shutdown(self.dist)
 

@@ -228,3 +228,13 @@ class RunLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+LOWER_IS_BETTER = {"lpips"}
+
+
+def is_better(metric: str, value: float, best: float | None) -> bool:
+    """Whether ``value`` improves on ``best`` for this metric (lower is better for LPIPS): what makes best.pt."""
+    if best is None:
+        return True
+    return value < best if metric in LOWER_IS_BETTER else value > best

@@ -19,6 +19,8 @@ from gan_retouch.engine.stage import plan_stages
 from gan_retouch.errors import ConfigError
 
 SCHEDULE_KEYS = ("train.steps", "train.scheduler", "train.decay_start", "train.step_size", "train.gamma", "stages")
+INIT_KEYS = tuple(f"model.{part}.{key}" for part in ("generator", "discriminator")
+                  for key in ("init", "init_key", "init_strict")) + ("model.generator.init_open_map",)
 MISSING = object()
 
 
@@ -76,6 +78,33 @@ def resumed_options(options: Options, saved: Any, command_line: Collection[str] 
                      f"{total_steps(saved)}, as asked; its learning-rate schedule is recomputed for the new length "
                      "from this step on (a decaying schedule rises again to where a run that long would be)")
     return resolved, notes
+
+
+def weights_from_checkpoint(options: Options) -> Options:
+    """The options to build a resumed run's networks with: no ``--init`` and no opened edit map, since every weight
+    comes from the checkpoint resumed (the pretrained file may have moved since; the record stays in options)."""
+    built = copy.deepcopy(options)
+    for part in ("generator", "discriminator"):
+        built["model"][part]["init"] = None
+    built["model"]["generator"]["init_open_map"] = 0.0
+    return built
+
+
+def kept_init(options: Options, saved: Any, command_line: Collection[str] | None) -> tuple[Options, list[str]]:
+    """``options`` with the run's own record of where its weights came from (``INIT_KEYS`` of ``saved``), which a
+    resume keeps whatever the command line says, and a note when the command line asked for other weights."""
+    if not isinstance(saved, dict):
+        return options, []
+    kept, notes = copy.deepcopy(options), []
+    for key in INIT_KEYS:
+        old = _get(saved, key)
+        if old is MISSING:
+            continue
+        if command_line and set_by(key, command_line) and _get(options, key) != old:
+            notes.append(f"{key}={shorten(_get(options, key))} is not used on --resume: the weights come from the "
+                         f"checkpoint resumed (the run started from {shorten(old)}); start a new run to use it")
+        _set(kept, key, old)
+    return kept, notes
 
 
 def complete_error(run_dir: Path, step: int, total: int) -> ConfigError:

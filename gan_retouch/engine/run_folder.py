@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,27 @@ class RunFolder:
         if resumed_step is not None:
             drop_log_records_after(self.path / "log.jsonl", resumed_step)
         save_options(options, self.path / "options.yaml")
+
+    def will_resume(self) -> bool:
+        """Whether ``open`` will return a checkpoint to resume, decided from the options and the folder alone
+        (nothing read or written): a resumed run's networks start from it, never from ``--init``."""
+        resume = self.options["train"]["resume"]
+        if resume in FRESH_VALUES:
+            return False
+        return resume != "auto" or (self.path / "latest.pt").exists()
+
+    def discard_unsaved(self) -> None:
+        """Rank 0, a new run that failed before saving any checkpoint: remove what it wrote (options.yaml, logs,
+        samples), so that the same name can be used again. The folder held nothing else when the run began."""
+        if not self.is_main or not self.path.is_dir() or any(self.path.glob("*.pt")):
+            return
+        for entry in self.path.iterdir():
+            if entry.name == LOCK_NAME:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
     def _resume_state(self) -> dict[str, Any] | None:
         resume = self.options["train"]["resume"]

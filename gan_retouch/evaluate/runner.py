@@ -29,7 +29,7 @@ from gan_retouch.errors import ConfigError
 from gan_retouch.evaluate.page import PageRow, write_page
 from gan_retouch.evaluate.tables import IDENTITY, summarise, summary_table, write_tables
 from gan_retouch.evaluate.validation import resolve_lpips
-from gan_retouch.fileio import ensure_writable_dir
+from gan_retouch.fileio import ensure_writable_dir, remove_stale_temps, temp_path
 from gan_retouch.imaging import save_image
 from gan_retouch.inference.plan import InferencePlan, ModelFacts, resolve_plan
 from gan_retouch.inference.run import run_plan
@@ -182,6 +182,16 @@ def scoring_split(asked: str, data: dict[str, Any], data_source: str) -> str:
 
 def run_test(options: dict[str, Any]) -> int:
     """Score ``test.checkpoints`` on ``test.split`` and write ``results/<name>/<split>_<tag>/``."""
+    owned: list[Path] = []  # the hidden folder the page is written in until it is complete
+    try:
+        return score_and_write(options, owned)
+    finally:  # Ctrl-C or an error: no half-written page is left behind (a SIGKILLed one: by the next run)
+        for partial in owned:
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def score_and_write(options: dict[str, Any], owned: list[Path]) -> int:
+    """``run_test``'s work; ``owned`` gets the temporary folder of the page as soon as it is named."""
     settings = options["test"]
     device = resolve_device(options["device"])
     models = load_models(list(settings["checkpoints"]), settings["use_ema"], device, settings)
@@ -200,10 +210,11 @@ def run_test(options: dict[str, Any]) -> int:
         name = slug(str((models[0].info.get("options") or {}).get("name") or "test"))
     results = ensure_writable_dir(Path(options["results_root"]) / name, "results folder")
     final = unused_folder(results / f"{split}_{results_tag([m.tag for m in models])}")
-    partial = final.with_name(f".{final.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)  # only ever our own leftover (the name holds our pid)
+    remove_stale_temps(results)  # the pages of runs killed outright (SIGKILL) before they were complete
+    partial = temp_path(final)  # .NAME.PID.tmp: hidden, and named after this process
     console.print(f"scoring {', '.join(m.label for m in models)} on {count} {split} pairs "
                   f"({data['source']} data from {data_source}) on {device}")
+    owned.append(partial)
     rows, per_image = score_split(dataset, models, count, settings, device, lpips_model, partial)
     labels = [IDENTITY, *(m.label for m in models)]
     summary = summarise(per_image, labels)

@@ -30,6 +30,7 @@ from gan_retouch.errors import ConfigError
 from gan_retouch.inference.plan import InferencePlan
 from gan_retouch.inference.run import apply_plan
 from gan_retouch.nets.base import run_generator
+from gan_retouch.runtime import quiet_cuda_toolkit_probe
 
 BYTES_PER_MB = 1_000_000
 
@@ -115,7 +116,8 @@ def measure_latency(run: Callable[[], Any], min_time_s: float = 1.0, warmup: int
     ``warmup`` extra untimed calls come first (for torch.compile or CUDA graphs); the Timer then makes one
     untimed call of its own and times calls until ``min_time_s`` seconds have passed (CUDA is synchronised).
     """
-    from torch.utils.benchmark import Timer
+    with quiet_cuda_toolkit_probe():
+        from torch.utils.benchmark import Timer
 
     if not min_time_s > 0:
         raise ConfigError(f"the latency measurement time must be > 0 seconds, got {min_time_s!r}")

@@ -14,6 +14,7 @@ and warns loudly; a path to a local state-dict file is also accepted.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 import time
@@ -39,6 +40,7 @@ LPIPS_BACKBONES = {"alex": "alexnet", "vgg": "vgg16"}
 OFFLINE_ENV = "GAN_RETOUCH_OFFLINE"
 OFFLINE_OPTION = "pretrained.offline"
 DOWNLOAD_TIMEOUT_S = 60.0  # a connection or read that stalls this long fails the download (urllib would wait on)
+_VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime) of cached files whose hash matched, this process
 
 
 def weights_file(arch: str) -> Path:
@@ -97,6 +99,28 @@ def _download(arch: str, path: Path) -> None:
         socket.setdefaulttimeout(previous_timeout)
 
 
+def _delete_hint(path: Path) -> str:
+    return f"Delete it (rm {path}) so that it is downloaded again, or put a good copy there"
+
+
+def check_cached_hash(path: Path) -> None:
+    """A ConfigError when a cached file's sha256 does not start with the prefix in its name (torchvision's
+    NAME-<prefix>.pth): a damaged or truncated download, or another file under its name. Once per process."""
+    found = torch.hub.HASH_REGEX.search(path.name)
+    status = path.stat()
+    key = (str(path), status.st_size, status.st_mtime_ns)
+    if found is None or key in _VERIFIED:
+        return
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    if not digest.hexdigest().startswith(found.group(1)):
+        raise ConfigError(f"the cached file {path} is damaged or not the published one: its sha256 starts with "
+                          f"{digest.hexdigest()[:8]}, its name says {found.group(1)}. {_delete_hint(path)}")
+    _VERIFIED.add(key)
+
+
 def fetch_weights(arch: str, offline: bool = False) -> Path:
     """The cached file of ``arch``'s ImageNet weights, downloaded now when missing and downloads are allowed.
 
@@ -106,6 +130,7 @@ def fetch_weights(arch: str, offline: bool = False) -> Path:
     path = weights_file(arch)
     _remove_dead_partials(path)
     if path.is_file():
+        check_cached_hash(path)
         return path
     if offline or offline_env():
         switch = f"{OFFLINE_ENV}=1" if offline_env() else f"{OFFLINE_OPTION}: true"
@@ -164,7 +189,9 @@ def load_backbone_state(arch: str, weights: str) -> dict[str, torch.Tensor] | No
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise ConfigError(f"cannot read {arch} weights from {path}: {exc}") from exc
+        fix = _delete_hint(path) if weights == "imagenet" else "Give a torchvision state dict (weights: PATH)"
+        raise ConfigError(f"cannot read {arch} weights from {path}: not a PyTorch state dict, or a damaged or "
+                          f"truncated one ({type(exc).__name__}). {fix}") from None
 
 
 def torchvision_features(arch: str, weights: str) -> nn.Sequential:

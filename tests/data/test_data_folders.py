@@ -62,9 +62,9 @@ def test_ratio_split_is_deterministic_and_disjoint(tmp_path: Path) -> None:
     _pairs(tmp_path, [f"p{i}" for i in range(10)])
     names = {s: [build_dataset(_data(tmp_path), s)[i]["name"] for i in range(len(build_dataset(_data(tmp_path), s)))]
              for s in ("train", "val", "test")}
-    assert [len(names[s]) for s in ("train", "val", "test")] == [6, 2, 2]
-    assert len(set(sum(names.values(), []))) == 10
-    assert names["val"] == [build_dataset(_data(tmp_path), "val")[i]["name"] for i in range(2)]
+    assert all(names[s] for s in names)  # this set's hashes give each split some pairs
+    assert sorted(sum(names.values(), [])) == [f"p{i}" for i in range(10)]  # every pair in exactly one split
+    assert names["val"] == [build_dataset(_data(tmp_path), "val")[i]["name"] for i in range(len(names["val"]))]
 
 
 def test_val_count_limits_and_train_indices_wrap(tmp_path: Path) -> None:

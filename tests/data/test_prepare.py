@@ -9,6 +9,7 @@ from PIL import Image
 
 from gan_retouch.cli import main
 from gan_retouch.data import build_dataset
+from gan_retouch.data.folders import split_of
 from gan_retouch.data.pixels import read_pixels
 from gan_retouch.data.prepare import positions
 from gan_retouch.imaging import save_image
@@ -61,10 +62,11 @@ def test_a_flat_folder_is_split_before_cutting_and_aligned_files_become_two_fold
         both.save(tmp_path / f"a{index}.png")
     out = tmp_path / "prepared"
     assert _prepare("--data", str(tmp_path), "--out", str(out), "--size", "32", "--step", "16",
-                    "--set", "data.source=aligned", "data.split_ratio=[0.5,0.5,0]") == 0
+                    "--set", "data.source=aligned", "data.split_ratio=[0.15,0.85,0]") == 0
     train = {p.stem.split("_s")[0] for p in (out / "train" / "source").iterdir()}
     val = {p.stem for p in (out / "val" / "source").iterdir()}
-    assert len(train) == 3 and len(val) == 3 and not train & val and not (out / "test").exists()
+    assert train == {f"a{i}" for i in range(6) if split_of(f"a{i}", [0.15, 0.85, 0]) == "train"} == {"a1", "a4"}
+    assert val == {"a0", "a2", "a3", "a5"} and not (out / "test").exists()
     cut = np.load(out / "train" / "target" / f"{sorted(train)[0]}_s001.npy")
     assert cut.shape == (3, 32, 32)
 

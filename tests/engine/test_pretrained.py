@@ -3,13 +3,21 @@
 (Downloads, faked: test_pretrained_download.py.)
 """
 
+import hashlib
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 import gan_retouch.losses  # noqa: F401  (registers the losses)
 from gan_retouch.errors import ConfigError
 from gan_retouch.losses.base import LossContext
-from gan_retouch.losses.pretrained import build_lpips, fetch_weights, weights_unavailable_reason
+from gan_retouch.losses.pretrained import (
+    TORCHVISION_WEIGHTS,
+    build_lpips,
+    fetch_weights,
+    weights_unavailable_reason,
+)
 from gan_retouch.registry import LOSSES
 
 FILES = {"vgg19": "vgg19-dcbb9e9d.pth", "vgg16": "vgg16-397923af.pth", "alexnet": "alexnet-owt-7be5be79.pth"}
@@ -50,11 +58,15 @@ def test_an_unreadable_offline_variable_is_a_clear_error(value: str, empty_cache
         fetch_weights("vgg19")
 
 
-def test_cached_file_is_found(empty_cache) -> None:
+def test_cached_file_is_found(empty_cache, monkeypatch) -> None:
     empty_cache.mkdir(parents=True)
-    (empty_cache / FILES["alexnet"]).write_bytes(b"")
+    payload = b"stand-in weights"
+    name = f"alexnet-fake-{hashlib.sha256(payload).hexdigest()[:8]}.pth"  # its hash prefix matches (issue 33)
+    monkeypatch.setitem(TORCHVISION_WEIGHTS, "alexnet",
+                        SimpleNamespace(url=f"https://download.example/{name}", meta={"_file_size": 1.0}))
+    (empty_cache / name).write_bytes(payload)
     assert weights_unavailable_reason("alexnet") is None
-    assert fetch_weights("alexnet") == empty_cache / FILES["alexnet"]
+    assert fetch_weights("alexnet") == empty_cache / name
 
 
 def test_loss_terms_raise_the_offline_error(empty_cache) -> None:
@@ -69,7 +81,7 @@ def test_loss_terms_raise_the_offline_error(empty_cache) -> None:
 def test_corrupt_or_missing_local_files_are_clear_errors(empty_cache, tmp_path) -> None:
     empty_cache.mkdir(parents=True)
     (empty_cache / FILES["vgg19"]).write_bytes(b"not a state dict")
-    with pytest.raises(ConfigError, match="cannot read vgg19 weights"):
+    with pytest.raises(ConfigError, match="vgg19-dcbb9e9d.pth is damaged or not the published one"):
         LOSSES.build("vgg")
     with pytest.raises(ConfigError, match="does not exist"):
         LOSSES.build("vgg", weights=str(tmp_path / "nowhere.pth"))

@@ -7,4 +7,5 @@ from gan_retouch.nets import pix2pix  # noqa: F401
 from gan_retouch.nets import resunet  # noqa: F401
 from gan_retouch.nets import student  # noqa: F401
 from gan_retouch.nets import student_fast  # noqa: F401
+from gan_retouch.nets import template  # noqa: F401
 from gan_retouch.nets import u2net_lite  # noqa: F401

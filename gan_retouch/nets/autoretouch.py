@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Unpack
+
 import torch
 from torch import nn
 
-from gan_retouch.nets.base import Generator
+from gan_retouch.nets.base import Generator, HeadArgs
 from gan_retouch.nets.layers import check_positive, conv3x3, conv_bias, lrelu, norm_factory, upsample_x2
 from gan_retouch.registry import GENERATORS
 
@@ -43,11 +45,9 @@ class AutoRetouch(Generator):
         n_blocks: int = 15,
         norm: str = "batch",
         upsample: str = "nearest",
-        residual: bool = False,
-        edit_mask: bool = False,
-        edit_floor: float = 0.0,
+        **head: Unpack[HeadArgs],
     ) -> None:
-        super().__init__(residual, edit_mask, edit_floor)
+        super().__init__(**head)
         check_positive(ngf, "autoretouch ngf")
         check_positive(n_blocks, "autoretouch n_blocks", minimum=0)
         self.head = nn.Sequential(nn.Conv2d(3, ngf, 7, padding=3), lrelu())

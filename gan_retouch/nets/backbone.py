@@ -30,10 +30,8 @@ from torch import nn
 from gan_retouch.errors import ConfigError
 from gan_retouch.imaging import SIGNED
 from gan_retouch.nets.base import Generator
-from gan_retouch.nets.heads import zero_initialised
+from gan_retouch.nets.heads import HEAD_ARGUMENTS, headed_signature, zero_initialised
 from gan_retouch.registry import check_arguments
-
-HEAD_ARGUMENTS = ("residual", "edit_mask", "edit_floor")
 
 
 def with_head(backbone: type[nn.Module], *, stride: int = 1, value_range: tuple[float, float] = SIGNED,
@@ -48,9 +46,8 @@ def with_head(backbone: type[nn.Module], *, stride: int = 1, value_range: tuple[
         raise ConfigError(f"backbone {backbone.__name__} takes {', '.join(clashes)}, which the output head owns")
 
     class HeadedGenerator(Generator):
-        def __init__(self, residual: bool = False, edit_mask: bool = False, edit_floor: float = 0.0,
-                     **args: object) -> None:
-            super().__init__(residual, edit_mask, edit_floor)
+        def __init__(self, **args: object) -> None:
+            super().__init__(**{name: args.pop(name) for name in HEAD_ARGUMENTS if name in args})
             check_arguments(backbone, args, f"backbone {backbone.__name__}")
             self.backbone = backbone(out_channels=self.head_channels, **args)
             layer = getattr(self.backbone, "output_layer", None)
@@ -71,9 +68,5 @@ def with_head(backbone: type[nn.Module], *, stride: int = 1, value_range: tuple[
     HeadedGenerator.takes_mask = takes_mask
     HeadedGenerator.__name__ = HeadedGenerator.__qualname__ = f"{backbone.__name__}Generator"
     HeadedGenerator.__doc__ = inspect.getdoc(backbone)
-    keyword = inspect.Parameter.KEYWORD_ONLY
-    head = [inspect.Parameter(name, keyword, default=default)
-            for name, default in zip(HEAD_ARGUMENTS, (False, False, 0.0), strict=True)]
-    HeadedGenerator.__signature__ = inspect.Signature(
-        [p.replace(kind=keyword) for p in own if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)] + head)
+    HeadedGenerator.__signature__ = headed_signature(p.replace(kind=p.KEYWORD_ONLY) for p in own)
     return HeadedGenerator

@@ -2,12 +2,17 @@
 
 ``Generator`` pads to ``stride``, converts to the network's ``value_range`` and crops back; what the layers
 return goes through ``nets.heads.OutputHead`` (plain, residual, or edit mask with its floor). A registered
-architecture either subclasses ``Generator`` (taking ``residual``, ``edit_mask`` and ``edit_floor`` and
-building its last layer with ``self.output_head.last_layer(conv)`` and ``self.head_channels`` outputs), or is a
-plain backbone wrapped by ``with_head`` (``nets.backbone``), which adds those three arguments itself.
+architecture either subclasses ``Generator`` (its constructor takes its own arguments and ``**head:
+Unpack[HeadArgs]``, passes ``head`` to ``super().__init__`` and builds its last layer with
+``self.output_head.last_layer(conv)`` and ``self.head_channels`` outputs), or is a plain backbone wrapped by
+``with_head`` (``nets.backbone``). Either way the head's three arguments (``residual``, ``edit_mask``,
+``edit_floor``) are declared once, in ``nets.heads``, and appear in the class's signature (``__signature__``),
+which the registry checks recipe arguments against and docs/components.md lists.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +20,7 @@ from torch import nn
 
 from gan_retouch.errors import ConfigError
 from gan_retouch.imaging import SIGNED, UNIT, to_signed
-from gan_retouch.nets.heads import EDIT_PRIOR, OutputHead, check_edit_floor
+from gan_retouch.nets.heads import EDIT_PRIOR, HeadArgs, OutputHead, check_edit_floor, headed_signature
 
 
 class Generator(nn.Module):
@@ -34,6 +39,15 @@ class Generator(nn.Module):
     stride: int = 1  # H and W are padded to a multiple of this
     has_mask_head: bool = False  # forward returns (rgb, mask_logits)
     takes_mask: bool = False  # forward uses the mask argument
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """A subclass whose ``__init__`` takes ``**head`` gets its own arguments plus the head's as its signature."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            own = list(inspect.signature(init).parameters.values())[1:]
+            if any(p.kind is p.VAR_KEYWORD for p in own):
+                cls.__signature__ = headed_signature(own)
 
     def __init__(self, residual: bool = False, edit_mask: bool = False, edit_floor: float = 0.0) -> None:
         super().__init__()
@@ -132,4 +146,4 @@ def run_generator(
     return result, None
 
 
-__all__ = ["EDIT_PRIOR", "Generator", "check_edit_floor", "run_generator", "unwrap", "UNIT", "SIGNED"]
+__all__ = ["EDIT_PRIOR", "Generator", "HeadArgs", "check_edit_floor", "run_generator", "unwrap", "UNIT", "SIGNED"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Unpack
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from gan_retouch.errors import ConfigError
-from gan_retouch.nets.base import Generator
+from gan_retouch.nets.base import Generator, HeadArgs
 from gan_retouch.nets.layers import check_positive
 from gan_retouch.registry import GENERATORS
 
@@ -51,11 +53,9 @@ class GatedGenerator(Generator):
         ngf: int = 48,
         dilations: list[int] | tuple[int, ...] = (2, 4, 8, 16),
         erase_masked: bool = False,
-        residual: bool = False,
-        edit_mask: bool = False,
-        edit_floor: float = 0.0,
+        **head: Unpack[HeadArgs],
     ) -> None:
-        super().__init__(residual, edit_mask, edit_floor)
+        super().__init__(**head)
         check_positive(ngf, "gated ngf")
         self.erase_masked = erase_masked
         self.encoder = nn.Sequential(

@@ -22,7 +22,10 @@ edit map's logit. The head has no weights: it changes no state_dict.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypedDict
 
 import torch
 from torch import nn
@@ -32,6 +35,23 @@ from gan_retouch.imaging import SIGNED, to_unit
 from gan_retouch.values import is_number
 
 EDIT_PRIOR = -3.0  # added to the edit-map logit: a fresh map is nearly closed (sigmoid(-3) = 0.047)
+HEAD_ARGUMENTS = {"residual": False, "edit_mask": False, "edit_floor": 0.0}  # every generator's, with defaults
+
+
+class HeadArgs(TypedDict, total=False):
+    """The head's constructor arguments, which every generator takes: ``**head: Unpack[HeadArgs]``."""
+
+    residual: bool
+    edit_mask: bool
+    edit_floor: float
+
+
+def headed_signature(own: Iterable[inspect.Parameter]) -> inspect.Signature:
+    """A generator's constructor signature as the registry and docs/components.md see it: its own arguments
+    (``own``, without ``*args`` / ``**head``), then the head's keyword arguments with their defaults."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    head = [inspect.Parameter(name, keyword, default=default) for name, default in HEAD_ARGUMENTS.items()]
+    return inspect.Signature([p for p in own if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)] + head)
 
 
 def check_edit_floor(value: object, edit_mask: bool, key: str = "generator argument edit_floor") -> float:

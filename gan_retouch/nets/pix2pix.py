@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Unpack
+
 import torch
 from torch import nn
 
-from gan_retouch.nets.base import Generator
+from gan_retouch.nets.base import Generator, HeadArgs
 from gan_retouch.nets.layers import check_positive, conv_bias, norm_factory
 from gan_retouch.registry import GENERATORS
 
@@ -39,11 +41,10 @@ class Pix2PixResnet(Generator):
     stride = 4
 
     def __init__(
-        self, ngf: int = 64, n_blocks: int = 9, norm: str = "batch", dropout: bool = False, residual: bool = False,
-        edit_mask: bool = False,
-        edit_floor: float = 0.0,
+        self, ngf: int = 64, n_blocks: int = 9, norm: str = "batch", dropout: bool = False,
+        **head: Unpack[HeadArgs],
     ) -> None:
-        super().__init__(residual, edit_mask, edit_floor)
+        super().__init__(**head)
         check_positive(ngf, "pix2pix_resnet ngf")
         check_positive(n_blocks, "pix2pix_resnet n_blocks", minimum=0)
         make_norm, bias = norm_factory(norm), conv_bias(norm)
@@ -80,11 +81,10 @@ class Pix2PixUnet(Generator):
     """
 
     def __init__(
-        self, ngf: int = 64, num_downs: int = 8, norm: str = "batch", dropout: bool = True, residual: bool = False,
-        edit_mask: bool = False,
-        edit_floor: float = 0.0,
+        self, ngf: int = 64, num_downs: int = 8, norm: str = "batch", dropout: bool = True,
+        **head: Unpack[HeadArgs],
     ) -> None:
-        super().__init__(residual, edit_mask, edit_floor)
+        super().__init__(**head)
         check_positive(ngf, "pix2pix_unet ngf")
         check_positive(num_downs, "pix2pix_unet num_downs", minimum=2)
         self.stride = 2**num_downs

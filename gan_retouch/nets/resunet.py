@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Unpack
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from gan_retouch.errors import ConfigError
-from gan_retouch.nets.base import Generator
+from gan_retouch.nets.base import Generator, HeadArgs
 from gan_retouch.nets.layers import conv_bias, norm_factory
 from gan_retouch.registry import GENERATORS
 
@@ -46,11 +48,9 @@ class ResUNet(Generator):
         filters: list[int] | tuple[int, ...] = (64, 128, 128, 256, 256, 512),
         kernels: list[int] | tuple[int, ...] = (7, 7, 7, 3, 3, 3),
         norm: str = "batch",
-        residual: bool = False,
-        edit_mask: bool = False,
-        edit_floor: float = 0.0,
+        **head: Unpack[HeadArgs],
     ) -> None:
-        super().__init__(residual, edit_mask, edit_floor)
+        super().__init__(**head)
         filters, kernels = list(filters), list(kernels)
         if len(filters) < 2 or len(filters) != len(kernels):
             raise ConfigError(

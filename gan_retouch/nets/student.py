@@ -29,13 +29,15 @@ Only plain convs, average pooling and bilinear interpolation are used, so the st
 
 from __future__ import annotations
 
+from typing import Unpack
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from gan_retouch.errors import ConfigError
 from gan_retouch.imaging import UNIT
-from gan_retouch.nets.base import Generator
+from gan_retouch.nets.base import Generator, HeadArgs
 from gan_retouch.registry import GENERATORS
 from gan_retouch.values import is_integer
 
@@ -94,11 +96,9 @@ class Student(Generator):
     value_range = UNIT
 
     def __init__(
-        self, width: int = 32, depth: int = 2, levels: int = 3, lowres: int = 1, residual: bool = False,
-        edit_mask: bool = False,
-        edit_floor: float = 0.0,
+        self, width: int = 32, depth: int = 2, levels: int = 3, lowres: int = 1, **head: Unpack[HeadArgs],
     ) -> None:
-        super().__init__(True, edit_mask, edit_floor)  # forward_padded returns the change a*x + b; the base adds x, clamps
+        super().__init__(**{**head, "residual": True})  # forward_padded returns the change a*x + b; the base adds x
         check_student_args(width, depth, levels, lowres)
         self.width, self.depth, self.levels, self.lowres = width, depth, levels, lowres
         self.stride = 2**levels * lowres

@@ -30,6 +30,8 @@ Layout (stable module names, for feature distillation): ``stem``, ``blocks`` (1/
 
 from __future__ import annotations
 
+from typing import Unpack
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,7 +39,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from gan_retouch.errors import ConfigError
 from gan_retouch.imaging import UNIT
-from gan_retouch.nets.base import Generator
+from gan_retouch.nets.base import Generator, HeadArgs
 from gan_retouch.registry import GENERATORS
 from gan_retouch.values import is_integer
 
@@ -132,9 +134,8 @@ class FastStudent(Generator):
     value_range = UNIT
 
     def __init__(self, width: int = 48, blocks: int = 3, context: int = 2, detail: int = 32,
-                 detail_blocks: int = 1, residual: bool = False, edit_mask: bool = False,
-                 edit_floor: float = 0.0) -> None:
-        super().__init__(True, edit_mask, edit_floor)  # forward_padded returns the change; the base adds x and clamps
+                 detail_blocks: int = 1, **head: Unpack[HeadArgs]) -> None:
+        super().__init__(**{**head, "residual": True})  # forward_padded returns the change; the base adds x
         check_fast_student_args(width, blocks, context, detail, detail_blocks)
         self.width, self.n_blocks, self.n_context, self.n_detail = width, blocks, context, detail
         self.stride = 4 * 2**context

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Unpack
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_retouch.nets.base import Generator
+from gan_retouch.nets.base import Generator, HeadArgs
 from gan_retouch.nets.layers import check_positive
 from gan_retouch.registry import GENERATORS
 
@@ -75,9 +77,8 @@ class U2NetLite(Generator):
     stride = 32
     has_mask_head = True
 
-    def __init__(self, width: int = 64, mid: int = 16, residual: bool = False, edit_mask: bool = False,
-                 edit_floor: float = 0.0) -> None:
-        super().__init__(residual, edit_mask, edit_floor)
+    def __init__(self, width: int = 64, mid: int = 16, **head: Unpack[HeadArgs]) -> None:
+        super().__init__(**head)
         check_positive(width, "u2net_lite width")
         check_positive(mid, "u2net_lite mid")
         heights = (7, 6, 5, 4, 4, 4)

@@ -59,8 +59,8 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
                                                       "default: each checkpoint's (test.work_size)"}),
     ],
     "retouch": [
-        (("--checkpoint",), "retouch.checkpoint", {"help": "model checkpoint; default builtin (= builtin:student), "
-                                                           "builtin:teacher: the shipped models "
+        (("--checkpoint",), "retouch.checkpoint", {"help": "model checkpoint; default builtin:teacher, "
+                                                           "builtin (= builtin:student): the shipped models "
                                                            "(retouch.checkpoint)"}),
         (("-o", "--output"), "retouch.output", {"metavar": "DIR", "help": "output folder (retouch.output)"}),
         (("--tile",), "retouch.tile", {"type": int, "help": "tile size for large images, 0 = off (retouch.tile)"}),
@@ -119,7 +119,7 @@ DESCRIPTIONS = {
     "train": "Train a teacher GAN (or any generator) from a recipe.",
     "distill": "Distill a trained teacher into a lightweight parametric student.",
     "test": "Score models on a test set and write an HTML comparison page under results/.",
-    "retouch": "Retouch image files or folders at full resolution: with the built-in student by default "
+    "retouch": "Retouch image files or folders at full resolution: with the built-in teacher by default "
                "(non-commercial licence, docs/builtin.md), or a model you trained.",
     "synth": "Write the built-in synthetic retouching benchmark to disk, or add defects to clean photos.",
     "prepare": "Cut large training pairs into sub-images that load fast (for sets too large for data.cache).",

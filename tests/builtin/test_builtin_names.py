@@ -57,16 +57,16 @@ def test_unknown_names_name_the_closest_valid_one(builtin_dir):
     assert not store.is_builtin("builtins") and not store.is_builtin(builtin_dir / "student.pt")
 
 
-def test_retouch_without_a_checkpoint_uses_the_builtin_student(builtin_dir, tmp_path, capsys):
+def test_retouch_without_a_checkpoint_uses_the_builtin_teacher(builtin_dir, tmp_path, capsys):
     photo = write_photo(tmp_path / "face.png")
     assert main(["retouch", str(photo), "-o", str(tmp_path / "out")]) == 0
     out = squeezed(capsys)
-    assert f"with{builtin_dir / 'student.pt'}into" in out and "worksize128px" in out  # the student's own plan
-    retouched = np.asarray(Image.open(tmp_path / "out" / "face.png"), dtype=np.int16)
-    assert np.abs(retouched - np.asarray(Image.open(photo), dtype=np.int16)).max() > 0  # the model edited it
-    assert main(["retouch", str(photo), "-o", str(tmp_path / "out_t"), "--checkpoint", "builtin:teacher"]) == 0
+    assert f"with{builtin_dir / 'teacher.pt'}into" in out and "coarsepasson" in out  # the teacher's own plan
+    assert main(["retouch", str(photo), "-o", str(tmp_path / "out_s"), "--checkpoint", "builtin"]) == 0
     out = squeezed(capsys)
-    assert f"with{builtin_dir / 'teacher.pt'}into" in out and "coarsepasson" in out
+    assert f"with{builtin_dir / 'student.pt'}into" in out and "worksize128px" in out  # the student's own plan
+    retouched = np.asarray(Image.open(tmp_path / "out_s" / "face.png"), dtype=np.int16)
+    assert np.abs(retouched - np.asarray(Image.open(photo), dtype=np.int16)).max() > 0  # the model edited it
 
 
 def test_test_bench_and_export_take_the_names(builtin_dir, tmp_path, monkeypatch, capsys):

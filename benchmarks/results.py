@@ -40,6 +40,8 @@ ABOUT = {
                       "and how far it moves clean real photos.",
     "bench_faces": "Real faces without targets: change inside eyes, brows, mouth, hair and outside the face, and "
                    "the share of red-spot contrast removed and skin texture kept; PSNR gain on the face dev pair.",
+    "bench_blemishes": "Rendered blemishes against the red spots real face photos already have: size relative to "
+                       "the face and redness (CIELAB a*), measured the same way on both.",
     "bench_inference": "Parameters, size, MACs and latency of the teacher and both students at 1024 px and 4K.",
     "bench_train": "Seconds per training step: the engine against a minimal hand-written loop.",
     "bench_data": "Synthetic pairs/s, folder loading pairs/s, identity baseline of the synthetic validation set.",

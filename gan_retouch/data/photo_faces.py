@@ -1,7 +1,8 @@
 """Training faces cut from real photos (``data.synthetic.photos``), with blemishes rendered on their skin.
 
 The procedural portraits teach what a blemish is on a drawn face; real photos add real eyes, lashes, lips, pores,
-hair and lighting, which must come out untouched. Each photo is read once: OpenCV finds its largest face, and the
+hair and lighting, which must come out untouched. Each photo is read once: OpenCV finds its largest face
+(``synth.faces.largest_face``), and the
 photo is kept (as uint8) scaled so that this face is at most ``face_width[1]`` pixels wide. A training face is a
 ``size`` x ``size`` window around a random point of the face, scaled so that the face is a drawn width in
 ``face_width`` (the scale the network learns, whatever the photo's resolution), with the family's defects drawn
@@ -20,13 +21,11 @@ import torch.nn.functional as F
 
 from gan_retouch.data.io import DEFAULT_LIMIT, PixelLimit, is_image_file, read_image
 from gan_retouch.errors import ConfigError, DataError
-from gan_retouch.synth.faces import Face, face_region, features_region, find_faces
+from gan_retouch.synth.faces import Face, face_region, features_region, largest_face
 from gan_retouch.synth.family import SynthOptions
 from gan_retouch.synth.noise import Draws, single_thread
 from gan_retouch.synth.photos import blemish_face
 from gan_retouch.synth.skin import detect_skin
-
-DETECT_SIDE = 1024  # faces are found on a copy whose longer side is at most this (fast on 24-megapixel photos)
 
 
 @dataclass(frozen=True)
@@ -46,19 +45,15 @@ def load_face_photo(path: Path, largest_width: float, limit: PixelLimit = DEFAUL
     """The photo at ``path`` with its largest face, scaled so that face is at most ``largest_width`` px wide; None
     when OpenCV finds no face in it."""
     photo = read_image(path, limit)
-    height, width = photo.shape[-2:]
-    detect_scale = min(1.0, DETECT_SIDE / max(height, width))
-    small = photo if detect_scale == 1.0 else _resize(photo, (round(height * detect_scale), round(width * detect_scale)))
     with single_thread():
-        faces = find_faces(small)
-    if not faces:
+        face = largest_face(photo)
+    if face is None:
         return None
-    face = faces[0]
-    keep = min(1.0, largest_width * detect_scale / face.w)  # the photo's scale relative to the full photo
-    factor = keep / detect_scale  # detected-face pixels -> kept pixels
+    keep = min(1.0, largest_width / face.w)
     if keep < 1.0:
+        height, width = photo.shape[-2:]
         photo = _resize(photo, (max(1, round(height * keep)), max(1, round(width * keep))))
-    kept_face = Face(face.x * factor, face.y * factor, face.w * factor, face.h * factor)
+    kept_face = Face(face.x * keep, face.y * keep, face.w * keep, face.h * keep)
     pixels = (photo * 255.0).round().clamp(0, 255).to(torch.uint8)
     return FacePhoto(path.name, pixels, kept_face)
 

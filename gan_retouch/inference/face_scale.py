@@ -2,7 +2,7 @@
 
 **Face width.** A model trained on faces ``face_width`` pixels wide (the plan's ``face_width``) sees acne at the
 sizes it learned only when the photo's face is about that wide. So the photo is scaled (down, never up) until its
-largest face, found by OpenCV's cascades on a copy at most ``DETECT_SIDE`` px long, is ``face_width`` px wide; the
+largest face, found by OpenCV's cascades on a copy at most ``synth.faces.DETECT_SIDE`` px long, is ``face_width`` px wide; the
 network runs there, and its edit is brought back to full size (``work_size.at_work_size``). A 1024 px aligned face
 and the face of a 6000 px full-body portrait are then retouched at the same scale. When no face is found, the
 plan's ``work_size`` applies and the caller says so.
@@ -15,27 +15,9 @@ without defects): an iris, a red caruncle or a lip is never taken for a blemish.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from gan_retouch.inference.work_size import MIN_WORK_SIZE
-from gan_retouch.synth.faces import Face, features_region, find_faces
-
-DETECT_SIDE = 1024  # faces are found on a copy whose longer side is at most this
-
-
-def largest_face(image: torch.Tensor) -> Face | None:
-    """The largest face of ``image`` ``[3,H,W]`` (float in [0, 1]) in its own pixels, or None."""
-    height, width = image.shape[-2:]
-    scale = min(1.0, DETECT_SIDE / max(height, width))
-    small = image.detach().float().cpu()
-    if scale < 1.0:
-        shape = (max(1, round(height * scale)), max(1, round(width * scale)))
-        small = F.interpolate(small[None], size=shape, mode="bilinear", align_corners=False, antialias=True)[0]
-    faces = find_faces(small.clamp(0.0, 1.0))
-    if not faces:
-        return None
-    face = faces[0]
-    return Face(face.x / scale, face.y / scale, face.w / scale, face.h / scale)
+from gan_retouch.synth.faces import Face, features_region, largest_face
 
 
 def largest_face_width(image: torch.Tensor) -> float | None:

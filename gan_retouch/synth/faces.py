@@ -74,6 +74,27 @@ def features_region(faces: list[Face], height: int, width: int) -> torch.Tensor:
     return region[None]
 
 
+DETECT_SIDE = 1024  # largest_face looks on a copy whose longer side is at most this (fast on 24-megapixel photos)
+
+
+def largest_face(image: torch.Tensor, detect_side: int = DETECT_SIDE) -> Face | None:
+    """The largest face of ``image`` ``[3,H,W]`` (float in [0, 1]) in its own pixels, or None; found on a copy
+    whose longer side is at most ``detect_side``."""
+    import torch.nn.functional as F
+
+    height, width = image.shape[-2:]
+    scale = min(1.0, detect_side / max(height, width))
+    small = image.detach().float().cpu()
+    if scale < 1.0:
+        shape = (max(1, round(height * scale)), max(1, round(width * scale)))
+        small = F.interpolate(small[None], size=shape, mode="bilinear", align_corners=False, antialias=True)[0]
+    faces = find_faces(small.clamp(0.0, 1.0))
+    if not faces:
+        return None
+    face = faces[0]
+    return Face(face.x / scale, face.y / scale, face.w / scale, face.h / scale)
+
+
 def face_region(faces: list[Face], height: int, width: int) -> torch.Tensor:
     """A soft ``[1,H,W]`` mask of ellipses around the faces (forehead to chin, cheek to cheek)."""
     ys = torch.arange(height, dtype=torch.float32)[:, None] + 0.5

@@ -50,40 +50,53 @@ def _blur(channel: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(channel, (0, 0), sigmaX=max(sigma, 0.5), borderType=cv2.BORDER_REFLECT)
 
 
-def local_excess(lab: np.ndarray, skin: np.ndarray, face_width: float) -> tuple[np.ndarray, np.ndarray]:
-    """a* above its local mean, and L* below its local mean, both measured over face skin only (``skin`` [H,W])."""
+def local_excess(lab: np.ndarray, skin: np.ndarray, face_width: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(excess_a, deficit_l, excess_b)``: a* above its local mean, L* below it and b* above it, each mean taken
+    over face skin only (``skin`` [H,W])."""
     sigma = LOCAL_SIGMA * face_width
     weight = _blur(skin, sigma) + 1e-6
-    excess_a = lab[..., 1] - _blur(lab[..., 1] * skin, sigma) / weight
-    deficit_l = _blur(lab[..., 0] * skin, sigma) / weight - lab[..., 0]
-    return excess_a, deficit_l
+
+    def local_mean(channel: int) -> np.ndarray:
+        return _blur(lab[..., channel] * skin, sigma) / weight
+
+    return lab[..., 1] - local_mean(1), local_mean(0) - lab[..., 0], lab[..., 2] - local_mean(2)
 
 
-def red_spots(lab: np.ndarray, skin: np.ndarray, face_width: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(spots, excess_a)``: a boolean ``[H,W]`` mask of red spots on ``skin`` (> 0.5), and the a* excess map."""
+def _red(excess_a: np.ndarray, deficit_l: np.ndarray, skin: np.ndarray, face_width: float) -> np.ndarray:
+    """The red-spot mask of ``red_spots`` from the local excess maps."""
     import cv2
 
-    excess_a, deficit_l = local_excess(lab, skin, face_width)
     candidates = ((excess_a > EXCESS) & (excess_a >= RED_DOMINANCE * deficit_l) & (skin > 0.5)).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=8)
     low, high = (math.pi / 4 * (d * face_width) ** 2 for d in SPOT_DIAMETER)
     areas = stats[:, cv2.CC_STAT_AREA]
     keep = (areas >= max(low, 2.0)) & (areas <= high)
     keep[0] = False  # the background label
-    return keep[labels], excess_a
+    return keep[labels]
+
+
+def _isolated(spots: np.ndarray, excess_a: np.ndarray, skin: np.ndarray, face_width: float) -> np.ndarray:
+    """``spots`` inside the skin and apart from other red pixels."""
+    import cv2
+
+    depth = max(1, round(INTERIOR * face_width))
+    interior = cv2.erode((skin > 0.5).astype(np.uint8),
+                         cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * depth + 1,) * 2)) > 0
+    crowd = _blur((excess_a > EXCESS).astype(np.float32), 0.02 * face_width)
+    return spots & interior & (crowd <= CROWD)
+
+
+def red_spots(lab: np.ndarray, skin: np.ndarray, face_width: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(spots, excess_a)``: a boolean ``[H,W]`` mask of red spots on ``skin`` (> 0.5), and the a* excess map."""
+    excess_a, deficit_l, _ = local_excess(lab, skin, face_width)
+    return _red(excess_a, deficit_l, skin, face_width), excess_a
 
 
 def isolated_spots(lab: np.ndarray, skin: np.ndarray, face_width: float) -> tuple[np.ndarray, np.ndarray]:
     """``red_spots`` inside the skin and apart from other red pixels (see the module docstring): acne, not the
     fragments of lips, fingers or lights at the skin's edge."""
-    import cv2
-
-    spots, excess_a = red_spots(lab, skin, face_width)
-    depth = max(1, round(INTERIOR * face_width))
-    interior = cv2.erode((skin > 0.5).astype(np.uint8),
-                         cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * depth + 1,) * 2)) > 0
-    crowd = _blur((excess_a > EXCESS).astype(np.float32), 0.02 * face_width)
-    return spots & interior & (crowd <= CROWD), excess_a
+    excess_a, deficit_l, _ = local_excess(lab, skin, face_width)
+    return _isolated(_red(excess_a, deficit_l, skin, face_width), excess_a, skin, face_width), excess_a
 
 
 def tone_down_spots(image: torch.Tensor, skin: torch.Tensor, face_width: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,16 +107,13 @@ def tone_down_spots(image: torch.Tensor, skin: torch.Tensor, face_width: float) 
 
     lab = to_lab(image)
     skin_np = skin[0].numpy().astype(np.float32)
-    spots, excess_a = isolated_spots(lab, skin_np, face_width)
+    excess_a, deficit_l, excess_b = local_excess(lab, skin_np, face_width)  # once, for the spots and the healing
+    spots = _isolated(_red(excess_a, deficit_l, skin_np, face_width), excess_a, skin_np, face_width)
     if not spots.any():
         return image, torch.zeros_like(skin)
     reach = max(1, round(0.004 * face_width))
     halo = cv2.dilate(spots.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
     soft = np.clip(_blur(halo.astype(np.float32), reach / 2) * 1.5, 0.0, 1.0) * skin_np
-    _, deficit_l = local_excess(lab, skin_np, face_width)
-    sigma = LOCAL_SIGMA * face_width
-    weight = _blur(skin_np, sigma) + 1e-6
-    excess_b = lab[..., 2] - _blur(lab[..., 2] * skin_np, sigma) / weight
     cleaned = lab.copy()
     cleaned[..., 0] += np.clip(_blur(deficit_l, reach), 0.0, None) * soft  # the spot's darkening, not the pores'
     cleaned[..., 1] -= np.clip(excess_a, 0.0, None) * soft

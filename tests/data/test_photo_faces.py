@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from engine_utils import tiny_options
 from PIL import Image
 
 from gan_retouch.data import build_dataset
@@ -12,7 +13,6 @@ from gan_retouch.errors import ConfigError, DataError
 from gan_retouch.imaging import save_image
 from gan_retouch.synth import synthesize_pair
 from gan_retouch.synth.family import SynthOptions
-from tests.engine_utils import tiny_options
 
 
 def _photos(folder: Path, faceless: bool = False) -> Path:

@@ -83,7 +83,7 @@ def masked_psnr(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, 
     return torch.where(area > 0, value, torch.full_like(value, math.nan))
 
 
-def _check_window(output: torch.Tensor, what: str) -> None:
+def check_window(output: torch.Tensor, what: str) -> None:
     if min(output.shape[-2:]) < WINDOW:
         raise DataError(
             f"{what} needs images of at least {WINDOW}x{WINDOW} px (its Gaussian window); got "
@@ -94,7 +94,7 @@ def _check_window(output: torch.Tensor, what: str) -> None:
 def ssim(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """SSIM per image (pytorch-msssim, Gaussian window 11 / sigma 1.5, mean over RGB)."""
     _check_pair(output, target)
-    _check_window(output, "SSIM")
+    check_window(output, "SSIM")
     return _library_ssim(output.float(), target.float(), data_range=1.0, size_average=False)
 
 
@@ -114,7 +114,7 @@ def ms_ssim(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     pytorch-msssim refuses them; the per-scale terms still come from pytorch-msssim.
     """
     _check_pair(output, target)
-    _check_window(output, "MS-SSIM")
+    check_window(output, "MS-SSIM")
     x, y = output.float(), target.float()
     scales = ms_ssim_scales(*x.shape[-2:])
     weights = x.new_tensor(MS_SSIM_WEIGHTS[:scales])

@@ -8,6 +8,7 @@ DDP rank) it is loaded; that is what makes training resumable. Validation and te
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,11 @@ class PairedDataset(Dataset):
     def load(self, index: int) -> dict[str, Any]:
         """The un-augmented item of pair ``index`` (0 <= index < len)."""
         raise NotImplementedError
+
+    def load_pixels(self, index: int) -> tuple[dict[str, Any], Callable[[str, torch.Tensor], torch.Tensor]]:
+        """Pair ``index`` as kept (decoded pixels for files on disk) and the conversion of a key's rows (or any
+        region) to ``load``'s float form: full-resolution scoring converts band by band (``evaluate.bands``)."""
+        return self.load(index), lambda key, part: part
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if index < 0:
@@ -134,6 +140,10 @@ class FolderPairs(PairedDataset):
         return {**pixels, **{key: self._convert(key, pixels[key], record) for key in ("input", "target", "mask")
                              if key in pixels}}
 
+    def load_pixels(self, index: int) -> tuple[dict[str, Any], Callable[[str, torch.Tensor], torch.Tensor]]:
+        pixels, record = self._readable(index)
+        return pixels, lambda key, part: self._convert(key, part, record)
+
     def _readable(self, index: int) -> tuple[dict[str, Any], PairRecord]:
         """The decoded pixels of pair ``index``; with ``skip_bad``, of the next readable pair when it fails."""
         if not self.skip_bad:
@@ -202,6 +212,9 @@ class _Subset(PairedDataset):
 
     def load(self, index: int) -> dict[str, Any]:
         return self.base.load(index)
+
+    def load_pixels(self, index: int) -> tuple[dict[str, Any], Callable[[str, torch.Tensor], torch.Tensor]]:
+        return self.base.load_pixels(index)
 
 
 def build_dataset(data: dict[str, Any], split: str, seed: int = 0, augment: bool = True) -> Dataset:

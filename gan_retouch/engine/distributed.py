@@ -100,6 +100,16 @@ def union_of_keys(keys: list[str], info: DistInfo) -> list[str]:
     return list(dict.fromkeys(key for rank_keys in gathered for key in rank_keys or []))
 
 
+def gathered_on_main(items: list[T], info: DistInfo) -> list[T]:
+    """Every rank's ``items`` on rank 0 (rank 0's first, then rank 1's, ...), and [] on the other ranks; a
+    collective, so every rank takes part."""
+    if not info.enabled:
+        return list(items)
+    gathered: list[list[T] | None] | None = [None] * info.world_size if info.is_main else None
+    dist.gather_object(list(items), gathered, dst=0)
+    return [item for rank_items in gathered or [] for item in rank_items or []]
+
+
 def all_reduce_mean(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
     """Average a tensor over ranks (identity for one process)."""
     if info.enabled:

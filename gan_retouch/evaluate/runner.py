@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,28 +17,29 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from gan_retouch.config import check_saved, option_defaults
 from gan_retouch.console import console
 from gan_retouch.data.folders import SPLIT_NAMES
 from gan_retouch.engine.checkpoint import load_generator
+from gan_retouch.engine.distributed import (
+    DistInfo,
+    bind_device,
+    decided_on_main,
+    gathered_on_main,
+    init_distributed,
+    shutdown,
+)
 from gan_retouch.errors import ConfigError
-from gan_retouch.evaluate.page import PageRow, write_page
+from gan_retouch.evaluate.page import write_page
+from gan_retouch.evaluate.scoring import Scored, score_pairs, slug
 from gan_retouch.evaluate.tables import IDENTITY, summarise, summary_table, write_tables
 from gan_retouch.evaluate.validation import resolve_lpips
 from gan_retouch.fileio import ensure_writable_dir, remove_stale_temps, temp_path
-from gan_retouch.imaging import save_image
 from gan_retouch.inference.plan import InferencePlan, ModelFacts, resolve_plan
-from gan_retouch.inference.run import run_plan
-from gan_retouch.metrics import compute_metrics
-from gan_retouch.runtime import resolve_device
 
 MAX_TAG_LENGTH = 60
-# Colour ramp of the difference heatmaps (black -> purple -> orange -> yellow -> white), like 'inferno'.
-HEATMAP_COLOURS = ((0, 0, 0), (40, 11, 84), (101, 21, 110), (159, 42, 99), (212, 72, 66),
-                   (245, 125, 21), (250, 193, 39), (252, 255, 164))
 
 
 @dataclass
@@ -52,11 +52,6 @@ class Model:
     path: str
     info: dict[str, Any]
     plan: InferencePlan
-
-
-def slug(text: str) -> str:
-    """A file-name-safe version of ``text``."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
 
 
 def checkpoint_tag(path: str | Path) -> str:
@@ -122,53 +117,6 @@ def scoring_data_options(options: dict[str, Any], first: Model) -> tuple[dict[st
     return options["data"], "the test options"
 
 
-def heatmap(output: torch.Tensor, target: torch.Tensor, gain: float) -> torch.Tensor:
-    """``[3,H,W]`` colour map of ``gain * |output - target|`` (mean over RGB; black = equal, white = >= 1/gain)."""
-    error = ((output - target).abs().mean(0) * gain).clamp(0, 1)
-    colours = torch.tensor(HEATMAP_COLOURS, dtype=torch.float32, device=error.device) / 255.0
-    position = error * (len(HEATMAP_COLOURS) - 1)
-    low = position.floor().long().clamp(max=len(HEATMAP_COLOURS) - 2)
-    fraction = (position - low).unsqueeze(-1)
-    rgb = colours[low] * (1 - fraction) + colours[low + 1] * fraction
-    return rgb.permute(2, 0, 1)
-
-
-@torch.no_grad()
-def score_split(dataset: Any, models: list[Model], count: int, settings: dict[str, Any], device: torch.device,
-                lpips_model: nn.Module | None, folder: Path) -> tuple[list[PageRow], list[dict[str, dict[str, float]]]]:
-    """Run every model over the first ``count`` items, save the page images and return rows and metrics."""
-    rows: list[PageRow] = []
-    per_image: list[dict[str, dict[str, float]]] = []
-    columns = [TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=True) as progress:
-        for index in progress.track(range(count), description="scoring"):
-            item = dataset[index]
-            name = str(item.get("name", f"{index:04d}"))
-            stem = f"images/{index:04d}_{slug(Path(name).stem)}"
-            source, target = item["input"][None].to(device), item["target"][None].to(device)
-            mask = item["mask"][None].to(device) if item.get("mask") is not None else None
-            row = PageRow(name=name, input=f"{stem}_input.png", target=f"{stem}_target.png")
-            save_image(source[0], folder / row.input)
-            save_image(target[0], folder / row.target)
-            outputs = {IDENTITY: source}
-            for model in models:
-                outputs[model.label] = run_plan(model.plan, model.network, source, mask)
-            metrics = {}
-            for label, output in outputs.items():
-                values = compute_metrics(output, target, mask, lpips_model, settings["y_channel"])
-                metrics[label] = {k: float(v[0]) for k, v in values.items()}
-                diff = f"{stem}_diff_{slug(label)}.png"
-                save_image(heatmap(output[0], target[0], settings["diff_gain"]), folder / diff)
-                row.diffs[label] = diff
-                if label != IDENTITY:
-                    row.outputs[label] = f"{stem}_{slug(label)}.png"
-                    save_image(output[0], folder / row.outputs[label])
-            row.metrics = metrics
-            rows.append(row)
-            per_image.append(metrics)
-    return rows, per_image
-
-
 def scoring_split(asked: str, data: dict[str, Any], data_source: str) -> str:
     """The split to score: ``auto`` means every pair of a folder the user pointed at (its ``test/`` when it has
     split subfolders), and the test split of synthetic data or of the data a checkpoint was trained on."""
@@ -181,19 +129,22 @@ def scoring_split(asked: str, data: dict[str, Any], data_source: str) -> str:
 
 
 def run_test(options: dict[str, Any]) -> int:
-    """Score ``test.checkpoints`` on ``test.split`` and write ``results/<name>/<split>_<tag>/``."""
+    """Score ``test.checkpoints`` on ``test.split`` and write ``results/<name>/<split>_<tag>/``; under torchrun
+    each process scores every WORLD_SIZE-th pair and rank 0 writes the tables and the page of all of them."""
+    info = init_distributed(options["device"])
     owned: list[Path] = []  # the hidden folder the page is written in until it is complete
     try:
-        return score_and_write(options, owned)
+        return score_and_write(options, owned, info)
     finally:  # Ctrl-C or an error: no half-written page is left behind (a SIGKILLed one: by the next run)
         for partial in owned:
             shutil.rmtree(partial, ignore_errors=True)
+        shutdown(info)
 
 
-def score_and_write(options: dict[str, Any], owned: list[Path]) -> int:
+def score_and_write(options: dict[str, Any], owned: list[Path], info: DistInfo) -> int:
     """``run_test``'s work; ``owned`` gets the temporary folder of the page as soon as it is named."""
     settings = options["test"]
-    device = resolve_device(options["device"])
+    device = bind_device(options["device"], info)
     models = load_models(list(settings["checkpoints"]), settings["use_ema"], device, settings)
     data, data_source = scoring_data_options(options, models[0])
     split = scoring_split(settings["split"], data, data_source)
@@ -209,13 +160,37 @@ def score_and_write(options: dict[str, Any], owned: list[Path]) -> int:
     if name == "test":  # the default: name results after the first checkpoint's run
         name = slug(str((models[0].info.get("options") or {}).get("name") or "test"))
     results = ensure_writable_dir(Path(options["results_root"]) / name, "results folder")
-    final = unused_folder(results / f"{split}_{results_tag([m.tag for m in models])}")
-    remove_stale_temps(results)  # the pages of runs killed outright (SIGKILL) before they were complete
-    partial = temp_path(final)  # .NAME.PID.tmp: hidden, and named after this process
-    console.print(f"scoring {', '.join(m.label for m in models)} on {count} {split} pairs "
-                  f"({data['source']} data from {data_source}) on {device}")
+
+    def place() -> tuple[Path, Path]:  # on rank 0 alone: one folder name for every rank
+        final = unused_folder(results / f"{split}_{results_tag([m.tag for m in models])}")
+        remove_stale_temps(results)  # the pages of runs killed outright (SIGKILL) before they were complete
+        return final, temp_path(final)  # .NAME.PID.tmp: hidden, and named after this process
+
+    final, partial = decided_on_main(place, info)
+    ranks = f", {info.world_size} processes of a torchrun launch" if info.world_size > 1 else ""
+    if info.is_main:
+        console.print(f"scoring {', '.join(m.label for m in models)} on {count} {split} pairs "
+                      f"({data['source']} data from {data_source}) on {device}{ranks}")
     owned.append(partial)
-    rows, per_image = score_split(dataset, models, count, settings, device, lpips_model, partial)
+    share = list(range(info.rank, count, info.world_size))  # each pair, and so each image file, on one rank
+    mine = score_pairs(dataset, share, models, settings, device, lpips_model, partial)
+    if info.world_size > 1:
+        console.print(f"rank {info.rank} of {info.world_size}: scored {len(mine)} pairs")
+    scored = sorted(gathered_on_main(mine, info), key=lambda pair: pair.index)
+    if info.is_main:
+        write_results(options, name, split, count, data, device, models, scored, lpips_note, partial, final)
+    decided_on_main(lambda: None, info)  # every rank waits until rank 0 has moved the page into place
+    if partial.exists():  # a node that does not share rank 0's disk: its own images under the same name
+        os.replace(partial, final)
+    return 0
+
+
+def write_results(options: dict[str, Any], name: str, split: str, count: int, data: dict[str, Any],
+                  device: torch.device, models: list[Model], scored: list[Scored], lpips_note: str | None,
+                  partial: Path, final: Path) -> None:
+    """The tables and the page of every scored pair, written in ``partial`` and moved to ``final``."""
+    settings = options["test"]
+    rows, per_image = [pair.row for pair in scored], [pair.metrics for pair in scored]
     labels = [IDENTITY, *(m.label for m in models)]
     summary = summarise(per_image, labels)
     notes = [lpips_note] if lpips_note else []
@@ -248,4 +223,3 @@ def score_and_write(options: dict[str, Any], owned: list[Path]) -> int:
     for note in notes:
         console.print(f"[yellow]note:[/] {note}")
     console.print(f"results: [bold]{final / 'index.html'}[/]")
-    return 0

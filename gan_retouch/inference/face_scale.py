@@ -36,4 +36,10 @@ def face_work_size(face_width: float, face: Face, shape: tuple[int, int]) -> int
 def protect_features(output: torch.Tensor, image: torch.Tensor, face: Face) -> torch.Tensor:
     """``output`` ``[N,3,H,W]`` with its edit of ``image`` faded out over ``face``'s eyes, brows and mouth."""
     keep = features_region([face], *image.shape[-2:]).to(image.device, image.dtype)
-    return output + (image - output) * keep
+    if output.data_ptr() == image.data_ptr():
+        output = output.clone()
+    step = max(1, (1 << 19) // image.shape[-1])  # in place, in bands of rows: no full-size temporary
+    for top in range(0, image.shape[-2], step):
+        rows = (..., slice(top, top + step), slice(None))
+        output[rows] += (image[rows] - output[rows]) * keep[rows]
+    return output

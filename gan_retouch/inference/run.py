@@ -72,7 +72,9 @@ def apply_plan(plan: InferencePlan, call: NetworkCall, images: torch.Tensor, mas
     edited = at_work_size(at_floor(plan.edit_floor), images, mask, plan.work_size, coarse).float()
     if plan.strength == 1.0:
         return edited  # in [0, 1] already (the networks clamp or end in tanh; the working size clamps)
-    return (images + plan.strength * (edited - images)).clamp_(0.0, 1.0)
+    if edited.data_ptr() == images.data_ptr():  # a network that handed its input back: never change that
+        edited = edited.clone()
+    return edited.sub_(images).mul_(plan.strength).add_(images).clamp_(0.0, 1.0)  # x + S (edited - x), in place
 
 
 def face_plan(plan: InferencePlan, image: torch.Tensor) -> tuple[InferencePlan, Face | None]:
@@ -104,7 +106,7 @@ def run_plan(plan: InferencePlan, network: nn.Module, images: torch.Tensor, mask
     if plan.face_width is not None or plan.protect_features:
         outputs = [run_face_plan(plan, network, images[i : i + 1], None if mask is None else mask[i : i + 1],
                                  fallback, *face_plan(plan, images[i])) for i in range(images.shape[0])]
-        return torch.cat(outputs)
+        return outputs[0] if len(outputs) == 1 else torch.cat(outputs)  # one photo: no copy of it
     height, width = images.shape[-2:]
     tile = tile_for(plan, network, height, width, images.shape[0], images.device)
     stride = int(getattr(reference_network(network), "stride", 1))

@@ -79,7 +79,7 @@ def run_tiled(run: Runner, images: torch.Tensor, mask: torch.Tensor | None, tile
             piece_mask = mask[region] if mask is not None else None
             total[region] += run(images[region], piece_mask) * window
             weights[region] += window
-    return total / weights
+    return total.div_(weights)
 
 
 def bytes_per_pixel(generator: nn.Module, dtype: torch.dtype = torch.float32) -> float:

@@ -56,7 +56,7 @@ def _resized_edit(run: Runner, images: torch.Tensor, mask: torch.Tensor | None, 
 def coarse_to_fine(run: Runner, coarse_run: Runner, images: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """``coarse_run``'s edit at ``COARSE_SCALE`` applied first, then ``run`` at full size on the result."""
     shape = coarse_shape(*images.shape[-2:])
-    return run((images + _resized_edit(coarse_run, images, mask, shape)).clamp_(0.0, 1.0), mask)
+    return run(_resized_edit(coarse_run, images, mask, shape).add_(images).clamp_(0.0, 1.0), mask)
 
 
 def at_work_size(
@@ -73,4 +73,4 @@ def at_work_size(
     small_shape = work_shape(height, width, work_size)
     if small_shape == (height, width):
         return network(images, mask)
-    return (images + _resized_edit(network, images, mask, small_shape)).clamp_(0.0, 1.0)
+    return _resized_edit(network, images, mask, small_shape).add_(images).clamp_(0.0, 1.0)  # no third copy

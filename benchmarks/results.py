@@ -47,6 +47,7 @@ ABOUT = {
     "bench_data": "Synthetic pairs/s, folder loading pairs/s, identity baseline of the synthetic validation set.",
     "bench_real_loading": "Quick-start step time on 1024 px pairs against the same pairs at 256 px.",
     "bench_export": "ONNX / TorchScript parity with PyTorch, file size and export time.",
+    "bench_test_memory": "Peak resident memory of `gan-retouch test` on one large pair, per pixel of the photo.",
     "retouch_4k": "Start-up and one 4K photo: `gan-retouch retouch` wall time and `gan-retouch --help`, measured by hand.",
     "retouch_folder": "`gan-retouch retouch` on a folder of 1024 px JPEGs: wall and CPU time, measured by hand.",
     "gpu_check": "The GPU paths on one GPU under a time budget: training step (fp32, bf16, fp16, channels_last, "

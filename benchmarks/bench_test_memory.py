@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="builtin")
     parser.add_argument("--side", default="4000x3000", help="WIDTHxHEIGHT of the large pair")
     parser.add_argument("--record", action="store_true", help="record the figures in benchmarks/results")
+    parser.add_argument("--note", action="append", default=[], help="a note for the record (repeatable)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.side.lower().split("x"))
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
@@ -88,7 +89,8 @@ def main() -> None:
                round(figures["bytes_per_pixel"], 1)]
         record("bench_test_memory", [table("peak resident memory of `gan-retouch test` on one pair",
                                            ["checkpoint", "pair", "64x64 pair MB", "large pair MB", "bytes / pixel"],
-                                           [row])], title=f"bench_test_memory {args.checkpoint} {args.side}")
+                                           [row])], title=f"bench_test_memory {args.checkpoint} {args.side}",
+               notes=args.note)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ class Pixels:
 
     data: torch.Tensor
     convert: Callable[[torch.Tensor], torch.Tensor] = as_float
-    device: torch.device | None = None  # where the bands go (they are moved before they are converted)
+    device: torch.device | None = None  # where the converted bands go
 
     @property
     def height(self) -> int:
@@ -49,8 +49,8 @@ class Pixels:
 
     def rows(self, top: int, bottom: int) -> torch.Tensor:
         """Rows ``[top, bottom)`` as float ``[1,C',h,W]``."""
-        part = self.data[:, top:bottom]
-        return self.convert(part if self.device is None else part.to(self.device)).float()[None]
+        band = self.convert(self.data[:, top:bottom]).float()[None]  # converted where decoded (uint16 included)
+        return band if self.device is None else band.to(self.device)
 
     def whole(self) -> torch.Tensor:
         """The whole image as float ``[1,C',H,W]``, built band by band (no intermediate full-size copy)."""

@@ -90,7 +90,8 @@ def main() -> None:
         record("bench_test_memory", [table("peak resident memory of `gan-retouch test` on one pair",
                                            ["checkpoint", "pair", "64x64 pair MB", "large pair MB", "bytes / pixel"],
                                            [row])], title=f"bench_test_memory {args.checkpoint} {args.side}",
-               notes=args.note)
+               notes=args.note, command=f"python benchmarks/bench_test_memory.py --checkpoint {args.checkpoint} "
+                                         f"--side {args.side} --record")  # the notes are shown as notes
 
 
 if __name__ == "__main__":

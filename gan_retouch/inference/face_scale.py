@@ -33,10 +33,17 @@ def face_work_size(face_width: float, face: Face, shape: tuple[int, int]) -> int
     return None if scale >= 1.0 else max(MIN_WORK_SIZE, round(max(shape) * scale))
 
 
+def writable(output: torch.Tensor, image: torch.Tensor) -> bool:
+    """Whether a network's ``output`` may be changed in place: not ``image`` itself (a network that handed its input
+    back), and not an inference-mode tensor outside inference mode (a backend's output), which torch refuses."""
+    inference = torch.is_inference(output) and not torch.is_inference_mode_enabled()
+    return output.data_ptr() != image.data_ptr() and not inference
+
+
 def protect_features(output: torch.Tensor, image: torch.Tensor, face: Face) -> torch.Tensor:
     """``output`` ``[N,3,H,W]`` with its edit of ``image`` faded out over ``face``'s eyes, brows and mouth."""
     keep = features_region([face], *image.shape[-2:]).to(image.device, image.dtype)
-    if output.data_ptr() == image.data_ptr():
+    if not writable(output, image):
         output = output.clone()
     step = max(1, (1 << 19) // image.shape[-1])  # in place, in bands of rows: no full-size temporary
     for top in range(0, image.shape[-2], step):

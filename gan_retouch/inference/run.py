@@ -25,7 +25,7 @@ from torch import nn
 
 from gan_retouch.console import console
 from gan_retouch.errors import GanRetouchError
-from gan_retouch.inference.face_scale import face_work_size, largest_face, protect_features
+from gan_retouch.inference.face_scale import face_work_size, largest_face, protect_features, writable
 from gan_retouch.inference.plan import InferencePlan
 from gan_retouch.inference.tiling import MIN_AUTO_TILE, auto_tile, memory_budget, run_tiled
 from gan_retouch.inference.work_size import COARSE_FLOOR, at_work_size, work_shape
@@ -72,8 +72,8 @@ def apply_plan(plan: InferencePlan, call: NetworkCall, images: torch.Tensor, mas
     edited = at_work_size(at_floor(plan.edit_floor), images, mask, plan.work_size, coarse).float()
     if plan.strength == 1.0:
         return edited  # in [0, 1] already (the networks clamp or end in tanh; the working size clamps)
-    if edited.data_ptr() == images.data_ptr():  # a network that handed its input back: never change that
-        edited = edited.clone()
+    if not writable(edited, images):
+        return (images + plan.strength * (edited - images)).clamp_(0.0, 1.0)
     return edited.sub_(images).mul_(plan.strength).add_(images).clamp_(0.0, 1.0)  # x + S (edited - x), in place
 
 

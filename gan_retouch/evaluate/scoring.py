@@ -3,7 +3,7 @@
 Per pair the memory holds its decoded target (uint8), one float copy of its input (what the networks run on),
 the float mask when it has one, and one model's output at a time; the metrics, heatmaps and PNG files are
 computed band by band from them (``evaluate.bands``, ``evaluate.streamed``), and every file is written once.
-About 35 bytes per pixel at the peak instead of the 200 of whole-image metrics (benchmarks/bench_test_memory.py).
+Under 40 bytes per pixel at the peak instead of the 200 of whole-image metrics (benchmarks/bench_test_memory.py).
 """
 
 from __future__ import annotations

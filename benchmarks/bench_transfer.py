@@ -42,9 +42,9 @@ import torch.nn.functional as F
 from gan_retouch.cli import main as cli_main
 from gan_retouch.config import resolve
 from gan_retouch.data import build_dataset
-from gan_retouch.engine.checkpoint import load_generator
+from gan_retouch.engine.load import load_model
 from gan_retouch.imaging import image_row, save_image
-from gan_retouch.inference.plan import InferencePlan, ModelFacts, resolve_plan
+from gan_retouch.inference.plan import InferencePlan
 from gan_retouch.inference.run import run_plan
 from gan_retouch.inference.work_size import work_shape
 from gan_retouch.metrics import masked_psnr, psnr
@@ -249,12 +249,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = Path(args.checkpoint) if args.checkpoint else train_first(args.recipe, args.set, out)
     photos = real_photos(CLEAN_PHOTOS, args.photo_scale)
-    model, info = load_generator(checkpoint)
+    coarse = {"model": None, "on": True, "off": False}[args.coarse_pass]
+    loaded = load_model(checkpoint, {"work_size": args.work_size, "coarse_pass": coarse}, "bench_transfer")
+    model, info, plan = loaded.network, loaded.info, loaded.plan
     data = info.get("options", {}).get("data", {})
     trained_on = data.get("synthetic") if data.get("source") == "synthetic" else data.get("root")
-    coarse = {"model": None, "on": True, "off": False}[args.coarse_pass]
-    facts = ModelFacts(bool(getattr(model, "edit_mask", False)), int(getattr(model, "stride", 1)), str(checkpoint))
-    plan = resolve_plan(info["plan"], {"work_size": args.work_size, "coarse_pass": coarse}, "bench_transfer", facts)
     families = {name: score_pairs(model, synthetic_pairs(overrides, args.count, args.size), plan)
                 for name, overrides in FAMILIES.items()}
     families["real photo + defects"] = score_pairs(model, blemished_photo(photos["astronaut"], args.count // 2), plan)

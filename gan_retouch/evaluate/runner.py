@@ -24,14 +24,14 @@ from torch import nn
 from gan_retouch.config import check_saved, option_defaults
 from gan_retouch.console import console
 from gan_retouch.data.folders import SPLIT_NAMES
-from gan_retouch.engine.checkpoint import load_generator
+from gan_retouch.engine.load import load_model
 from gan_retouch.errors import ConfigError
 from gan_retouch.evaluate.page import PageRow, write_page
 from gan_retouch.evaluate.tables import IDENTITY, summarise, summary_table, write_tables
 from gan_retouch.evaluate.validation import resolve_lpips
 from gan_retouch.fileio import ensure_writable_dir, remove_stale_temps, temp_path
 from gan_retouch.imaging import save_image
-from gan_retouch.inference.plan import InferencePlan, ModelFacts, resolve_plan
+from gan_retouch.inference.plan import InferencePlan
 from gan_retouch.inference.run import run_plan
 from gan_retouch.metrics import compute_metrics
 from gan_retouch.runtime import resolve_device
@@ -94,10 +94,8 @@ def load_models(paths: list[str], use_ema: bool, device: torch.device, settings:
     overrides = {**settings, "precision": "fp32", "backend": "torch", "memory_mb": None}  # strength: the saved one
     models: list[Model] = []
     for path in paths:
-        network, info = load_generator(path, use_ema=use_ema, map_location="cpu")
-        source = str(info.get("path", path))
-        facts = ModelFacts(bool(getattr(network, "edit_mask", False)), int(getattr(network, "stride", 1)), source)
-        plan = resolve_plan(info["plan"], overrides, "test", facts, device.type)
+        loaded = load_model(path, {**overrides, "use_ema": use_ema}, "test", device)
+        network, info, plan, source = loaded.network, loaded.info, loaded.plan, loaded.source
         tag = checkpoint_tag(info.get("builtin", path))  # builtin -> builtin-student
         label = tag if tag not in {m.tag for m in models} else f"{tag}#{len(models) + 1}"
         label += " (ema)" if info.get("used_ema") else ""

@@ -165,6 +165,14 @@ def resolve_plan(saved: InferencePlan, settings: Mapping[str, Any], key: str, mo
     return plan
 
 
+def plan_for(network: Any, saved: InferencePlan, settings: Mapping[str, Any], key: str, device_type: str = "cpu",
+             source: str = "the model") -> InferencePlan:
+    """``resolve_plan`` for ``network`` (any generator: its edit map and stride are read from it; ``source``
+    names it in errors)."""
+    facts = ModelFacts(bool(getattr(network, "edit_mask", False)), int(getattr(network, "stride", 1)), source)
+    return resolve_plan(saved, settings, key, facts, device_type)
+
+
 def saved_plan(state: Mapping[str, Any]) -> InferencePlan:
     """The plan saved in a checkpoint: its ``inference`` block, or for checkpoints written before there was one,
     the working size and coarse pass of its ``generator`` entry and the floor of the generator's arguments."""

@@ -11,7 +11,7 @@ import gan_retouch.nets  # noqa: F401  (registers the generators)
 from gan_retouch.cli import main
 from gan_retouch.config import resolve
 from gan_retouch.deploy import bench_timing
-from gan_retouch.deploy.bench import benchmark, load_model, run_bench
+from gan_retouch.deploy.bench import benchmark, load_bench_model, run_bench
 from gan_retouch.deploy.bench_report import check_budgets
 from gan_retouch.deploy.retouch import load_plan
 from gan_retouch.engine.checkpoint import save_checkpoint
@@ -68,8 +68,8 @@ def test_bench_times_the_plan_retouch_runs(tmp_path: Path, monkeypatch: pytest.M
 
     monkeypatch.setattr(bench_timing, "run_plan", recording_run_plan)
     options = bench_options(checkpoint=str(checkpoint), size=256, uhd=False)
-    model, saved, _, path = load_model(options)
-    report = benchmark(model, options["bench"], torch.device("cpu"), path, saved)
+    model, plan, _, path = load_bench_model(options, torch.device("cpu"))
+    report = benchmark(model, options["bench"], torch.device("cpu"), path, plan)
     retouch_settings = {**resolve("retouch", overrides={"retouch": {"checkpoint": str(checkpoint)}})[0]["retouch"],
                         "backend": "torch"}
     _, retouch_plan, _ = load_plan(retouch_settings, torch.device("cpu"))

@@ -13,7 +13,7 @@ Scores one generator (a checkpoint, or a recipe trained first on ``TRAIN_FAMILY`
   on the same faces split by size (small spots only; two or three large patches only);
 - clean real photos that ship with scikit-image (nothing to fix): PSNR of the output against the input.
 
-The model runs at its working size (``model.generator.work_size``) and with its coarse pass setting, as
+The model runs at its working size (``inference.work_size``) and with its coarse pass setting, as
 ``gan-retouch test`` and ``retouch`` run it (``--work-size`` overrides, 0 = native; ``--coarse-pass on|off``). ``--size 1024 --photo-scale 2`` asks whether it transfers to high-resolution portraits: 1024 px faces
 and a 1024 px astronaut, every defect four (twice) as many pixels.
 

@@ -50,28 +50,29 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
                                                          "repeat to compare (test.checkpoints)"}),
         (("--data",), "data.root", {"metavar": "DIR", "help": "paired test folder (data.root; sets data.source=folder)"}),
         (("--split",), "test.split", {"help": "pairs to score: auto | all | test | val | train (test.split)"}),
-        (("--tile",), "test.tile", {"type": int, "help": "tile size for large images, 0 = off (test.tile)"}),
-        (("--edit-floor",), "test.edit_floor", {"type": float, "metavar": "F",
+        (("--tile",), "inference.tile", {"type": int, "help": "tile size for large images, 0 = off (inference.tile)"}),
+        (("--edit-floor",), "inference.edit_floor", {"type": float, "metavar": "F",
                                                 "help": "edit-map floor of every model for this run, [0, 1); "
-                                                        "default: each checkpoint's (test.edit_floor)"}),
-        (("--work-size",), "test.work_size", {"type": int, "metavar": "PX",
+                                                        "default: each checkpoint's (inference.edit_floor)"}),
+        (("--work-size",), "inference.work_size", {"type": int, "metavar": "PX",
                                               "help": "longer side at which the networks see each image, 0 = native; "
-                                                      "default: each checkpoint's (test.work_size)"}),
+                                                      "default: each checkpoint's (inference.work_size)"}),
     ],
     "retouch": [
         (("--checkpoint",), "retouch.checkpoint", {"help": "model checkpoint; default builtin:teacher, "
                                                            "builtin (= builtin:student): the shipped models "
                                                            "(retouch.checkpoint)"}),
         (("-o", "--output"), "retouch.output", {"metavar": "DIR", "help": "output folder (retouch.output)"}),
-        (("--tile",), "retouch.tile", {"type": int, "help": "tile size for large images, 0 = off (retouch.tile)"}),
-        (("--strength",), "retouch.strength", {"type": float, "metavar": "S",
-                                               "help": "0 = the input, 1 = the full edit (retouch.strength; default: the checkpoint's)"}),
-        (("--edit-floor",), "retouch.edit_floor", {"type": float, "metavar": "F",
+        (("--tile",), "inference.tile", {"type": int, "help": "tile size for large images, 0 = off (inference.tile)"}),
+        (("--strength",), "inference.strength", {"type": float, "metavar": "S",
+                                               "help": "0 = the input, 1 = the full edit (inference.strength; default: the "
+                                                         "checkpoint's)"}),
+        (("--edit-floor",), "inference.edit_floor", {"type": float, "metavar": "F",
                                                    "help": "edit-map floor for this run, [0, 1); default: the "
-                                                           "checkpoint's (retouch.edit_floor)"}),
-        (("--work-size",), "retouch.work_size", {"type": int, "metavar": "PX",
+                                                           "checkpoint's (inference.edit_floor)"}),
+        (("--work-size",), "inference.work_size", {"type": int, "metavar": "PX",
                                                  "help": "longer side at which the network sees each photo, 0 = "
-                                                         "native; default: the checkpoint's (retouch.work_size)"}),
+                                                         "native; default: the checkpoint's (inference.work_size)"}),
         (("--overwrite",), "retouch.overwrite", {"action": "store_const", "const": True,
                                                  "help": "allow overwriting existing files (retouch.overwrite)"}),
     ],
@@ -93,10 +94,10 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
                                                          "(bench.checkpoint)"}),
         (("--model",), "bench.model", {"help": "registry generator to measure with random weights (bench.model)"}),
         (("--size",), "bench.size", {"type": int, "help": "square input side (bench.size)"}),
-        (("--precision",), "bench.precision", {"help": "fp32 | fp16 | bf16 (bench.precision)"}),
-        (("--work-size",), "bench.work_size", {"type": int, "metavar": "PX",
+        (("--precision",), "inference.precision", {"help": "fp32 | fp16 | bf16 (inference.precision)"}),
+        (("--work-size",), "inference.work_size", {"type": int, "metavar": "PX",
                                                "help": "longer side at which the network sees the image, 0 = "
-                                                       "native; default: the checkpoint's (bench.work_size)"}),
+                                                       "native; default: the checkpoint's (inference.work_size)"}),
         (("--budget-ms",), "bench.budget_ms", {"type": float, "help": "latency budget in ms (bench.budget_ms)"}),
         (("--budget-mb",), "bench.budget_mb", {"type": float, "help": "fp32 size budget in MB (bench.budget_mb)"}),
         (("--json",), "bench.json", {"action": "store_const", "const": True, "help": "print JSON (bench.json)"}),
@@ -109,9 +110,9 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
         (("--overwrite",), "export.overwrite", {"action": "store_const", "const": True,
                                                 "help": "replace an existing output file (export.overwrite)"}),
         (("--fp16",), "export.fp16", {"action": "store_const", "const": True, "help": "export in fp16 (export.fp16)"}),
-        (("--edit-floor",), "export.edit_floor", {"type": float, "metavar": "F",
+        (("--edit-floor",), "inference.edit_floor", {"type": float, "metavar": "F",
                                                   "help": "edit-map floor to build in, [0, 1); default: the "
-                                                          "checkpoint's (export.edit_floor)"}),
+                                                          "checkpoint's (inference.edit_floor)"}),
     ],
 }
 

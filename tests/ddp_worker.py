@@ -83,9 +83,9 @@ elif scenario == "nan":
 elif scenario == "unused":
     extra = {"model": {"generator": {"name": "u2net_lite", "args": {"width": 4, "mid": 2, "ngf": None,
                                                                     "n_blocks": None, "edit_mask": None,
-                                                                    "edit_floor": None},
-                                     "coarse_pass": False},
+                                                                    "edit_floor": None}},
                        "discriminator": {"name": None}},
+             "inference": {"coarse_pass": False},
              "losses": {"gan": None, "edit_map": None, "keep": None}}
     trainer = build_training(tiny_options(root, "train.steps=3", "train.save_every=0", extra=extra))
     trainer.fit()

@@ -56,6 +56,12 @@ def test_results_md_is_rendered_from_the_records(results):
         "docs/results.md is stale: python benchmarks/results.py"
 
 
+def test_results_md_holds_no_paths_of_the_machine_it_ran_on():
+    text = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+    machine_paths = re.findall(r"(?:^|[\s=(`'\"])(/(?:work|tmp|home|root|mnt|scratch|Users)/\S*)", text, re.MULTILINE)
+    assert machine_paths == [], "record commands with relative paths or placeholders (CKPT, OUT), not these"
+
+
 def test_every_record_says_when_where_and_how_it_was_measured(results):
     for path in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
         for entry in json.loads(path.read_text(encoding="utf-8"))["records"]:

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from gan_retouch.config import with_inference
 from gan_retouch.console import console
 from gan_retouch.deploy.backends import Backend, TorchBackend, select_backend
 from gan_retouch.deploy.bench_report import (
@@ -48,7 +49,7 @@ UHD_AUTO_MAX_GMACS = 50.0 * UHD[0] * UHD[1] / 1024**2  # bench.uhd=auto: 4K when
 def load_bench_model(options: dict[str, Any], device: torch.device) -> tuple[nn.Module, InferencePlan, str, str | None]:
     """The generator to measure (eval mode, on CPU), its plan with the ``bench`` options applied, where it came
     from, and its checkpoint."""
-    bench = options["bench"]
+    bench = with_inference(options, "bench")
     if bool(bench["checkpoint"]) == bool(bench["model"]):
         raise ConfigError("bench needs exactly one of --checkpoint CKPT or --model NAME "
                           "(e.g. gan-retouch bench --model student_fast --set bench.args={width: 32})")
@@ -56,7 +57,7 @@ def load_bench_model(options: dict[str, Any], device: torch.device) -> tuple[nn.
         from gan_retouch.engine.checkpoint import describe_network
         from gan_retouch.engine.load import load_model
 
-        loaded = load_model(bench["checkpoint"], bench, "bench", device)
+        loaded = load_model(bench["checkpoint"], bench, "inference", device)
         description = f"{describe_network(loaded.info['generator'])} from {loaded.source}"
         return loaded.network, loaded.plan, description, loaded.source
     import gan_retouch.nets  # noqa: F401  (registers the generators)
@@ -69,7 +70,7 @@ def load_bench_model(options: dict[str, Any], device: torch.device) -> tuple[nn.
 
 def native_plan(model: nn.Module, bench: dict[str, Any], device: torch.device, source: str = "the model") -> InferencePlan:
     """The plan of a model without a checkpoint (native size, its own floor) with the ``bench`` options applied."""
-    return plan_for(model, InferencePlan(edit_floor=getattr(model, "edit_floor", 0.0)), bench, "bench", device.type,
+    return plan_for(model, InferencePlan(edit_floor=getattr(model, "edit_floor", 0.0)), bench, "inference", device.type,
                     source)
 
 
@@ -90,8 +91,11 @@ def check_bench_settings(bench: dict[str, Any], device: torch.device) -> None:
     if bench["cuda_graph"] and bench["compile"]:
         raise ConfigError("bench.cuda_graph and bench.compile are exclusive here: choose one "
                           "(torch.compile(mode='reduce-overhead') already uses CUDA graphs)")
+    if bench["precision"] == "auto":
+        raise ConfigError("inference.precision=auto is retouch's probe of fp16 against fp32; bench times the "
+                          "precision it is given: use fp32, fp16 or bf16")
     if (bench["cuda_graph"] or bench["compile"]) and bench["backend"] == "onnxruntime":
-        raise ConfigError("bench.compile and bench.cuda_graph apply to the torch backend; use bench.backend=torch")
+        raise ConfigError("bench.compile and bench.cuda_graph apply to the torch backend; use inference.backend=torch")
 
 
 def prepare(model: nn.Module, plan: InferencePlan, bench: dict[str, Any], device: torch.device,
@@ -165,10 +169,11 @@ def run_bench(options: dict[str, Any]) -> int:
     """Entry point of ``gan-retouch bench``; exit status 1 when a budget fails."""
     seed_everything(options["seed"])
     device = resolve_device(options["device"])
-    check_bench_settings(options["bench"], device)
+    bench = with_inference(options, "bench")
+    check_bench_settings(bench, device)
     model, plan, description, checkpoint = load_bench_model(options, device)
-    report = {"model": description, **benchmark(model, options["bench"], device, checkpoint, plan)}
-    if options["bench"]["json"]:
+    report = {"model": description, **benchmark(model, bench, device, checkpoint, plan)}
+    if bench["json"]:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
         console.print(report_table(report))

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_retouch.builtin.store import canonical, is_builtin
+from gan_retouch.config import check_unused_inference
 from gan_retouch.console import console
 from gan_retouch.deploy.export_check import check_parity, example_inputs, load_runner, parity_table
 from gan_retouch.errors import ConfigError, GanRetouchError
@@ -112,8 +113,9 @@ def export_path(options: dict[str, Any], checkpoint_path: str) -> Path:
     builtin = is_builtin(checkpoint_path)
     source = Path(canonical(checkpoint_path, "student").replace(":", "-") if builtin else checkpoint_path)
     stem = source.stem
-    if export["edit_floor"] is not None:
-        stem += f"-floor{export['edit_floor']:g}"
+    floor = options["inference"]["edit_floor"]
+    if floor is not None:
+        stem += f"-floor{floor:g}"
     if export["fp16"]:
         stem += "-fp16"
     return source.with_name(stem + FORMATS[export["format"]])
@@ -198,8 +200,10 @@ def run_export(options: dict[str, Any]) -> int:
     path = export_path(options, export["checkpoint"])
     check_output(path, Path(export["checkpoint"]), bool(export["overwrite"]))
     ensure_writable_dir(path.parent, "export output folder")  # before loading and exporting, not after
-    loaded = load_model(export["checkpoint"], {"edit_floor": export["edit_floor"], "use_ema": export["use_ema"]},
-                        "export")
+    check_unused_inference(options, "export", ("edit_floor",), "an export is the network with its floor built in; "
+                           "retouch applies the rest of the plan")
+    loaded = load_model(export["checkpoint"], {"edit_floor": options["inference"]["edit_floor"],
+                                               "use_ema": export["use_ema"]}, "inference")
     generator, plan = loaded.network, loaded.plan
     tolerance = export["tolerance_fp16"] if export["fp16"] else export["tolerance"]
     try:

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from gan_retouch.config import with_inference
 from gan_retouch.console import console
 from gan_retouch.deploy.backends import Backend, select_backend
 from gan_retouch.deploy.half import auto_precision
@@ -186,7 +187,7 @@ def batches_of(jobs: list[Job], batch_size: int) -> list[list[Job]]:
 def load_plan(settings: dict[str, Any], device: torch.device) -> tuple[torch.nn.Module, InferencePlan, str]:
     """The model, its inference plan with the retouch options applied, and the checkpoint's path."""
     auto = settings["precision"] == "auto"  # decided by a probe of this model on this device (deploy/half.py)
-    loaded = load_model(settings["checkpoint"], {**settings, "precision": "fp32"} if auto else settings, "retouch",
+    loaded = load_model(settings["checkpoint"], {**settings, "precision": "fp32"} if auto else settings, "inference",
                         device)
     plan = loaded.plan
     if auto:
@@ -198,7 +199,7 @@ def load_plan(settings: dict[str, Any], device: torch.device) -> tuple[torch.nn.
 
 def run_retouch(options: dict[str, Any], inputs: list[str]) -> int:
     """Retouch every image in ``inputs`` into ``retouch.output``; 0 when all succeeded, 1 when any failed."""
-    settings = options["retouch"]
+    settings = with_inference(options, "retouch")
     launch = current_launch()  # under torchrun: this process's share of the files
     device = launch_device(resolve_device(options["device"]), launch)
     check_retouch_settings(settings)

@@ -21,7 +21,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from gan_retouch.config import check_saved, option_defaults
+from gan_retouch.config import check_saved, check_unused_inference, option_defaults, with_inference
 from gan_retouch.console import console
 from gan_retouch.data.folders import SPLIT_NAMES
 from gan_retouch.engine.load import load_model
@@ -37,6 +37,7 @@ from gan_retouch.metrics import compute_metrics
 from gan_retouch.runtime import resolve_device
 
 MAX_TAG_LENGTH = 60
+TEST_FIELDS = ("work_size", "coarse_pass", "edit_floor", "face_width", "protect_features", "tile", "tile_overlap")
 # Colour ramp of the difference heatmaps (black -> purple -> orange -> yellow -> white), like 'inferno'.
 HEATMAP_COLOURS = ((0, 0, 0), (40, 11, 84), (101, 21, 110), (159, 42, 99), (212, 72, 66),
                    (245, 125, 21), (250, 193, 39), (252, 255, 164))
@@ -87,14 +88,14 @@ def unused_folder(folder: Path) -> Path:
 
 def load_models(paths: list[str], use_ema: bool, device: torch.device, settings: dict[str, Any]) -> list[Model]:
     """Every checkpoint as a Model on ``device``, each under its own inference plan with the ``test`` options
-    ``settings`` applied (``test.edit_floor``, ``test.work_size``, 0 = native, ``test.coarse_pass``, tiling; the
-    PyTorch network in fp32). Labels are unique (a repeated tag gets ``#2``) and name the overrides."""
+    ``settings`` applied (``TEST_FIELDS`` of the ``inference`` group: ``work_size`` 0 = native, ``edit_floor``,
+    ``coarse_pass``, faces, tiling; the PyTorch network in fp32, at the checkpoint's strength). Labels are unique (a repeated tag gets ``#2``) and name the overrides."""
     if not paths:
         raise ConfigError("no checkpoint to test: give one or more --checkpoint PATH (test.checkpoints)")
     overrides = {**settings, "precision": "fp32", "backend": "torch", "memory_mb": None}  # strength: the saved one
     models: list[Model] = []
     for path in paths:
-        loaded = load_model(path, {**overrides, "use_ema": use_ema}, "test", device)
+        loaded = load_model(path, {**overrides, "use_ema": use_ema}, "inference", device)
         network, info, plan, source = loaded.network, loaded.info, loaded.plan, loaded.source
         tag = checkpoint_tag(info.get("builtin", path))  # builtin -> builtin-student
         label = tag if tag not in {m.tag for m in models} else f"{tag}#{len(models) + 1}"
@@ -190,7 +191,9 @@ def run_test(options: dict[str, Any]) -> int:
 
 def score_and_write(options: dict[str, Any], owned: list[Path]) -> int:
     """``run_test``'s work; ``owned`` gets the temporary folder of the page as soon as it is named."""
-    settings = options["test"]
+    check_unused_inference(options, "test", TEST_FIELDS, "it scores every model at its saved strength, in fp32 "
+                           "through PyTorch")
+    settings = with_inference(options, "test")
     device = resolve_device(options["device"])
     models = load_models(list(settings["checkpoints"]), settings["use_ema"], device, settings)
     data, data_source = scoring_data_options(options, models[0])

@@ -100,15 +100,6 @@ def union_of_keys(keys: list[str], info: DistInfo) -> list[str]:
     return list(dict.fromkeys(key for rank_keys in gathered for key in rank_keys or []))
 
 
-def all_reduce_mean(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """Average a tensor over ranks (identity for one process)."""
-    if info.enabled:
-        values = values.clone()
-        dist.all_reduce(values, op=dist.ReduceOp.SUM)
-        values /= info.world_size
-    return values
-
-
 def all_reduce_sum(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
     """Sum a tensor over ranks (identity for one process)."""
     if info.enabled:

@@ -16,7 +16,7 @@ from gan_retouch.engine.distributed import DistInfo
 from gan_retouch.engine.model import RetouchModel
 from gan_retouch.engine.precision import Precision
 from gan_retouch.errors import ConfigError
-from gan_retouch.evaluate.runner import TEST_FIELDS, run_test
+from gan_retouch.evaluate.test import TEST_FIELDS, run_test
 from gan_retouch.inference.plan import FIELDS
 
 

@@ -1,4 +1,4 @@
-"""Issue 33, hostile files and faults, round three (part two): commands that write sets of pairs or result pages.
+"""Output folders of the commands that write sets of pairs or result pages.
 `synth` and `prepare` never write into an existing set or make a split folder inside a folder of pairs; the hidden
 folders of a `test` stopped by Ctrl-C or of a killed `prepare` are removed."""
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import gan_retouch.evaluate.runner as runner_module
+import gan_retouch.evaluate.test as test_module
 from gan_retouch.cli import main
 from gan_retouch.config import resolve
 from gan_retouch.engine.checkpoint import save_checkpoint
@@ -60,7 +60,7 @@ def test_a_test_stopped_by_ctrl_c_leaves_no_hidden_folder_and_killed_ones_are_re
     pairs = write_pairs(tmp_path / "pairs", ["a", "b"])
     command = ["test", "--checkpoint", str(checkpoint), "--data", str(pairs), "--device", "cpu",
                "--set", f"results_root={tmp_path / 'results'}", "name=r", "test.lpips=false"]
-    real_run_plan = runner_module.run_plan
+    real_run_plan = test_module.run_plan
     calls = []
 
     def ctrl_c_on_the_second_image(*args, **kwargs):
@@ -69,7 +69,7 @@ def test_a_test_stopped_by_ctrl_c_leaves_no_hidden_folder_and_killed_ones_are_re
             raise KeyboardInterrupt
         return real_run_plan(*args, **kwargs)
 
-    monkeypatch.setattr(runner_module, "run_plan", ctrl_c_on_the_second_image)
+    monkeypatch.setattr(test_module, "run_plan", ctrl_c_on_the_second_image)
     assert main(command) == 130
     assert list((tmp_path / "results" / "r").iterdir()) == []  # the hidden page folder went with the run
     monkeypatch.undo()

@@ -11,7 +11,7 @@ import gan_retouch.nets  # noqa: F401  (registers the generators)
 from gan_retouch.cli import main
 from gan_retouch.config import resolve
 from gan_retouch.engine.checkpoint import save_checkpoint
-from gan_retouch.evaluate.runner import IDENTITY, checkpoint_tag, heatmap, results_tag, unused_folder
+from gan_retouch.evaluate.test import IDENTITY, checkpoint_tag, heatmap, results_tag, unused_folder
 from gan_retouch.registry import GENERATORS
 
 

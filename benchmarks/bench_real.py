@@ -153,7 +153,8 @@ def gain_table(rows: list[dict[str, Any]], ways: list[str], data: Path) -> dict[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="folder of real pairs (source/ + target/)")
-    parser.add_argument("--pretrained", required=True, help="checkpoint to score and to fine-tune from")
+    parser.add_argument("--pretrained", default="builtin:teacher",
+                        help="checkpoint to score and to fine-tune from (default: the built-in teacher)")
     parser.add_argument("--ways", default=",".join(WAYS), help=f"comma-separated subset of {', '.join(WAYS)}")
     parser.add_argument("--folds", default=None, help="comma-separated held-out pair indices (default: all)")
     parser.add_argument("--out", type=Path, default=Path("bench_real"), help="work folder (runs, results, json)")

@@ -9,8 +9,8 @@ A spot is a connected patch of face skin whose a* exceeds its local mean (a Gaus
 face width) by more than ``EXCESS``, and by more than ``RED_DOMINANCE`` times the lightness it lost (a red papule,
 not a brown freckle, which a retoucher keeps), and whose size lies within ``SPOT_DIAMETER`` of the face width (the sizes of
 acne on real faces; lips and flushed cheeks are larger, pores smaller). Only spots inside the skin (``INTERIOR``
-of the face width away from its edge) and apart from other red pixels (at most ``CROWD`` of the pixels around
-them red) are toned down: the fragments of a lip, a finger or a red light in the hair at the skin's edge are not.
+of the face width away from its edge) are toned down: the fragments of a lip, a finger or a red light in the hair
+at the skin's edge are not. Clustered spots are toned down like lone ones: acne comes in clusters.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ LOCAL_SIGMA = 0.03  # Gaussian sigma of the local skin colour, as a fraction of 
 EXCESS = 4.0  # a* above the local mean (CIELAB units) that counts as a red spot
 RED_DOMINANCE = 0.5  # ... and a* excess at least this share of the L* deficit: redder than it is darker
 SPOT_DIAMETER = (0.003, 0.04)  # equivalent diameter range of a spot, as fractions of the face width
-INTERIOR = 0.02  # a spot toned down lies this far (fraction of the face width) inside the skin mask
-CROWD = 0.3  # ... and at most this share of the pixels around it (Gaussian over 2 % of the face width) are red
+INTERIOR = 0.01  # a spot toned down lies this far (fraction of the face width) inside the skin mask
 
 
 def to_lab(image: torch.Tensor) -> np.ndarray:
@@ -75,15 +74,16 @@ def _red(excess_a: np.ndarray, deficit_l: np.ndarray, skin: np.ndarray, face_wid
     return keep[labels]
 
 
-def _isolated(spots: np.ndarray, excess_a: np.ndarray, skin: np.ndarray, face_width: float) -> np.ndarray:
-    """``spots`` inside the skin and apart from other red pixels."""
+def _inside(spots: np.ndarray, skin: np.ndarray, face_width: float) -> np.ndarray:
+    """The whole ``spots`` that lie at least ``INTERIOR`` of the face width inside the skin."""
     import cv2
 
     depth = max(1, round(INTERIOR * face_width))
     interior = cv2.erode((skin > 0.5).astype(np.uint8),
                          cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * depth + 1,) * 2)) > 0
-    crowd = _blur((excess_a > EXCESS).astype(np.float32), 0.02 * face_width)
-    return spots & interior & (crowd <= CROWD)
+    _, labels = cv2.connectedComponents(spots.astype(np.uint8), connectivity=8)
+    at_edge = np.unique(labels[spots & ~interior])
+    return spots & ~np.isin(labels, at_edge)
 
 
 def red_spots(lab: np.ndarray, skin: np.ndarray, face_width: float) -> tuple[np.ndarray, np.ndarray]:
@@ -92,11 +92,11 @@ def red_spots(lab: np.ndarray, skin: np.ndarray, face_width: float) -> tuple[np.
     return _red(excess_a, deficit_l, skin, face_width), excess_a
 
 
-def isolated_spots(lab: np.ndarray, skin: np.ndarray, face_width: float) -> tuple[np.ndarray, np.ndarray]:
-    """``red_spots`` inside the skin and apart from other red pixels (see the module docstring): acne, not the
-    fragments of lips, fingers or lights at the skin's edge."""
+def inner_spots(lab: np.ndarray, skin: np.ndarray, face_width: float) -> tuple[np.ndarray, np.ndarray]:
+    """``red_spots`` inside the skin (see the module docstring): acne, not the fragments of lips, fingers or
+    lights at the skin's edge."""
     excess_a, deficit_l, _ = local_excess(lab, skin, face_width)
-    return _isolated(_red(excess_a, deficit_l, skin, face_width), excess_a, skin, face_width), excess_a
+    return _inside(_red(excess_a, deficit_l, skin, face_width), skin, face_width), excess_a
 
 
 def tone_down_spots(image: torch.Tensor, skin: torch.Tensor, face_width: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,7 +108,7 @@ def tone_down_spots(image: torch.Tensor, skin: torch.Tensor, face_width: float) 
     lab = to_lab(image)
     skin_np = skin[0].numpy().astype(np.float32)
     excess_a, deficit_l, excess_b = local_excess(lab, skin_np, face_width)  # once, for the spots and the healing
-    spots = _isolated(_red(excess_a, deficit_l, skin_np, face_width), excess_a, skin_np, face_width)
+    spots = _inside(_red(excess_a, deficit_l, skin_np, face_width), skin_np, face_width)
     if not spots.any():
         return image, torch.zeros_like(skin)
     reach = max(1, round(0.004 * face_width))

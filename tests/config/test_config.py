@@ -205,3 +205,10 @@ def test_value_checks_reject_booleans():
     for value in (True, False, "1", None, [1]):
         assert not is_number(value) and not is_integer(value), value
     assert not is_integer(2.0)
+
+
+def test_the_finetune_recipe_starts_from_the_builtin_teacher_unless_init_names_another():
+    options, _ = resolve("train", "finetune")
+    assert options["model"]["generator"]["init"] == "builtin"
+    options, _ = resolve("train", "finetune", parse_set_items(["model.generator.init=runs/mine.pt"]))
+    assert options["model"]["generator"]["init"] == "runs/mine.pt"

@@ -44,3 +44,21 @@ def test_nothing_to_tone_down_returns_the_image_itself() -> None:
     image = torch.tensor([0.86, 0.66, 0.55])[:, None, None].expand(3, 64, 64).clone()
     cleaned, soft = tone_down_spots(image, torch.ones(1, 64, 64), face_width=200.0)
     assert cleaned is image and float(soft.sum()) == 0.0
+
+
+def test_a_cluster_of_spots_is_toned_down_and_a_spot_on_the_skin_edge_is_not() -> None:
+    size = 128
+    image = torch.tensor([0.86, 0.66, 0.55])[:, None, None].expand(3, size, size).clone()
+    ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    cluster = [(cy, cx) for cy in (58, 64, 70) for cx in (58, 64, 70)]  # nine papules 6 px apart: acne clusters
+    for cy, cx in [*cluster, (30, 7)]:
+        inside = ((ys - cy) ** 2 + (xs - cx) ** 2 <= 6).float()
+        image[1] -= 0.12 * inside
+        image[2] -= 0.08 * inside
+    skin = torch.zeros(1, size, size)
+    skin[:, :, 4:] = 1.0  # the skin starts at x = 4: the spot at x = 5-9 touches its edge
+    cleaned, _ = tone_down_spots(image.clamp(0, 1), skin, face_width=200.0)
+    before, after = to_lab(image.clamp(0, 1)), to_lab(cleaned)
+    for cy, cx in cluster:
+        assert after[cy, cx, 1] < before[cy, cx, 1] - 3
+    assert (after[26:35, :14, 1] == before[26:35, :14, 1]).all()  # no part of it

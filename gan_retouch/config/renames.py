@@ -53,10 +53,12 @@ def _put(values: dict[str, Any], dotted: str, value: Any) -> None:
 def renamed(values: dict[str, Any], label: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     """``values`` (one recipe file's, or the command line's; nested, changed in place) with each old key moved to
     its new name, and a note per key; both names at once is a ConfigError. With ``schema`` (a command's
-    defaults), only the keys that command knows under the new name move (the others stay unknown keys)."""
+    defaults), only the keys that command had under the old name and knows under the new one move (``export --set
+    retouch.tile=...`` stays an unknown option)."""
     for old, new in RENAMED.items():
-        if schema is not None and (_has(schema, old) or not _has(schema, new)):
-            continue
+        if schema is not None and (_has(schema, old) or not _has(schema, new)
+                                   or not _has(schema, old.rsplit(".", 1)[0])):
+            continue  # the command has no such old key (another command's group stays an unknown option)
         found, value = _pop(values, old)
         if not found:
             continue

@@ -96,6 +96,12 @@ def test_old_keys_are_aliases_that_name_the_new_one(command: str, old: str, caps
         resolve(command, overrides={**nested, "inference": {field: value}})
 
 
+def test_another_commands_old_key_stays_unknown(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(ConfigError, match="unknown option 'retouch'"):
+        resolve("export", overrides={"retouch": {"tile": 256}})
+    assert "is now" not in capsys.readouterr().out  # no note for a key this command never had
+
+
 def test_every_alias_points_at_a_plan_field() -> None:
     assert all(new.startswith("inference.") and new.split(".", 1)[1] in FIELDS for new in RENAMED.values())
 

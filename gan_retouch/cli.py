@@ -135,13 +135,12 @@ LONGEST_WORD = 1000  # longer words of an error message are shortened (paths sta
 COMMAND_PACKAGES = {"train": "gan_retouch", "distill": "gan_retouch", "test": "gan_retouch.evaluate",
                     "retouch": "gan_retouch.deploy", "synth": "gan_retouch.data", "prepare": "gan_retouch.data",
                     "bench": "gan_retouch.deploy", "export": "gan_retouch.deploy"}
-OLD_NAMES = {"distill": "run_distillation"}  # the one function not renamed yet (distill/ is being reworked)
 
 
 def entry_point(command: str) -> Callable[..., int | None]:
     """The function that runs ``command``: ``run_<command>`` of the module ``<package>.<command>``."""
     module = importlib.import_module(f"{COMMAND_PACKAGES[command]}.{command}")
-    return getattr(module, OLD_NAMES.get(command, f"run_{command}"))
+    return getattr(module, f"run_{command}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -92,7 +92,7 @@ elif scenario == "unused":
     save_weights(trainer)
 elif scenario == "distill":
     from gan_retouch.config import resolve
-    from gan_retouch.distill.command import run_distillation
+    from gan_retouch.distill.command import run_distill
 
     overrides = {
         "device": "cpu", "checkpoints_root": str(root / "ck"), "results_root": str(root / "res"),
@@ -103,7 +103,7 @@ elif scenario == "distill":
         "distill": {"teacher": str(root / "teacher.pt"), "latency_size": 32, "latency_time_s": 0.01},
     }
     options, _ = resolve("distill", "student", overrides)
-    (root / f"exit{rank}.txt").write_text(str(run_distillation(options)))
+    (root / f"exit{rank}.txt").write_text(str(run_distill(options)))
 elif scenario == "node":
     node = root / f"node{os.environ['GROUP_RANK']}"
     steps, resume = sys.argv[3], sys.argv[4]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gan_retouch.cli import COMMAND_PACKAGES, DESCRIPTIONS, FLAGS, OLD_NAMES, entry_point, main
+from gan_retouch.cli import COMMAND_PACKAGES, DESCRIPTIONS, FLAGS, entry_point, main
 from gan_retouch.config import OPTIONS_DIR, load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,8 +26,7 @@ def test_every_subcommand_has_help_listing_its_options(command, capsys):
 def test_every_command_follows_the_naming_rule(command):
     """`gan-retouch X` is run_X of the module <package>.X, and options/X.yaml holds its option group X."""
     run = entry_point(command)
-    assert run.__name__ == OLD_NAMES.get(command, f"run_{command}")
-    assert set(OLD_NAMES) <= {"distill"}  # run_distillation: renamed run_distill with the distill/ rework
+    assert run.__name__ == f"run_{command}"
     assert sys.modules[f"{COMMAND_PACKAGES[command]}.{command}"] is not None
     assert command in load_yaml(OPTIONS_DIR / f"{command}.yaml")
     assert set(COMMAND_PACKAGES) == set(DESCRIPTIONS) == set(FLAGS)

@@ -35,8 +35,10 @@ MODELS = ("autoretouch", "student", "student_fast")  # default arguments: the pa
 
 
 def settings(min_time_s: float, uhd: bool, precision: str) -> dict:
-    """The documented `bench` defaults at 1024 px with these timing settings (torch backend, as retouch picks)."""
-    return {**option_defaults("bench")["bench"], "size": 1024, "min_time_s": min_time_s, "uhd": uhd,
+    """The documented `bench` defaults (with the inference plan's) at 1024 px with these timing settings (torch
+    backend, as retouch picks)."""
+    defaults = option_defaults("bench")
+    return {**defaults["inference"], **defaults["bench"], "size": 1024, "min_time_s": min_time_s, "uhd": uhd,
             "precision": precision, "backend": "torch", "throughput_batches": [1]}
 
 

@@ -13,7 +13,7 @@ Scores one generator (a checkpoint, or a recipe trained first on ``TRAIN_FAMILY`
   on the same faces split by size (small spots only; two or three large patches only);
 - clean real photos that ship with scikit-image (nothing to fix): PSNR of the output against the input.
 
-The model runs at its working size (``model.generator.work_size``) and with its coarse pass setting, as
+The model runs at its working size (``inference.work_size``) and with its coarse pass setting, as
 ``gan-retouch test`` and ``retouch`` run it (``--work-size`` overrides, 0 = native; ``--coarse-pass on|off``). ``--size 1024 --photo-scale 2`` asks whether it transfers to high-resolution portraits: 1024 px faces
 and a 1024 px astronaut, every defect four (twice) as many pixels.
 
@@ -42,9 +42,9 @@ import torch.nn.functional as F
 from gan_retouch.cli import main as cli_main
 from gan_retouch.config import resolve
 from gan_retouch.data import build_dataset
-from gan_retouch.engine.checkpoint import load_generator
+from gan_retouch.engine.load import load_model
 from gan_retouch.imaging import image_row, save_image
-from gan_retouch.inference.plan import InferencePlan, ModelFacts, resolve_plan
+from gan_retouch.inference.plan import InferencePlan
 from gan_retouch.inference.run import run_plan
 from gan_retouch.inference.work_size import work_shape
 from gan_retouch.metrics import masked_psnr, psnr
@@ -249,12 +249,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = Path(args.checkpoint) if args.checkpoint else train_first(args.recipe, args.set, out)
     photos = real_photos(CLEAN_PHOTOS, args.photo_scale)
-    model, info = load_generator(checkpoint)
+    coarse = {"model": None, "on": True, "off": False}[args.coarse_pass]
+    loaded = load_model(checkpoint, {"work_size": args.work_size, "coarse_pass": coarse}, "bench_transfer")
+    model, info, plan = loaded.network, loaded.info, loaded.plan
     data = info.get("options", {}).get("data", {})
     trained_on = data.get("synthetic") if data.get("source") == "synthetic" else data.get("root")
-    coarse = {"model": None, "on": True, "off": False}[args.coarse_pass]
-    facts = ModelFacts(bool(getattr(model, "edit_mask", False)), int(getattr(model, "stride", 1)), str(checkpoint))
-    plan = resolve_plan(info["plan"], {"work_size": args.work_size, "coarse_pass": coarse}, "bench_transfer", facts)
     families = {name: score_pairs(model, synthetic_pairs(overrides, args.count, args.size), plan)
                 for name, overrides in FAMILIES.items()}
     families["real photo + defects"] = score_pairs(model, blemished_photo(photos["astronaut"], args.count // 2), plan)

@@ -187,7 +187,7 @@ def bench_report(name: str, args: dict[str, Any], device: torch.device, size: in
     """`gan-retouch bench --json` of a registry generator with random weights, in a child process."""
     result = run_command(
         [sys.executable, "-m", "gan_retouch", "bench", "--model", name, "--device", device.type, "--size", str(size),
-         "--precision", precision, "--json", "--set", f"bench.args={json.dumps(args)}", "bench.backend=torch",
+         "--precision", precision, "--json", "--set", f"bench.args={json.dumps(args)}", "inference.backend=torch",
          f"bench.cuda_graph={str(cuda_graph).lower()}", f"bench.uhd={str(uhd).lower()}",
          f"bench.min_time_s={min_time_s}", "bench.warmup=3", "bench.throughput_batches=[1]"],
         device, deadline)

@@ -32,6 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "benchmarks" / "results"
 DOC = REPO / "docs" / "results.md"
 ENV_DIR = "GAN_RETOUCH_RESULTS_DIR"
+# An absolute path under the folders that hold checkouts, runs and scratch files: never recorded as it is.
+MACHINE_PATH = re.compile(r"(?<![^\s=('\"`,:])/(?:work|tmp|home|root|mnt|scratch|Users|data)(?:/[^\s'\"`,;)]*)?")
 # What each script measures, in the order docs/results.md shows them (scripts not listed follow, by name).
 ABOUT = {
     "recipes": "Training runs of the bundled recipes (`gan-retouch train`, `distill`, `test`): wall time and PSNR.",
@@ -112,11 +114,21 @@ def git_commit() -> str | None:
         return None
 
 
+def portable(text: str) -> str:
+    """``text`` (a command, a caption) with each absolute path of this machine as a user would type it: relative
+    to the repository inside it, else the placeholder PATH with the path's last part (``PATH/best.pt``)."""
+    def shown(match: re.Match[str]) -> str:
+        path = Path(match.group(0))
+        if path.is_relative_to(REPO):
+            return str(path.relative_to(REPO)) if path != REPO else "."
+        return f"PATH/{path.name}" if path.name else "PATH"
+
+    return MACHINE_PATH.sub(shown, text)
+
+
 def command_line() -> str:
-    """How this process was started, as a user would type it from the repository root."""
-    script = Path(sys.argv[0]).resolve()
-    shown = str(script.relative_to(REPO)) if script.is_relative_to(REPO) else sys.argv[0]
-    return shlex.join(["python", shown, *sys.argv[1:]])
+    """How this process was started, as a user would type it from the repository root (``portable`` paths)."""
+    return portable(shlex.join(["python", sys.argv[0], *sys.argv[1:]]))
 
 
 def results_dir() -> Path:
@@ -131,9 +143,10 @@ def record(script: str, tables: Sequence[dict[str, Any]], title: str | None = No
         "title": title or script,
         "date": date or datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "commit": commit if commit is not None else git_commit(),
-        "command": command or command_line(),
+        "command": portable(command) if command else command_line(),
         "machine": machine_facts if machine_facts is not None else machine(),
-        "tables": list(tables),
+        "tables": [{**block, "caption": portable(block["caption"])} if "caption" in block else block
+                   for block in tables],
         "notes": list(notes),
     }
     path = results_dir() / f"{script}.json"

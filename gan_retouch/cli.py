@@ -50,28 +50,28 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
                                                          "repeat to compare (test.checkpoints)"}),
         (("--data",), "data.root", {"metavar": "DIR", "help": "paired test folder (data.root; sets data.source=folder)"}),
         (("--split",), "test.split", {"help": "pairs to score: auto | all | test | val | train (test.split)"}),
-        (("--tile",), "test.tile", {"type": int, "help": "tile size for large images, 0 = off (test.tile)"}),
-        (("--edit-floor",), "test.edit_floor", {"type": float, "metavar": "F",
+        (("--tile",), "inference.tile", {"type": int, "help": "tile size for large images, 0 = off (inference.tile)"}),
+        (("--edit-floor",), "inference.edit_floor", {"type": float, "metavar": "F",
                                                 "help": "edit-map floor of every model for this run, [0, 1); "
-                                                        "default: each checkpoint's (test.edit_floor)"}),
-        (("--work-size",), "test.work_size", {"type": int, "metavar": "PX",
+                                                        "default: each checkpoint's (inference.edit_floor)"}),
+        (("--work-size",), "inference.work_size", {"type": int, "metavar": "PX",
                                               "help": "longer side at which the networks see each image, 0 = native; "
-                                                      "default: each checkpoint's (test.work_size)"}),
+                                                      "default: each checkpoint's (inference.work_size)"}),
     ],
     "retouch": [
         (("--checkpoint",), "retouch.checkpoint", {"help": "model checkpoint; default builtin:teacher, "
                                                            "builtin (= builtin:student): the shipped models "
                                                            "(retouch.checkpoint)"}),
         (("-o", "--output"), "retouch.output", {"metavar": "DIR", "help": "output folder (retouch.output)"}),
-        (("--tile",), "retouch.tile", {"type": int, "help": "tile size for large images, 0 = off (retouch.tile)"}),
-        (("--strength",), "retouch.strength", {"type": float, "metavar": "S",
-                                               "help": "0 = the input, 1 = the full edit (retouch.strength; default: the checkpoint's)"}),
-        (("--edit-floor",), "retouch.edit_floor", {"type": float, "metavar": "F",
+        (("--tile",), "inference.tile", {"type": int, "help": "tile size for large images, 0 = off (inference.tile)"}),
+        (("--strength",), "inference.strength", {"type": float, "metavar": "S", "help": "0 = the input, 1 = the "
+                                                 "full edit; default: the checkpoint's (inference.strength)"}),
+        (("--edit-floor",), "inference.edit_floor", {"type": float, "metavar": "F",
                                                    "help": "edit-map floor for this run, [0, 1); default: the "
-                                                           "checkpoint's (retouch.edit_floor)"}),
-        (("--work-size",), "retouch.work_size", {"type": int, "metavar": "PX",
+                                                           "checkpoint's (inference.edit_floor)"}),
+        (("--work-size",), "inference.work_size", {"type": int, "metavar": "PX",
                                                  "help": "longer side at which the network sees each photo, 0 = "
-                                                         "native; default: the checkpoint's (retouch.work_size)"}),
+                                                         "native; default: the checkpoint's (inference.work_size)"}),
         (("--overwrite",), "retouch.overwrite", {"action": "store_const", "const": True,
                                                  "help": "allow overwriting existing files (retouch.overwrite)"}),
     ],
@@ -93,10 +93,10 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
                                                          "(bench.checkpoint)"}),
         (("--model",), "bench.model", {"help": "registry generator to measure with random weights (bench.model)"}),
         (("--size",), "bench.size", {"type": int, "help": "square input side (bench.size)"}),
-        (("--precision",), "bench.precision", {"help": "fp32 | fp16 | bf16 (bench.precision)"}),
-        (("--work-size",), "bench.work_size", {"type": int, "metavar": "PX",
+        (("--precision",), "inference.precision", {"help": "fp32 | fp16 | bf16 (inference.precision)"}),
+        (("--work-size",), "inference.work_size", {"type": int, "metavar": "PX",
                                                "help": "longer side at which the network sees the image, 0 = "
-                                                       "native; default: the checkpoint's (bench.work_size)"}),
+                                                       "native; default: the checkpoint's (inference.work_size)"}),
         (("--budget-ms",), "bench.budget_ms", {"type": float, "help": "latency budget in ms (bench.budget_ms)"}),
         (("--budget-mb",), "bench.budget_mb", {"type": float, "help": "fp32 size budget in MB (bench.budget_mb)"}),
         (("--json",), "bench.json", {"action": "store_const", "const": True, "help": "print JSON (bench.json)"}),
@@ -109,9 +109,9 @@ FLAGS: dict[str, list[tuple[tuple[str, ...], str, dict[str, Any]]]] = {
         (("--overwrite",), "export.overwrite", {"action": "store_const", "const": True,
                                                 "help": "replace an existing output file (export.overwrite)"}),
         (("--fp16",), "export.fp16", {"action": "store_const", "const": True, "help": "export in fp16 (export.fp16)"}),
-        (("--edit-floor",), "export.edit_floor", {"type": float, "metavar": "F",
+        (("--edit-floor",), "inference.edit_floor", {"type": float, "metavar": "F",
                                                   "help": "edit-map floor to build in, [0, 1); default: the "
-                                                          "checkpoint's (export.edit_floor)"}),
+                                                          "checkpoint's (inference.edit_floor)"}),
     ],
 }
 
@@ -130,17 +130,17 @@ RECIPE_COMMANDS = ("train", "distill", "test")
 TRAINING_COMMANDS = ("train", "distill")
 LONGEST_WORD = 1000  # longer words of an error message are shortened (paths stay whole)
 
-# subcommand -> (module, function) that does the work; imported only when the command runs.
-ENTRY_POINTS = {
-    "train": ("gan_retouch.train", "run_training"),
-    "distill": ("gan_retouch.distill", "run_distillation"),
-    "test": ("gan_retouch.evaluate.runner", "run_test"),
-    "retouch": ("gan_retouch.deploy.retouch", "run_retouch"),
-    "synth": ("gan_retouch.data.synth_command", "run_synth"),
-    "prepare": ("gan_retouch.data.prepare", "run_prepare"),
-    "bench": ("gan_retouch.deploy.bench", "run_bench"),
-    "export": ("gan_retouch.deploy.export", "run_export"),
-}
+# The command rule (docs/architecture.md): `gan-retouch X` is `run_X` of the module `<package>.X`, its options the
+# group X of options/X.yaml. Command -> its package; the module is imported only when the command runs.
+COMMAND_PACKAGES = {"train": "gan_retouch", "distill": "gan_retouch", "test": "gan_retouch.evaluate",
+                    "retouch": "gan_retouch.deploy", "synth": "gan_retouch.data", "prepare": "gan_retouch.data",
+                    "bench": "gan_retouch.deploy", "export": "gan_retouch.deploy"}
+
+
+def entry_point(command: str) -> Callable[..., int | None]:
+    """The function that runs ``command``: ``run_<command>`` of the module ``<package>.<command>``."""
+    module = importlib.import_module(f"{COMMAND_PACKAGES[command]}.{command}")
+    return getattr(module, f"run_{command}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,8 +247,7 @@ def _run_command(args: argparse.Namespace) -> int:
     if getattr(args, "list", False):
         return _list_components()
     options, sources = resolve(args.command, recipe, overrides)
-    module_name, function_name = ENTRY_POINTS[args.command]
-    entry: Callable[..., int | None] = getattr(importlib.import_module(module_name), function_name)
+    entry = entry_point(args.command)
     if args.command == "retouch":
         return entry(options, args.inputs) or 0
     if args.command in RECIPE_COMMANDS:

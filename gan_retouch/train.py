@@ -16,7 +16,7 @@ def build_training(options: dict[str, Any], command_line: Collection[str] | None
     return TrainingLoop(options, RetouchModel, Validator.from_options, command_line)
 
 
-def run_training(options: dict[str, Any], command_line: Collection[str] | None = None) -> int:
+def run_train(options: dict[str, Any], command_line: Collection[str] | None = None) -> int:
     """Train, then report against the identity baseline (torchrun runs it once per GPU)."""
     build_training(options, command_line).fit()
     return 0

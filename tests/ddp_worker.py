@@ -83,16 +83,16 @@ elif scenario == "nan":
 elif scenario == "unused":
     extra = {"model": {"generator": {"name": "u2net_lite", "args": {"width": 4, "mid": 2, "ngf": None,
                                                                     "n_blocks": None, "edit_mask": None,
-                                                                    "edit_floor": None},
-                                     "coarse_pass": False},
+                                                                    "edit_floor": None}},
                        "discriminator": {"name": None}},
+             "inference": {"coarse_pass": False},
              "losses": {"gan": None, "edit_map": None, "keep": None}}
     trainer = build_training(tiny_options(root, "train.steps=3", "train.save_every=0", extra=extra))
     trainer.fit()
     save_weights(trainer)
 elif scenario == "distill":
     from gan_retouch.config import resolve
-    from gan_retouch.distill.command import run_distillation
+    from gan_retouch.distill.command import run_distill
 
     overrides = {
         "device": "cpu", "checkpoints_root": str(root / "ck"), "results_root": str(root / "res"),
@@ -103,7 +103,7 @@ elif scenario == "distill":
         "distill": {"teacher": str(root / "teacher.pt"), "latency_size": 32, "latency_time_s": 0.01},
     }
     options, _ = resolve("distill", "student", overrides)
-    (root / f"exit{rank}.txt").write_text(str(run_distillation(options)))
+    (root / f"exit{rank}.txt").write_text(str(run_distill(options)))
 elif scenario == "node":
     node = root / f"node{os.environ['GROUP_RANK']}"
     steps, resume = sys.argv[3], sys.argv[4]

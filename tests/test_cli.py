@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gan_retouch.cli import FLAGS, main
+from gan_retouch.cli import COMMAND_PACKAGES, DESCRIPTIONS, FLAGS, entry_point, main
+from gan_retouch.config import OPTIONS_DIR, load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,6 +20,16 @@ def test_every_subcommand_has_help_listing_its_options(command, capsys):
     out = capsys.readouterr().out
     assert "--set" in out and "--device" in out
     assert "seed" in out  # the options table lists every option with its default and meaning
+
+
+@pytest.mark.parametrize("command", sorted(DESCRIPTIONS))
+def test_every_command_follows_the_naming_rule(command):
+    """`gan-retouch X` is run_X of the module <package>.X, and options/X.yaml holds its option group X."""
+    run = entry_point(command)
+    assert run.__name__ == f"run_{command}"
+    assert sys.modules[f"{COMMAND_PACKAGES[command]}.{command}"] is not None
+    assert command in load_yaml(OPTIONS_DIR / f"{command}.yaml")
+    assert set(COMMAND_PACKAGES) == set(DESCRIPTIONS) == set(FLAGS)
 
 
 def test_train_help_with_a_recipe_shows_the_resolved_values(capsys):

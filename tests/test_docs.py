@@ -56,6 +56,12 @@ def test_results_md_is_rendered_from_the_records(results):
         "docs/results.md is stale: python benchmarks/results.py"
 
 
+def test_results_md_holds_no_paths_of_the_machine_it_ran_on():
+    text = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+    machine_paths = re.findall(r"(?:^|[\s=(`'\"])(/(?:work|tmp|home|root|mnt|scratch|Users)/\S*)", text, re.MULTILINE)
+    assert machine_paths == [], "record commands with relative paths or placeholders (CKPT, OUT), not these"
+
+
 def test_every_record_says_when_where_and_how_it_was_measured(results):
     for path in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
         for entry in json.loads(path.read_text(encoding="utf-8"))["records"]:
@@ -108,3 +114,16 @@ def test_the_install_and_test_commands_are_the_ones_ci_runs():
     readme, ci = (ROOT / "README.md").read_text(encoding="utf-8"), (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     for command in ('pip install -e ".[dev]"', "pytest -q"):
         assert command in readme and command in ci
+
+
+def test_a_record_keeps_no_path_of_the_machine_it_ran_on(results, monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "argv", [str(results.REPO / "benchmarks" / "bench_x.py"), "--pretrained",
+                                      "/work/runs/ck/quickstart/best.pt", "--out=/tmp/t26/x", "--data", "../shared/d"])
+    assert results.command_line() == ("python benchmarks/bench_x.py --pretrained PATH/best.pt --out=PATH/x "
+                                      "--data ../shared/d")
+    monkeypatch.setenv(results.ENV_DIR, str(tmp_path))
+    path = results.record("bench_x", [results.table("pairs of /work/shared/data/cloth", ["a"], [[1]])],
+                          command="python x.py --json /tmp/quiet.json; /usr/bin/time", machine_facts="m", commit="c")
+    entry = json.loads(path.read_text())["records"][0]
+    assert entry["command"] == "python x.py --json PATH/quiet.json; /usr/bin/time"  # a tool's path is not the machine's
+    assert entry["tables"][0]["caption"] == "pairs of PATH/cloth"

@@ -43,15 +43,16 @@ from gan_retouch.config.files import (
     parse_yaml,
     save_options,
 )
+from gan_retouch.config.renames import renamed
 from gan_retouch.config.stages import STAGE_KEYS, stage_options, validate_stages
 from gan_retouch.errors import ConfigError
 
 __all__ = [
     "ECHO_CHARS", "NAME_BYTES", "OPTIONS_DIR", "PACKAGE_DIR", "RECIPES_DIR", "RECIPE_ONLY_KEYS", "STAGE_KEYS",
-    "OptionLoader", "Options", "bundled_recipes", "check_run_name", "check_saved", "deep_merge", "find_recipe",
-    "flatten", "load_recipe", "load_yaml", "option_defaults", "option_docs", "option_enumerations", "option_ranges",
-    "option_values", "parse_set_items", "parse_yaml", "resolve", "save_options", "shorten", "stage_options",
-    "validate_stages",
+    "OptionLoader", "Options", "bundled_recipes", "check_run_name", "check_saved", "check_unused_inference",
+    "deep_merge", "find_recipe", "flatten", "load_recipe", "load_yaml", "option_defaults", "option_docs",
+    "option_enumerations", "option_ranges", "option_values", "parse_set_items", "parse_yaml", "resolve",
+    "save_options", "shorten", "stage_options", "validate_stages", "with_inference",
 ]
 
 
@@ -88,12 +89,13 @@ def resolve(
     options = copy.deepcopy(schema)
     sources: dict[str, str] = {}
     if recipe:
-        recipe_values = load_recipe(recipe)
         recipe_name = Path(recipe).stem
+        recipe_values = load_recipe(recipe)
         apply_values(schema, options, recipe_values, "", schema, sources, f"recipe {recipe_name}", allowed)
         if options.get("name") is None and "name" in schema:
             options["name"] = recipe_name
     if overrides:
+        overrides = renamed(copy.deepcopy(overrides), "--set", schema)
         apply_values(schema, options, overrides, "", schema, sources, "--set", allowed)
     if "name" in schema and options.get("name") is None:
         options["name"] = command
@@ -102,6 +104,22 @@ def resolve(
     if "stages" in schema:
         validate_stages(options, schema, allowed)
     return options, sources
+
+
+def with_inference(options: Options, group: str) -> Options:
+    """A command's option group (``retouch``, ``test``, ``bench``) with the inference plan's fields of this run
+    added from the ``inference`` group: the settings ``engine.load.load_model`` applies to a checkpoint's plan."""
+    return {**options["inference"], **options[group]}
+
+
+def check_unused_inference(options: Options, command: str, used: tuple[str, ...], why: str) -> None:
+    """A ConfigError when ``inference.*`` sets a field ``command`` does not read (``why`` says what it does
+    instead): a value that would change nothing is refused, never ignored."""
+    defaults = option_defaults(command)["inference"]
+    for field, value in options["inference"].items():
+        if field not in used and value != defaults.get(field):
+            raise ConfigError(f"inference.{field}={value} does nothing in `gan-retouch {command}` ({why}); "
+                              f"drop it (this command reads inference.{', inference.'.join(used)})")
 
 
 def check_saved(command: str, values: Options, label: str) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from gan_retouch.config.files import deep_merge
+from gan_retouch.config.option_docs import Allowed
 from gan_retouch.errors import ConfigError
-from gan_retouch.option_docs import Allowed
 from gan_retouch.values import closest, is_integer, is_number
 
 ECHO_CHARS = 80  # a value echoed in a message is cut to this many characters (a pasted file stays out of it)

@@ -13,8 +13,9 @@ from typing import Any
 
 import yaml
 
+from gan_retouch.config.option_docs import Allowed, allowed_of, comments_with_bases
+from gan_retouch.config.renames import renamed
 from gan_retouch.errors import ConfigError
-from gan_retouch.option_docs import Allowed, allowed_of, comments_with_bases
 from gan_retouch.values import closest
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -104,7 +105,7 @@ def load_recipe(spec: str, relative_to: Path | None = None, _chain: tuple[Path, 
     if path in _chain:
         cycle = " -> ".join(p.name for p in (*_chain, path))
         raise ConfigError(f"recipe inheritance loops: {cycle}")
-    data = load_yaml(path)
+    data = renamed(load_yaml(path), f"recipe {path.name}")  # each file's old keys, before it meets its base
     base = data.pop("base", None)
     data.pop("description", None)
     if base is None:
@@ -114,13 +115,17 @@ def load_recipe(spec: str, relative_to: Path | None = None, _chain: tuple[Path, 
 
 
 def option_defaults(command: str) -> Options:
-    """The documented defaults of a command, following the ``base:`` chain of its option file."""
+    """The documented defaults of a command, following the ``base:`` files of its option file (one name or a
+    list, merged in order; the command's own values win: its per-command defaults of a shared group)."""
     path = OPTIONS_DIR / f"{command}.yaml"
     if not path.is_file():
         raise ConfigError(f"no option file for command {command!r} in {OPTIONS_DIR}")
     data = load_yaml(path)
-    base = data.pop("base", None)
-    return deep_merge(option_defaults(base), data) if base else data
+    bases = data.pop("base", None) or []
+    merged: Options = {}
+    for base in [bases] if isinstance(bases, str) else bases:
+        merged = deep_merge(merged, option_defaults(base))
+    return deep_merge(merged, data)
 
 
 def option_docs(command: str) -> dict[str, str]:

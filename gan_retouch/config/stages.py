@@ -6,8 +6,8 @@ import copy
 
 from gan_retouch.config.checks import apply_values, shorten
 from gan_retouch.config.files import Options, deep_merge
+from gan_retouch.config.option_docs import Allowed
 from gan_retouch.errors import ConfigError
-from gan_retouch.option_docs import Allowed
 
 STAGE_KEYS = ("name", "steps")
 FIXED_KEYS = ("stages", "name", "device", "seed", "checkpoints_root", "results_root", "model")  # one per run

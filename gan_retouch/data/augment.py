@@ -195,12 +195,6 @@ def _resized(parts: list[torch.Tensor], options: AugmentOptions) -> list[torch.T
     return list(stack.split([part.shape[0] for part in parts]))
 
 
-def augment_stack(stack: torch.Tensor, options: AugmentOptions, generator: torch.Generator) -> torch.Tensor:
-    """Resize, zoom, crop, rotate and flip a ``[C,H,W]`` stack of aligned images (one geometry for all channels)."""
-    parts = _resized([stack], options)
-    return apply_geometry(parts, draw_geometry(tuple(parts[0].shape[-2:]), options, generator))[0]
-
-
 def salt_and_pepper(image: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
     """Set a random ``fraction`` of pixels (all channels) to black or white: the light noise used in practice."""
     if fraction <= 0:

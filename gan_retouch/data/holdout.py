@@ -1,5 +1,5 @@
 """Holding out part of the training pairs (``data.holdout``), so that a run can choose its edit strength on pixels
-it never trained on (``train.strength: auto``).
+it never trained on (``inference.strength: auto``).
 
 Two ways, chosen by ``data.holdout``:
 

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from gan_retouch.config import with_inference
 from gan_retouch.console import console
 from gan_retouch.deploy.backends import Backend, TorchBackend, select_backend
 from gan_retouch.deploy.bench_report import (
@@ -35,7 +36,7 @@ from gan_retouch.deploy.bench_report import (
 )
 from gan_retouch.deploy.bench_timing import measure_throughput, throughput_summary, time_plan
 from gan_retouch.errors import ConfigError
-from gan_retouch.inference.plan import InferencePlan, ModelFacts, resolve_plan
+from gan_retouch.inference.plan import InferencePlan, plan_for
 from gan_retouch.inference.profile import count_macs, model_figures
 from gan_retouch.inference.run import tile_for
 from gan_retouch.runtime import resolve_device, seed_everything
@@ -45,24 +46,32 @@ UHD = (2160, 3840)  # 4K UHD portrait area, height x width
 UHD_AUTO_MAX_GMACS = 50.0 * UHD[0] * UHD[1] / 1024**2  # bench.uhd=auto: 4K when its plan costs <= 50 GMACs per MP
 
 
-def load_model(options: dict[str, Any]) -> tuple[nn.Module, InferencePlan, str, str | None]:
-    """The generator to measure (eval mode, on CPU), its saved plan, where it came from, and its checkpoint."""
-    bench = options["bench"]
+def load_bench_model(options: dict[str, Any], device: torch.device) -> tuple[nn.Module, InferencePlan, str, str | None]:
+    """The generator to measure (eval mode, on CPU), its plan with the ``bench`` options applied, where it came
+    from, and its checkpoint."""
+    bench = with_inference(options, "bench")
     if bool(bench["checkpoint"]) == bool(bench["model"]):
         raise ConfigError("bench needs exactly one of --checkpoint CKPT or --model NAME "
                           "(e.g. gan-retouch bench --model student_fast --set bench.args={width: 32})")
     if bench["checkpoint"]:
-        from gan_retouch.engine.checkpoint import describe_network, load_generator
+        from gan_retouch.engine.checkpoint import describe_network
+        from gan_retouch.engine.load import load_model
 
-        model, info = load_generator(bench["checkpoint"], use_ema=True)
-        return model, info["plan"], f"{describe_network(info['generator'])} from {info['path']}", info["path"]
+        loaded = load_model(bench["checkpoint"], bench, "inference", device)
+        description = f"{describe_network(loaded.info['generator'])} from {loaded.source}"
+        return loaded.network, loaded.plan, description, loaded.source
     import gan_retouch.nets  # noqa: F401  (registers the generators)
     from gan_retouch.registry import GENERATORS
 
     model = GENERATORS.build(bench["model"], **bench["args"]).eval()
     args = ", ".join(f"{k}={v!r}" for k, v in sorted(bench["args"].items()))
-    plan = InferencePlan(edit_floor=getattr(model, "edit_floor", 0.0))  # native, as a model without a checkpoint
-    return model, plan, f"{bench['model']}({args}) with random weights", None
+    return model, native_plan(model, bench, device), f"{bench['model']}({args}) with random weights", None
+
+
+def native_plan(model: nn.Module, bench: dict[str, Any], device: torch.device, source: str = "the model") -> InferencePlan:
+    """The plan of a model without a checkpoint (native size, its own floor) with the ``bench`` options applied."""
+    return plan_for(model, InferencePlan(edit_floor=getattr(model, "edit_floor", 0.0)), bench, "inference", device.type,
+                    source)
 
 
 def check_bench_settings(bench: dict[str, Any], device: torch.device) -> None:
@@ -82,8 +91,11 @@ def check_bench_settings(bench: dict[str, Any], device: torch.device) -> None:
     if bench["cuda_graph"] and bench["compile"]:
         raise ConfigError("bench.cuda_graph and bench.compile are exclusive here: choose one "
                           "(torch.compile(mode='reduce-overhead') already uses CUDA graphs)")
+    if bench["precision"] == "auto":
+        raise ConfigError("inference.precision=auto is retouch's probe of fp16 against fp32; bench times the "
+                          "precision it is given: use fp32, fp16 or bf16")
     if (bench["cuda_graph"] or bench["compile"]) and bench["backend"] == "onnxruntime":
-        raise ConfigError("bench.compile and bench.cuda_graph apply to the torch backend; use bench.backend=torch")
+        raise ConfigError("bench.compile and bench.cuda_graph apply to the torch backend; use inference.backend=torch")
 
 
 def prepare(model: nn.Module, plan: InferencePlan, bench: dict[str, Any], device: torch.device,
@@ -109,14 +121,11 @@ def _reset_peak(device: torch.device) -> None:
 
 
 def benchmark(model: nn.Module, bench: dict[str, Any], device: torch.device, checkpoint: str | None = None,
-              saved: InferencePlan | None = None) -> dict[str, Any]:
-    """Every figure of the report for one model under its plan (``saved``, None = native) with the ``bench``
-    option group applied."""
+              plan: InferencePlan | None = None) -> dict[str, Any]:
+    """Every figure of the report for one model under ``plan`` (resolved with the ``bench`` option group
+    applied; None = the native plan with it applied)."""
     check_bench_settings(bench, device)
-    facts = ModelFacts(bool(getattr(model, "edit_mask", False)), int(getattr(model, "stride", 1)),
-                       checkpoint or "the model")
-    saved = saved or InferencePlan(edit_floor=getattr(model, "edit_floor", 0.0))
-    plan = resolve_plan(saved, bench, "bench", facts, device.type)
+    plan = plan or native_plan(model, bench, device, checkpoint or "the model")
     size, batch = bench["size"], bench["batch_size"]
     figures = model_figures(model, size)
     report: dict[str, Any] = {
@@ -160,10 +169,11 @@ def run_bench(options: dict[str, Any]) -> int:
     """Entry point of ``gan-retouch bench``; exit status 1 when a budget fails."""
     seed_everything(options["seed"])
     device = resolve_device(options["device"])
-    check_bench_settings(options["bench"], device)
-    model, saved, description, checkpoint = load_model(options)
-    report = {"model": description, **benchmark(model, options["bench"], device, checkpoint, saved)}
-    if options["bench"]["json"]:
+    bench = with_inference(options, "bench")
+    check_bench_settings(bench, device)
+    model, plan, description, checkpoint = load_bench_model(options, device)
+    report = {"model": description, **benchmark(model, bench, device, checkpoint, plan)}
+    if bench["json"]:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
         console.print(report_table(report))

@@ -23,11 +23,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_retouch.builtin.store import canonical, is_builtin
+from gan_retouch.config import check_unused_inference
 from gan_retouch.console import console
 from gan_retouch.deploy.export_check import check_parity, example_inputs, load_runner, parity_table
 from gan_retouch.errors import ConfigError, GanRetouchError
 from gan_retouch.fileio import ensure_writable_dir, staged_path
-from gan_retouch.inference.plan import InferencePlan, ModelFacts, resolve_plan
+from gan_retouch.inference.plan import InferencePlan
 from gan_retouch.inference.work_size import COARSE_FLOOR
 from gan_retouch.nets.base import run_generator, unwrap
 from gan_retouch.registry import choice
@@ -112,8 +113,9 @@ def export_path(options: dict[str, Any], checkpoint_path: str) -> Path:
     builtin = is_builtin(checkpoint_path)
     source = Path(canonical(checkpoint_path, "student").replace(":", "-") if builtin else checkpoint_path)
     stem = source.stem
-    if export["edit_floor"] is not None:
-        stem += f"-floor{export['edit_floor']:g}"
+    floor = options["inference"]["edit_floor"]
+    if floor is not None:
+        stem += f"-floor{floor:g}"
     if export["fp16"]:
         stem += "-fp16"
     return source.with_name(stem + FORMATS[export["format"]])
@@ -187,7 +189,7 @@ def export_model(generator: nn.Module, fmt: str, path: Path, *, fp16: bool = Fal
 
 def run_export(options: dict[str, Any]) -> int:
     """Entry point of ``gan-retouch export``: load, resolve the plan, export with its floor, check, report."""
-    from gan_retouch.engine.checkpoint import load_generator
+    from gan_retouch.engine.load import load_model
 
     export = options["export"]
     if not export["checkpoint"]:
@@ -198,10 +200,11 @@ def run_export(options: dict[str, Any]) -> int:
     path = export_path(options, export["checkpoint"])
     check_output(path, Path(export["checkpoint"]), bool(export["overwrite"]))
     ensure_writable_dir(path.parent, "export output folder")  # before loading and exporting, not after
-    generator, info = load_generator(export["checkpoint"], use_ema=export["use_ema"])
-    facts = ModelFacts(bool(getattr(generator, "edit_mask", False)), int(getattr(generator, "stride", 1)),
-                       str(info.get("path")))
-    plan = resolve_plan(info["plan"], {"edit_floor": export["edit_floor"]}, "export", facts)
+    check_unused_inference(options, "export", ("edit_floor",), "an export is the network with its floor built in; "
+                           "retouch applies the rest of the plan")
+    loaded = load_model(export["checkpoint"], {"edit_floor": options["inference"]["edit_floor"],
+                                               "use_ema": export["use_ema"]}, "inference")
+    generator, plan = loaded.network, loaded.plan
     tolerance = export["tolerance_fp16"] if export["fp16"] else export["tolerance"]
     try:
         results = export_model(generator, fmt, path, fp16=export["fp16"], opset=export["opset"],
@@ -219,7 +222,7 @@ def run_export(options: dict[str, Any]) -> int:
     size_mb = path.stat().st_size / 1e6
     console.print(f"[green]wrote[/] {path} ({fmt}, {precision}, {size_mb:.2f} MB; "
                   f"inputs {io_names(generator)[0]}, dynamic batch/height/width)")
-    for line in plan_notes(plan, facts.edit_map):
+    for line in plan_notes(plan, bool(getattr(generator, "edit_mask", False))):
         console.print(line)
     return 0
 

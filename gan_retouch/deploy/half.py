@@ -1,4 +1,4 @@
-"""``retouch.precision: auto``: fp16 on CUDA when this model's fp16 output matches its fp32 output.
+"""``inference.precision: auto`` (retouch's default): fp16 on CUDA when this model's fp16 output matches its fp32 output.
 
 Before the run, the network runs once in fp32 and once in fp16 (the torch backend, as the run would) on a
 synthetic blemished portrait at ``PROBE_SIDE`` px; fp16 is chosen when the largest difference stays within

@@ -22,16 +22,17 @@ from typing import Any
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from gan_retouch.config import with_inference
 from gan_retouch.console import console
 from gan_retouch.deploy.backends import Backend, select_backend
 from gan_retouch.deploy.half import auto_precision
 from gan_retouch.deploy.image_files import ALPHA_FORMATS, FORMATS, encode_image, read_pixels
 from gan_retouch.deploy.pipeline import Decoded, download, run_overlapped, upload
 from gan_retouch.deploy.shares import current_launch, launch_device, share
-from gan_retouch.engine.checkpoint import load_generator
+from gan_retouch.engine.load import load_model
 from gan_retouch.errors import ConfigError, DataError, GanRetouchError
 from gan_retouch.fileio import atomic_write, ensure_writable_dir
-from gan_retouch.inference.plan import InferencePlan, ModelFacts, resolve_plan
+from gan_retouch.inference.plan import InferencePlan
 from gan_retouch.inference.run import face_plan, run_face_plan, run_plan, tile_for
 from gan_retouch.inference.work_size import work_shape
 from gan_retouch.runtime import resolve_device
@@ -185,22 +186,20 @@ def batches_of(jobs: list[Job], batch_size: int) -> list[list[Job]]:
 
 def load_plan(settings: dict[str, Any], device: torch.device) -> tuple[torch.nn.Module, InferencePlan, str]:
     """The model, its inference plan with the retouch options applied, and the checkpoint's path."""
-    generator, info = load_generator(settings["checkpoint"], use_ema=settings["use_ema"])
-    source = str(info.get("path"))
-    facts = ModelFacts(bool(getattr(generator, "edit_mask", False)), int(getattr(generator, "stride", 1)), source)
     auto = settings["precision"] == "auto"  # decided by a probe of this model on this device (deploy/half.py)
-    plan = resolve_plan(info["plan"], {**settings, "precision": "fp32"} if auto else settings, "retouch", facts,
-                        device.type)
+    loaded = load_model(settings["checkpoint"], {**settings, "precision": "fp32"} if auto else settings, "inference",
+                        device)
+    plan = loaded.plan
     if auto:
-        plan, note = auto_precision(generator, plan, device)
+        plan, note = auto_precision(loaded.network, plan, device)
         if note:
             console.print(note)
-    return generator, plan, source
+    return loaded.network, plan, loaded.source
 
 
 def run_retouch(options: dict[str, Any], inputs: list[str]) -> int:
     """Retouch every image in ``inputs`` into ``retouch.output``; 0 when all succeeded, 1 when any failed."""
-    settings = options["retouch"]
+    settings = with_inference(options, "retouch")
     launch = current_launch()  # under torchrun: this process's share of the files
     device = launch_device(resolve_device(options["device"]), launch)
     check_retouch_settings(settings)

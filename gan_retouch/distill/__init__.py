@@ -1,5 +1,5 @@
 """Distillation of a trained teacher into a lightweight student (`gan-retouch distill`)."""
 
-from gan_retouch.distill.command import run_distillation
+from gan_retouch.distill.command import run_distill
 
-__all__ = ["run_distillation"]
+__all__ = ["run_distill"]

@@ -75,7 +75,7 @@ def check_map_option(options: dict[str, Any], teacher: Any, teacher_path: str | 
                           f"model.generator.args.edit_mask=true, {fix}")
 
 
-def run_distillation(options: dict[str, Any], command_line: Collection[str] | None = None) -> int:
+def run_distill(options: dict[str, Any], command_line: Collection[str] | None = None) -> int:
     """Distill ``distill.teacher`` into ``model.generator`` and print the comparison table. ``command_line``: the
     option keys the command line set (a resumed run keeps its own schedule for the rest)."""
     teacher, info = load_teacher(options["distill"]["teacher"])

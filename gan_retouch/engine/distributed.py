@@ -110,15 +110,6 @@ def gathered_on_main(items: list[T], info: DistInfo) -> list[T]:
     return [item for rank_items in gathered or [] for item in rank_items or []]
 
 
-def all_reduce_mean(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """Average a tensor over ranks (identity for one process)."""
-    if info.enabled:
-        values = values.clone()
-        dist.all_reduce(values, op=dist.ReduceOp.SUM)
-        values /= info.world_size
-    return values
-
-
 def all_reduce_sum(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
     """Sum a tensor over ranks (identity for one process)."""
     if info.enabled:

@@ -282,7 +282,7 @@ class TrainingLoop:
                 f"{final['ssim']:.4f} vs {final['identity_ssim']:.4f}.{monitor.best_note(self.best, self.step, self.min_clean)} Run folder: {self.run_dir}"
             )
             summary = {"step": self.step, **final, **self.times.figures()}
-            if self.options["train"]["strength"] == "auto":
+            if self.options["inference"]["strength"] == "auto":
                 summary.update(calibrate_run(self.options, self.run_dir, self.device).summary())
             (self.run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
         return final

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from gan_retouch.config import Options
+from gan_retouch.config import Options, check_unused_inference
 from gan_retouch.console import console
 from gan_retouch.engine import distributed
 from gan_retouch.engine.checkpoint import describe_network, load_state_strict
@@ -32,7 +32,7 @@ from gan_retouch.engine.networks import (
 from gan_retouch.engine.precision import Precision
 from gan_retouch.engine.stage import Optimization, StagePlan
 from gan_retouch.errors import CheckpointError
-from gan_retouch.inference.plan import training_plan
+from gan_retouch.inference.plan import MODEL_FIELDS, training_plan
 from gan_retouch.losses.adversarial import GANLoss
 from gan_retouch.losses.base import LossContext, full_precision, in_float32
 from gan_retouch.nets.base import run_generator
@@ -60,8 +60,9 @@ class RetouchModel:
         self.device, self.dist, self.precision = device, dist, precision
         for part in ("generator", "discriminator"):
             resolve_init_path(options["model"][part], self.builtin_role)
-        self.g_entry = {key: value for key, value in options["model"]["generator"].items()
-                        if key not in ("work_size", "coarse_pass", "face_width", "protect_features")}  # those go into the inference plan
+        self.g_entry = dict(options["model"]["generator"])
+        check_unused_inference(options, "train", MODEL_FIELDS, "training saves the plan's model fields; the "
+                               "commands that run the model set the rest")
         self.inference_plan = training_plan(options)  # how the network runs at inference: saved in checkpoints
         self.d_entry = dict(options["model"]["discriminator"])
         self.generator = build_generator(self.g_entry).to(device)

@@ -1,4 +1,4 @@
-"""The edit strength a run saves when ``train.strength`` is ``auto``: chosen after training on what ``data.holdout``
+"""The edit strength a run saves when ``inference.strength`` is ``auto``: chosen after training on what ``data.holdout``
 kept out of it, so that a model never ships an edit that made its held-out pixels worse than the input.
 
 Each checkpoint of the run (latest.pt, and best.pt when it holds other weights) is run at full strength on the
@@ -55,10 +55,10 @@ class StrengthChoice:
 
 
 def check_strength(options: dict[str, Any]) -> None:
-    """Before step 1: ``train.strength: auto`` needs pixels kept out of training to choose on."""
-    if options["train"].get("strength") == "auto" and options["data"].get("holdout", "none") == "none":
-        raise ConfigError("train.strength=auto chooses the edit strength on pairs or regions the run does not train "
-                          "on: set data.holdout=auto (or pairs | regions), or give train.strength a number in [0, 1]")
+    """Before step 1: ``inference.strength: auto`` needs pixels kept out of training to choose on."""
+    if options["inference"].get("strength") == "auto" and options["data"].get("holdout", "none") == "none":
+        raise ConfigError("inference.strength=auto chooses the edit strength on pairs or regions the run does not train "
+                          "on: set data.holdout=auto (or pairs | regions), or give inference.strength a number in [0, 1]")
 
 
 def choose_strength(generator: nn.Module, plan: InferencePlan, dataset: Any, device: torch.device) -> StrengthChoice:

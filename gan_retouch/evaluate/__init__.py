@@ -1,1 +1,1 @@
-"""Metrics, the test runner and the HTML comparison page."""
+"""Validation, `gan-retouch test` (test.py) and the HTML comparison page."""

@@ -1,16 +1,16 @@
 """The inference plan: how a model runs on a photo, decided once and used by every command.
 
 A model's plan holds what its checkpoint decides, the **model fields** (``work_size``, ``coarse_pass``,
-``edit_floor``, ``face_width``, ``protect_features``, ``strength``: written by training from
-``model.generator.work_size``, ``.coarse_pass``, ``.args.edit_floor``, ``.face_width``, ``.protect_features`` and
-``train.strength``, which ``auto`` chooses on held-out pixels after training; with a face width the working size is
-chosen per photo from its face, ``inference.face_scale``; saved as the checkpoint's ``inference`` block), and what
-each run sets, the **run fields** (tiling: ``tile``, ``tile_overlap``, ``memory_mb``; ``precision``, ``backend``:
-saved at their defaults, set by the commands' options). Validation, ``test``, ``retouch``, ``bench`` and ``export`` all start from the saved plan,
-apply their overrides with ``resolve_plan`` (an override of None keeps a model field: "the checkpoint's own") and
-run it with ``inference.run.run_plan``. Every value is checked here, and so is every combination that cannot run
-(a coarse pass or another floor on an ONNX export, whose floor is built in; half precision off CUDA; a floor or
-coarse pass without an edit map), each with one clear ConfigError.
+``edit_floor``, ``face_width``, ``protect_features``, ``strength``: written by training from its ``inference``
+option group, ``options/inference.yaml``, the floor from ``model.generator.args.edit_floor`` unless set, and a
+strength of ``auto`` chosen on held-out pixels after training; with a face width the working size is chosen per
+photo from its face, ``inference.face_scale``; saved as the checkpoint's ``inference`` block), and what each run
+sets, the **run fields** (tiling: ``tile``, ``tile_overlap``, ``memory_mb``; ``precision``, ``backend``: saved at
+their defaults). Validation, ``test``, ``retouch``, ``bench`` and ``export`` all start from the saved plan, apply
+their ``inference.*`` options with ``resolve_plan`` (an override of None keeps a model field: "the checkpoint's
+own") and run it with ``inference.run.run_plan``. Every value is checked here, and so is every combination that
+cannot run (a coarse pass or another floor on an ONNX export, whose floor is built in; half precision off CUDA; a
+floor or coarse pass without an edit map), each with one clear ConfigError.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ FIELDS = tuple(f.name for f in fields(InferencePlan))
 
 
 def check_plan(plan: InferencePlan, key: str) -> InferencePlan:
-    """``plan`` with every value checked (``key`` prefixes the field names in errors: ``retouch.work_size``)."""
+    """``plan`` with every value checked (``key`` prefixes the field names in errors: ``inference.work_size``)."""
     work_size = plan.work_size
     if work_size is not None and (not is_integer(work_size) or work_size < MIN_WORK_SIZE):
         raise ConfigError(f"{key}.work_size = {work_size!r} is not a working size; valid: an integer >= "
@@ -165,6 +165,14 @@ def resolve_plan(saved: InferencePlan, settings: Mapping[str, Any], key: str, mo
     return plan
 
 
+def plan_for(network: Any, saved: InferencePlan, settings: Mapping[str, Any], key: str, device_type: str = "cpu",
+             source: str = "the model") -> InferencePlan:
+    """``resolve_plan`` for ``network`` (any generator: its edit map and stride are read from it; ``source``
+    names it in errors)."""
+    facts = ModelFacts(bool(getattr(network, "edit_mask", False)), int(getattr(network, "stride", 1)), source)
+    return resolve_plan(saved, settings, key, facts, device_type)
+
+
 def saved_plan(state: Mapping[str, Any]) -> InferencePlan:
     """The plan saved in a checkpoint: its ``inference`` block, or for checkpoints written before there was one,
     the working size and coarse pass of its ``generator`` entry and the floor of the generator's arguments."""
@@ -187,27 +195,27 @@ def saved_plan(state: Mapping[str, Any]) -> InferencePlan:
 
 
 def training_plan(options: Mapping[str, Any]) -> InferencePlan:
-    """The plan a training run saves and validates with: ``model.generator.work_size`` (``auto`` = the pixel scale
-    of the training images: ``data.synthetic.size``; for folders ``data.resize`` or ``data.max_side`` when set, else
-    native),
-    ``model.generator.coarse_pass`` (needs ``args.edit_mask``), ``model.generator.args.edit_floor``,
-    ``model.generator.face_width``, ``model.generator.protect_features`` and ``train.strength`` (null and auto = 1:
-    auto is chosen after training, ``engine.strength``)."""
-    entry = options["model"]["generator"]
-    work_size = entry.get("work_size", "auto")
+    """The plan a training run saves and validates with, from its ``inference`` group: ``work_size`` (``auto`` =
+    the pixel scale of the training images: ``data.synthetic.size``; for folders ``data.resize`` or
+    ``data.max_side`` when set, else native), ``coarse_pass`` (needs ``args.edit_mask``), ``edit_floor`` (null =
+    the generator's ``model.generator.args.edit_floor``), ``face_width``, ``protect_features`` (null = false) and
+    ``strength`` (null and auto = 1: auto is chosen after training, ``engine.strength``); 0 = off for the sizes."""
+    entry, group = options["model"]["generator"], options["inference"]
+    work_size = group["work_size"]
     if work_size == "auto":
         data = options["data"]
         work_size = (int(data["synthetic"]["size"]) if data["source"] == "synthetic"
                      else data.get("resize") or data.get("max_side") or None)
     args = entry.get("args") or {}
-    floor = check_edit_floor(args.get("edit_floor", 0.0), bool(args.get("edit_mask", False)),
-                             "model.generator.args.edit_floor")
-    coarse = entry.get("coarse_pass", False)
-    if coarse is True and not args.get("edit_mask", False):
-        raise ConfigError("model.generator.coarse_pass=true needs an edit map (it keeps only the edits the map is "
-                          "nearly sure of): set model.generator.args.edit_mask=true or coarse_pass=false")
-    strength = (options.get("train") or {}).get("strength")
-    plan = InferencePlan(work_size=work_size, coarse_pass=coarse, edit_floor=floor, face_width=entry.get("face_width"),
-                         protect_features=bool(entry.get("protect_features", False)),
+    key = "inference.edit_floor" if group["edit_floor"] is not None else "model.generator.args.edit_floor"
+    floor = group["edit_floor"] if group["edit_floor"] is not None else args.get("edit_floor", 0.0)
+    floor = check_edit_floor(floor, bool(args.get("edit_mask", False)), key)
+    coarse = bool(group["coarse_pass"])
+    if coarse and not args.get("edit_mask", False):
+        raise ConfigError("inference.coarse_pass=true needs an edit map (it keeps only the edits the map is "
+                          "nearly sure of): set model.generator.args.edit_mask=true or inference.coarse_pass=false")
+    strength = group["strength"]
+    plan = InferencePlan(work_size=work_size or None, coarse_pass=coarse, edit_floor=floor,
+                         face_width=group["face_width"] or None, protect_features=bool(group["protect_features"]),
                          strength=1.0 if strength in (None, "auto") else strength)
-    return check_plan(plan, "model.generator")
+    return check_plan(plan, "inference")

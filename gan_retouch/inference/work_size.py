@@ -7,9 +7,9 @@ downscaled (antialiased) so that its longer side is W, the network runs there, a
 is upscaled (bilinear) and added to the full-resolution input: detail the network does not change (hair, pores,
 the background) keeps every original pixel, and where an edit-mask model's map is zero the output is exactly
 the input. Images no larger than W run as they are. The working size is part of a model's inference plan
-(``inference.plan``), set from ``model.generator.work_size`` in training and saved in checkpoints.
+(``inference.plan``), set from ``inference.work_size`` in training and saved in checkpoints.
 
-Coarse pass (edit-mask models; the plan's ``coarse_pass``, from ``model.generator.coarse_pass``): a blemish larger
+Coarse pass (edit-mask models; the plan's ``coarse_pass``, from ``inference.coarse_pass``): a blemish larger
 than any the network learned stays shut out of its edit map at every working size. With it the network first
 runs on the image at half its size (``COARSE_SCALE``), where such a blemish looks like the ones it knows; only its
 confident edits count there (the edit map is floored at ``COARSE_FLOOR`` at least, so faint edits of the smaller

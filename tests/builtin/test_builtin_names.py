@@ -12,7 +12,7 @@ from PIL import Image
 from gan_retouch.builtin import store
 from gan_retouch.cli import main
 from gan_retouch.config import resolve
-from gan_retouch.distill import run_distillation
+from gan_retouch.distill import run_distill
 from gan_retouch.distill.teacher import load_teacher
 from gan_retouch.engine.checkpoint import load_checkpoint, load_generator
 from gan_retouch.errors import ConfigError
@@ -106,7 +106,7 @@ def test_distill_from_the_builtin_teacher_and_student(builtin_dir, tmp_path):
         "distill": {"teacher": "builtin:teacher", "latency_size": 64, "latency_time_s": 0.01},
     }
     options, _ = resolve("distill", "student", overrides)
-    assert run_distillation(options) == 0
+    assert run_distill(options) == 0
     state = load_checkpoint(tmp_path / "ck" / "again" / "latest.pt")
     assert state["extension_info"]["teacher"] == str(builtin_dir / "teacher.pt")
     recorded = yaml.safe_load((tmp_path / "ck" / "again" / "options.yaml").read_text())

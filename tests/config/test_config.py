@@ -191,7 +191,7 @@ def test_stage_overrides_are_range_checked(tmp_path):
 
 
 def test_range_notation_parses_open_closed_and_null():
-    from gan_retouch.option_docs import parse_range
+    from gan_retouch.config.option_docs import parse_range
 
     valid = parse_range("(0, 1] | null  meaning")
     assert valid is not None and valid.nullable and valid.contains(1.0) and not valid.contains(0.0)

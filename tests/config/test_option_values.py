@@ -15,8 +15,8 @@ from gan_retouch.config import (
     parse_set_items,
     resolve,
 )
+from gan_retouch.config.option_docs import parse_allowed
 from gan_retouch.errors import ConfigError
-from gan_retouch.option_docs import parse_allowed
 
 COMMANDS = ("train", "distill", "test", "retouch", "synth", "bench", "export", "prepare")
 
@@ -65,10 +65,10 @@ def test_enumerations_agree_with_the_code_that_acts_on_them():
         ("train", "val.split"): ("val", "train"),
         ("retouch", "retouch.format"): ("same", *IMAGE_FORMATS),
         ("export", "export.format"): tuple(EXPORT_FORMATS),
-        ("retouch", "retouch.precision"): ("auto", *PRECISION_DTYPES),  # auto: deploy/half.py
-        ("bench", "bench.precision"): tuple(PRECISION_DTYPES),
-        ("retouch", "retouch.backend"): BACKENDS,
-        ("bench", "bench.backend"): BACKENDS,
+        ("retouch", "inference.precision"): ("auto", *PRECISION_DTYPES),  # auto: deploy/half.py
+        ("bench", "inference.precision"): ("auto", *PRECISION_DTYPES),
+        ("retouch", "inference.backend"): BACKENDS,
+        ("bench", "inference.backend"): BACKENDS,
     }
     for (command, key), valid in expected.items():
         assert set(option_enumerations(command)[key].choices) == set(valid), (command, key)
@@ -83,9 +83,9 @@ def test_enumerations_agree_with_the_code_that_acts_on_them():
     ("train", "train.channels_last=yes", r"train.channels_last .*'yes' is not valid; valid: auto \| true \| false"),
     ("train", "data.source=folders", r"Did you mean 'folder'"),
     ("train", "data.synthetic.defects=[acne, dark_spots]", r"data.synthetic.defects .*'dark_spots'.*Did you mean 'dark_spot'"),
-    ("train", "model.generator.work_size=16", r"model.generator.work_size .*= 16 is out of range; valid: auto \| null \| \[32"),
-    ("train", "model.generator.work_size=big", r"model.generator.work_size .*'big' is not valid"),
-    ("test", "test.coarse_pass=maybe", r"test.coarse_pass .*'maybe' is not valid; valid: null \| true \| false"),
+    ("train", "inference.work_size=-1", r"inference.work_size .*= -1 is out of range; valid: auto \| null \| \[0"),
+    ("train", "inference.work_size=big", r"inference.work_size .*'big' is not valid"),
+    ("test", "inference.coarse_pass=maybe", r"inference.coarse_pass .*'maybe' is not valid; valid: null \| true \| false"),
     ("retouch", "retouch.format=pgn", r"retouch.format .*Did you mean 'png'"),
     ("bench", "bench.uhd=4", r"bench.uhd .*= 4 is not valid; valid: auto \| true \| false"),
     ("export", "export.format=onx", r"Did you mean 'onnx'"),
@@ -98,12 +98,12 @@ def test_a_value_outside_the_enumeration_is_a_clear_error(command, item, message
 
 def test_named_values_and_ranges_are_accepted():
     options, _ = resolve("train", None, parse_set_items(
-        ["train.amp=bf16", "train.channels_last=true", "model.generator.work_size=512", "data.pin_memory=false",
+        ["train.amp=bf16", "train.channels_last=true", "inference.work_size=512", "data.pin_memory=false",
          "data.synthetic.defects=[blotch]"]))
-    assert options["train"]["channels_last"] is True and options["model"]["generator"]["work_size"] == 512
+    assert options["train"]["channels_last"] is True and options["inference"]["work_size"] == 512
     assert options["data"]["pin_memory"] is False and options["data"]["synthetic"]["defects"] == ["blotch"]
-    options, _ = resolve("test", None, parse_set_items(["test.coarse_pass=false", "model.generator.work_size=null"]))
-    assert options["test"]["coarse_pass"] is False and options["model"]["generator"]["work_size"] is None
+    options, _ = resolve("test", None, parse_set_items(["inference.coarse_pass=false", "inference.work_size=null"]))
+    assert options["inference"]["coarse_pass"] is False and options["inference"]["work_size"] is None
 
 
 def test_stage_overrides_are_checked_against_the_enumerations(tmp_path):

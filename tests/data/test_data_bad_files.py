@@ -1,4 +1,4 @@
-"""Issue 11 data cases: corrupt JPEG scan data, RGBA warnings, mask/ vs masks/, and the split ``all``."""
+"""Bad data files: corrupt JPEG scan data, RGBA warnings, mask/ vs masks/, and the split ``all``."""
 
 import io
 import warnings

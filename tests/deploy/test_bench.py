@@ -9,9 +9,10 @@ import torch
 
 import gan_retouch.nets  # noqa: F401  (registers the generators)
 from gan_retouch.cli import main
-from gan_retouch.config import resolve
+from gan_retouch.config import resolve, with_inference
+from gan_retouch.config.renames import PLAN_FIELDS
 from gan_retouch.deploy import bench_timing
-from gan_retouch.deploy.bench import benchmark, load_model, run_bench
+from gan_retouch.deploy.bench import benchmark, load_bench_model, run_bench
 from gan_retouch.deploy.bench_report import check_budgets
 from gan_retouch.deploy.retouch import load_plan
 from gan_retouch.engine.checkpoint import save_checkpoint
@@ -20,12 +21,16 @@ from gan_retouch.inference.profile import count_macs
 from gan_retouch.registry import GENERATORS
 
 STUDENT = {"width": 4, "depth": 1, "levels": 2}
-QUICK = {"size": 32, "warmup": 1, "min_time_s": 0.05, "backend": "torch"}
+QUICK = {"size": 32, "warmup": 1, "min_time_s": 0.05}
 
 
 def bench_options(**bench: object) -> dict:
-    options, _ = resolve("bench", overrides={"device": "cpu", "bench": {**QUICK, **bench}})
-    return options
+    """Resolved bench options; ``bench`` holds bench.* and inference.* values, and the returned ``bench`` group
+    has the inference fields added, as ``run_bench`` passes it."""
+    plan = {key: bench.pop(key) for key in list(bench) if key in PLAN_FIELDS}
+    overrides = {"device": "cpu", "bench": {**QUICK, **bench}, "inference": {"backend": "torch", **plan}}
+    options, _ = resolve("bench", overrides=overrides)
+    return {**options, "bench": with_inference(options, "bench")}
 
 
 def test_tiny_student_on_cpu_gives_sane_figures() -> None:
@@ -48,7 +53,7 @@ def test_tiny_student_on_cpu_gives_sane_figures() -> None:
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_half_precisions_need_cuda_as_in_retouch(precision: str) -> None:
     model = GENERATORS.build("autoretouch", ngf=4, n_blocks=1)
-    with pytest.raises(ConfigError, match=f"bench.precision={precision} needs a CUDA device; use fp32 on cpu"):
+    with pytest.raises(ConfigError, match=f"inference.precision={precision} needs a CUDA device; use fp32 on cpu"):
         benchmark(model, bench_options(precision=precision, uhd=False)["bench"], torch.device("cpu"))
 
 
@@ -68,10 +73,10 @@ def test_bench_times_the_plan_retouch_runs(tmp_path: Path, monkeypatch: pytest.M
 
     monkeypatch.setattr(bench_timing, "run_plan", recording_run_plan)
     options = bench_options(checkpoint=str(checkpoint), size=256, uhd=False)
-    model, saved, _, path = load_model(options)
-    report = benchmark(model, options["bench"], torch.device("cpu"), path, saved)
-    retouch_settings = {**resolve("retouch", overrides={"retouch": {"checkpoint": str(checkpoint)}})[0]["retouch"],
-                        "backend": "torch"}
+    model, plan, _, path = load_bench_model(options, torch.device("cpu"))
+    report = benchmark(model, options["bench"], torch.device("cpu"), path, plan)
+    retouch_options = resolve("retouch", overrides={"retouch": {"checkpoint": str(checkpoint)}})[0]
+    retouch_settings = {**with_inference(retouch_options, "retouch"), "backend": "torch"}
     _, retouch_plan, _ = load_plan(retouch_settings, torch.device("cpu"))
     expected = replace(retouch_plan, tile=0)  # the tile retouch decides for a 256 px image: whole
     assert {plan for plan, _, _ in timed} == {expected}  # every timed call ran retouch's plan
@@ -121,9 +126,9 @@ def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
         run_bench(bench_options())
     with pytest.raises(ConfigError, match="needs a CUDA device"):
         run_bench(bench_options(model="student", cuda_graph=True))
-    with pytest.raises(ConfigError, match="bench.precision"):
+    with pytest.raises(ConfigError, match="inference.precision"):
         run_bench(bench_options(model="student", precision="int8"))
     with pytest.raises(ConfigError, match="bench.min_time_s"):
         run_bench(bench_options(model="student", min_time_s=0))
-    with pytest.raises(ConfigError, match="bench.backend"):
+    with pytest.raises(ConfigError, match="inference.backend"):
         run_bench(bench_options(model="student", backend="tensorrt"))

@@ -112,7 +112,7 @@ def test_format_suffix_and_errors(setup: tuple[Path, Path], tmp_path: Path, caps
     with Image.open(out / "d_retouched.png") as written:
         assert written.format == "PNG"
     assert main(["retouch", str(photos / "b.jpg"), "-o", str(out), "--checkpoint", str(checkpoint), "--device", "cpu",
-                 "--set", "retouch.precision=fp16"]) == 2
+                 "--set", "inference.precision=fp16"]) == 2
     assert "needs a CUDA device" in printed(capsys)
     assert main(["retouch", str(tmp_path / "missing"), "-o", str(out), "--checkpoint", str(checkpoint),
                  "--device", "cpu"]) == 1

@@ -45,7 +45,7 @@ def photo(height: int, width: int, seed: int = 0) -> torch.Tensor:
 
 def retouch(source: Path, out: Path, checkpoint: Path, *settings: str) -> int:
     return main(["retouch", str(source), "-o", str(out), "--checkpoint", str(checkpoint), "--device", "cpu",
-                 "--set", "retouch.backend=torch", *settings])
+                 "--set", "inference.backend=torch", *settings])
 
 
 def test_alpha_channel_is_kept(checkpoint: Path, tmp_path: Path) -> None:
@@ -71,17 +71,17 @@ def test_strength_blends_between_input_and_edit(checkpoint: Path, tmp_path: Path
     assert (full - source).abs().max() > 0.05  # the model does edit, so the checks below can fail
     for strength, expected in ((0.0, source), (0.5, source + 0.5 * (full - source)), (1.0, full)):
         out = tmp_path / f"s{strength}"
-        assert retouch(tmp_path / "face.png", out, checkpoint, f"retouch.strength={strength}") == 0
+        assert retouch(tmp_path / "face.png", out, checkpoint, f"inference.strength={strength}") == 0
         assert (read_image(out / "face.png") - expected).abs().max() <= 1.5 / 255
     flag = main(["retouch", str(tmp_path / "face.png"), "-o", str(tmp_path / "flag"), "--checkpoint",
-                 str(checkpoint), "--device", "cpu", "--strength", "0.5", "--set", "retouch.backend=torch"])
+                 str(checkpoint), "--device", "cpu", "--strength", "0.5", "--set", "inference.backend=torch"])
     assert flag == 0 and (read_image(tmp_path / "flag" / "face.png") - read_image(tmp_path / "s0.5" / "face.png")).abs().max() == 0
     for bad in ("1.5", "-0.1"):
-        assert retouch(tmp_path / "face.png", tmp_path / "bad", checkpoint, f"retouch.strength={bad}") == 2
-        assert "retouch.strength" in (report := printed(capsys)) and "[0, 1]" in report
+        assert retouch(tmp_path / "face.png", tmp_path / "bad", checkpoint, f"inference.strength={bad}") == 2
+        assert "inference.strength" in (report := printed(capsys)) and "[0, 1]" in report
         assert main(["retouch", str(tmp_path / "face.png"), "-o", str(tmp_path / "bad"), "--checkpoint",
                      str(checkpoint), "--strength", bad]) == 2
-        assert "retouch.strength" in printed(capsys)
+        assert "inference.strength" in printed(capsys)
     assert not (tmp_path / "bad").exists()
 
 
@@ -105,8 +105,8 @@ def test_large_image_is_tiled_only_when_it_does_not_fit(checkpoint: Path, tmp_pa
     assert retouch(tmp_path / "big.png", tmp_path / "whole", checkpoint) == 0
     report = printed(capsys)
     assert "backend: torch" in report and "tiles of" not in report
-    assert retouch(tmp_path / "big.png", tmp_path / "tiled", checkpoint, "retouch.memory_mb=1",
-                   "retouch.tile_overlap=192") == 0
+    assert retouch(tmp_path / "big.png", tmp_path / "tiled", checkpoint, "inference.memory_mb=1",
+                   "inference.tile_overlap=192") == 0
     assert "tiles of" in printed(capsys)
     whole, tiled = read_image(tmp_path / "whole" / "big.png"), read_image(tmp_path / "tiled" / "big.png")
     assert (whole - tiled).abs().max() <= 1 / 255 + 1e-6
@@ -122,7 +122,7 @@ def test_edit_floor_overrides_the_checkpoints_for_one_run(tmp_path: Path, capsys
     floor = float(opened.median())  # zeroes about half of the map
     expected = run_plan(InferencePlan(edit_floor=floor), model, source[None])[0]
     assert retouch(tmp_path / "face.png", tmp_path / "plain", masked) == 0
-    assert retouch(tmp_path / "face.png", tmp_path / "floored", masked, f"retouch.edit_floor={floor}") == 0
+    assert retouch(tmp_path / "face.png", tmp_path / "floored", masked, f"inference.edit_floor={floor}") == 0
     plain, floored = read_image(tmp_path / "plain" / "face.png"), read_image(tmp_path / "floored" / "face.png")
     assert (floored - expected).abs().max() <= 1.5 / 255
     assert (floored - source).abs().sum() < 0.9 * (plain - source).abs().sum()  # the floor left more untouched
@@ -131,17 +131,17 @@ def test_edit_floor_overrides_the_checkpoints_for_one_run(tmp_path: Path, capsys
     assert flag == 0 and "torch" in printed(capsys)
     assert (read_image(tmp_path / "flag" / "face.png") - floored).abs().max() == 0
     for bad in ("1.0", "-0.2"):
-        assert retouch(tmp_path / "face.png", tmp_path / "bad", masked, f"retouch.edit_floor={bad}") == 2
-        assert "retouch.edit_floor" in (report := printed(capsys)) and "[0, 1)" in report
+        assert retouch(tmp_path / "face.png", tmp_path / "bad", masked, f"inference.edit_floor={bad}") == 2
+        assert "inference.edit_floor" in (report := printed(capsys)) and "[0, 1)" in report
     assert main(["retouch", str(tmp_path / "face.png"), "-o", str(tmp_path / "bad"), "--checkpoint", str(masked),
-                 "--device", "cpu", "--edit-floor", "0.5", "--set", "retouch.backend=onnxruntime"]) == 2
+                 "--device", "cpu", "--edit-floor", "0.5", "--set", "inference.backend=onnxruntime"]) == 2
     assert "ONNX export has its floor built in" in printed(capsys)
     assert not (tmp_path / "bad").exists()
 
 
 def test_edit_floor_needs_an_edit_map(checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     tensor_to_pil(photo(16, 16)).save(tmp_path / "face.png")
-    assert retouch(tmp_path / "face.png", tmp_path / "out", checkpoint, "retouch.edit_floor=0.3") == 2
+    assert retouch(tmp_path / "face.png", tmp_path / "out", checkpoint, "inference.edit_floor=0.3") == 2
     assert "needs a model with an edit map" in printed(capsys)
     assert not (tmp_path / "out" / "face.png").exists()
 

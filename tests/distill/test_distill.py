@@ -7,7 +7,7 @@ import torch
 
 import gan_retouch.nets.autoretouch  # noqa: F401  (registers the teacher)
 from gan_retouch.config import resolve
-from gan_retouch.distill.command import apply_budget, run_distillation
+from gan_retouch.distill.command import apply_budget, run_distill
 from gan_retouch.distill.model import TeacherFeatures
 from gan_retouch.distill.teacher import load_teacher
 from gan_retouch.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -197,7 +197,7 @@ def test_distill_map_needs_an_edit_map_teacher_before_training(tmp_path):
     overrides = {"device": "cpu", "checkpoints_root": str(tmp_path / "ck"), "distill": {"teacher": str(plain)}}
     options, _ = resolve("distill", "student", overrides)
     with pytest.raises(ConfigError, match=r"distill_map .*plain\.pt has none.*losses\.distill_map=null"):
-        run_distillation(options)
+        run_distill(options)
     assert not (tmp_path / "ck").exists()  # stopped before the run folder was made
     masked = save_generator_checkpoint(tmp_path / "masked.pt", "train", "autoretouch",
                                        {**TEACHER_ARGS, "edit_mask": True})
@@ -205,7 +205,7 @@ def test_distill_map_needs_an_edit_map_teacher_before_training(tmp_path):
                  "model": {"generator": {"args": {**FAST_ARGS, "edit_mask": False, "edit_floor": 0.0}}}}
     options, _ = resolve("distill", "student", overrides)
     with pytest.raises(ConfigError, match="distill_map needs a student with an edit map"):
-        run_distillation(options)
+        run_distill(options)
     options, _ = resolve("distill", "student", {**overrides, "losses": {"distill_map": None, "keep": None}})
     assert "distill_map" not in options["losses"]
 
@@ -223,7 +223,7 @@ def test_distill_end_to_end(tmp_path):
         "distill": {"teacher": str(teacher_path), "latency_size": 64, "latency_time_s": 0.01},
     }
     options, _ = resolve("distill", "student", overrides)
-    assert run_distillation(options) == 0
+    assert run_distill(options) == 0
     run_dir = tmp_path / "ck" / "student"
     report = json.loads((run_dir / "distill_report.json").read_text())
     assert set(report["rows"]) == {"teacher", "student", "identity"}
@@ -279,7 +279,7 @@ def test_a_failure_while_scoring_the_teacher_still_closes_the_run(tmp_path, monk
 
     monkeypatch.setattr(Validator, "evaluate", broken)
     with pytest.raises(RuntimeError, match="the teacher broke") as failure:
-        run_distillation(options)
+        run_distill(options)
     assert len(left) == 1
     with open(tmp_path / "ck" / "student" / ".lock") as handle:  # the failed run (still referenced) let it go
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

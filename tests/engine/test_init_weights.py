@@ -108,7 +108,7 @@ def test_an_unknown_init_key_is_refused_when_options_load(tmp_path):
 def test_distill_starts_the_student_from_an_earlier_student(tmp_path):
     """`distill --init`: the student begins with the given student's weights (a teacher fits no student)."""
     from gan_retouch.config import resolve
-    from gan_retouch.distill import run_distillation
+    from gan_retouch.distill import run_distill
     from gan_retouch.engine.checkpoint import save_checkpoint
     from gan_retouch.registry import GENERATORS
 
@@ -134,7 +134,7 @@ def test_distill_starts_the_student_from_an_earlier_student(tmp_path):
         "distill": {"teacher": str(teacher_path), "latency_size": 64, "latency_time_s": 0.01},
     }
     options, _ = resolve("distill", "student", overrides)
-    assert run_distillation(options) == 0
+    assert run_distill(options) == 0
     state = load_checkpoint(tmp_path / "ck" / "again" / "latest.pt")
     for key, value in earlier.state_dict().items():
         if value.dtype.is_floating_point and not key.endswith(("running_mean", "running_var")):
@@ -144,7 +144,7 @@ def test_distill_starts_the_student_from_an_earlier_student(tmp_path):
     wrong = resolve("distill", "student", {**overrides, "name": "wrong",
                                            "model": {"generator": {"args": args, "init": str(teacher_path)}}})[0]
     with pytest.raises(CheckpointError, match="model.generator.init"):
-        run_distillation(wrong)
+        run_distill(wrong)
 
 
 def test_init_open_map_opens_the_loaded_edit_map(tmp_path):

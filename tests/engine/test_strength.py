@@ -1,4 +1,4 @@
-"""train.strength: auto: the edit strength chosen on held-out pairs or regions and saved in the model's plan."""
+"""inference.strength: auto (formerly train.strength): the edit strength chosen on held-out pairs or regions and saved in the model's plan."""
 
 import json
 from pathlib import Path
@@ -86,7 +86,7 @@ def pairs(root: Path, count: int) -> Path:
 
 def finetune_options(tmp_path: Path, root: Path, *items: str) -> dict:
     return tiny_options(tmp_path, "data.source=folder", f"data.root={root}", "data.split_ratio=[1,0,0]",
-                        "data.crop=16", "data.alignment=off", "data.holdout=auto", "train.strength=auto",
+                        "data.crop=16", "data.alignment=off", "data.holdout=auto", "inference.strength=auto",
                         "val.split=train", "model.discriminator.name=null", "losses.gan=null", *items)
 
 
@@ -105,7 +105,7 @@ def test_one_pair_trains_and_the_chosen_strength_is_saved_in_the_plan(tmp_path, 
 
 def test_a_fixed_strength_is_saved_and_auto_needs_a_holdout(tmp_path) -> None:
     root = pairs(tmp_path / "pairs", 2)
-    trainer = Trainer(finetune_options(tmp_path, root, "train.strength=0.4", "data.holdout=none", "name=fixed"))
+    trainer = Trainer(finetune_options(tmp_path, root, "inference.strength=0.4", "data.holdout=none", "name=fixed"))
     trainer.fit()
     assert load_generator(trainer.run_dir / "latest.pt")[1]["plan"].strength == 0.4
     results = tmp_path / "results"
@@ -113,6 +113,6 @@ def test_a_fixed_strength_is_saved_and_auto_needs_a_holdout(tmp_path) -> None:
                  "--device", "cpu", "--set", f"results_root={results}", "test.lpips=false"]) == 0
     summary = json.loads(next(results.rglob("metrics.json")).read_text())["summary"]
     assert any("(strength 0.4)" in label for label in summary)  # test scores the model at its saved strength
-    with pytest.raises(ConfigError, match="train.strength=auto chooses the edit strength"):
+    with pytest.raises(ConfigError, match="inference.strength=auto chooses the edit strength"):
         Trainer(finetune_options(tmp_path, root, "data.holdout=none", "name=refused"))
     assert not (tmp_path / "refused").exists()

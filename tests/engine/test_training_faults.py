@@ -1,4 +1,4 @@
-"""Issue 25, faults around a training run: val.samples=0, resuming (a finished run, another recipe step count),
+"""Faults around a training run: val.samples=0, resuming (a finished run, another recipe step count),
 SIGTERM, duplicate log records after a resume, a full disk during a save. Nothing silently wrong, nothing lost."""
 
 import errno

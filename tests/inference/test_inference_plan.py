@@ -50,8 +50,8 @@ def edit_mask_net() -> torch.nn.Module:
 
 def test_validation_test_and_retouch_give_the_same_pixels(tmp_path: Path) -> None:
     data = photo_folder(tmp_path / "pairs")
-    options = tiny_options(tmp_path / "ck", "data.source=folder", f"data.root={data}", "model.generator.work_size=32",
-                           "model.generator.coarse_pass=true", extra={"model": {"generator": {"args": ARGS}}})
+    options = tiny_options(tmp_path / "ck", "data.source=folder", f"data.root={data}", "inference.work_size=32",
+                           "inference.coarse_pass=true", extra={"model": {"generator": {"args": ARGS}}})
     plan = training_plan(options)
     assert plan == InferencePlan(work_size=32, coarse_pass=True, edit_floor=0.25)  # smaller than the 64 px image
     net = edit_mask_net()

@@ -83,7 +83,7 @@ def test_auto_is_the_scale_of_the_training_images() -> None:
     assert resolved(source="folder", root="pairs", resize=512) == 512
     assert resolved(source="folder", root="pairs", max_side=640) == 640
     assert resolved(generator={"work_size": 384}) == 384 and resolved(generator={"work_size": None}) is None
-    with pytest.raises(ConfigError, match=r"model.generator.work_size \(from --set\) = 'big' is not valid; valid: auto"):
+    with pytest.raises(ConfigError, match=r"inference.work_size \(from --set\) = 'big' is not valid; valid: auto"):
         resolved(generator={"work_size": "big"})
 
 
@@ -155,7 +155,7 @@ def test_retouch_runs_the_network_at_the_checkpoints_work_size(tmp_path: Path, c
     assert (read_image(tmp_path / "own" / "a.png") - expected).abs().max() <= 1 / 255 + 1e-6
     assert (read_image(tmp_path / "native" / "a.png") - native).abs().max() <= 1 / 255 + 1e-6
     assert main([*base, "-o", str(tmp_path / "bad"), "--work-size", "20"]) == 2
-    assert "retouch.work_size = 20 is not a working size" in printed(capsys)
+    assert "inference.work_size = 20 is not a working size" in printed(capsys)
     assert not (tmp_path / "bad").exists()
 
 
@@ -169,13 +169,13 @@ def test_test_scores_at_each_checkpoints_work_size_unless_told(tmp_path: Path, c
     assert set(native) == {"identity (input)", "ws-best (work size native)"}
     assert own["ws-best"]["psnr"] != pytest.approx(native["ws-best (work size native)"]["psnr"], abs=1e-3)
     assert main([*base, "--work-size", "31", "--set", "name=bad"]) == 2
-    assert "test.work_size = 31 is not a working size" in printed(capsys)
+    assert "inference.work_size = 31 is not a working size" in printed(capsys)
     assert not (tmp_path / "r" / "bad").exists()
 
 
 def test_validation_runs_at_the_work_size(tmp_path: Path) -> None:
-    options = tiny_options(tmp_path, "data.synthetic.size=48", "model.generator.work_size=32",
-                           "model.generator.coarse_pass=false")
+    options = tiny_options(tmp_path, "data.synthetic.size=48", "inference.work_size=32",
+                           "inference.coarse_pass=false")
     validator = Validator.from_options(options, torch.device("cpu"), DistInfo())
     assert validator.plan == training_plan(options) and validator.plan.work_size == 32
     generator = GENERATORS.build("autoretouch", ngf=4, n_blocks=1, residual=True).eval()
@@ -251,7 +251,7 @@ def test_coarse_pass_settings() -> None:
     assert resolved() is True and resolved(coarse_pass=False) is False  # the quickstart recipe turns it on
     with pytest.raises(ConfigError, match="coarse_pass=true needs an edit map"):
         resolved(args={"edit_mask": False, "edit_floor": 0.0})
-    with pytest.raises(ConfigError, match="model.generator.coarse_pass .*must be of type bool"):
+    with pytest.raises(ConfigError, match="inference.coarse_pass .*must be of type bool"):
         resolved(coarse_pass="on")
 
 
@@ -263,7 +263,7 @@ def test_test_and_retouch_run_the_checkpoints_coarse_pass_unless_told(tmp_path: 
     checkpoint = save_checkpoint({"kind": "train", "options": options, "generator": entry}, tmp_path / "m" / "best.pt")
     base = ["test", "--checkpoint", str(checkpoint), "--device", "cpu", "--set", f"results_root={tmp_path / 'r'}",
             "test.lpips=false"]
-    assert main(base) == 0 and main([*base, "--set", "test.coarse_pass=false"]) == 0
+    assert main(base) == 0 and main([*base, "--set", "inference.coarse_pass=false"]) == 0
     own = json.loads((tmp_path / "r" / "tiny" / "test_m-best" / "metrics.json").read_text())["summary"]
     off = json.loads((tmp_path / "r" / "tiny" / "test_m-best_2" / "metrics.json").read_text())["summary"]
     assert "m-best (coarse pass off)" in off
@@ -274,7 +274,7 @@ def test_test_and_retouch_run_the_checkpoints_coarse_pass_unless_told(tmp_path: 
     retouch = ["retouch", str(photos), "--checkpoint", str(checkpoint), "--device", "cpu"]
     assert main([*retouch, "-o", str(tmp_path / "out")]) == 0
     assert "coarse pass on" in printed(capsys)
-    assert main([*retouch, "-o", str(tmp_path / "bad"), "--set", "retouch.coarse_pass=true",
-                 "retouch.backend=onnxruntime"]) == 2
+    assert main([*retouch, "-o", str(tmp_path / "bad"), "--set", "inference.coarse_pass=true",
+                 "inference.backend=onnxruntime"]) == 2
     assert "an ONNX export has its floor built in" in printed(capsys)
     assert not (tmp_path / "bad").exists()

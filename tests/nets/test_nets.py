@@ -16,6 +16,7 @@ TINY = {
     "resunet": {"filters": [4, 8, 8], "kernels": [7, 3, 3]},
     "u2net_lite": {"width": 6, "mid": 4},
     "gated": {"ngf": 4, "dilations": [2, 4]},
+    "template": {"width": 4},
 }
 SIZES = [(32, 32), (37, 50)]  # square, and non-square not divisible by any stride
 

@@ -1,4 +1,4 @@
-"""Issue 33, hostile files and faults, round three: exports that replace files, crafted and non-finite checkpoints,
+"""Crafted files and faults: exports that replace files, crafted and non-finite checkpoints,
 torch's disk-full wording, the VGG cache, leftovers, two runs into one folder and the messages. Each case once
 failed (a replaced file, gigabytes allocated, a black image, a traceback, a vague line)."""
 

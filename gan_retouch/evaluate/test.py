@@ -19,10 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from gan_retouch.config import check_saved, option_defaults
+from gan_retouch.config import check_saved, check_unused_inference, option_defaults, with_inference
 from gan_retouch.console import console
 from gan_retouch.data.folders import SPLIT_NAMES
-from gan_retouch.engine.checkpoint import load_generator
 from gan_retouch.engine.distributed import (
     DistInfo,
     bind_device,
@@ -31,15 +30,17 @@ from gan_retouch.engine.distributed import (
     init_distributed,
     shutdown,
 )
+from gan_retouch.engine.load import load_model
 from gan_retouch.errors import ConfigError
 from gan_retouch.evaluate.page import write_page
 from gan_retouch.evaluate.scoring import Scored, score_pairs, slug
 from gan_retouch.evaluate.tables import IDENTITY, summarise, summary_table, write_tables
 from gan_retouch.evaluate.validation import resolve_lpips
 from gan_retouch.fileio import ensure_writable_dir, remove_stale_temps, temp_path
-from gan_retouch.inference.plan import InferencePlan, ModelFacts, resolve_plan
+from gan_retouch.inference.plan import InferencePlan
 
 MAX_TAG_LENGTH = 60
+TEST_FIELDS = ("work_size", "coarse_pass", "edit_floor", "face_width", "protect_features", "tile", "tile_overlap")
 
 
 @dataclass
@@ -82,17 +83,15 @@ def unused_folder(folder: Path) -> Path:
 
 def load_models(paths: list[str], use_ema: bool, device: torch.device, settings: dict[str, Any]) -> list[Model]:
     """Every checkpoint as a Model on ``device``, each under its own inference plan with the ``test`` options
-    ``settings`` applied (``test.edit_floor``, ``test.work_size``, 0 = native, ``test.coarse_pass``, tiling; the
-    PyTorch network in fp32). Labels are unique (a repeated tag gets ``#2``) and name the overrides."""
+    ``settings`` applied (``TEST_FIELDS`` of the ``inference`` group: ``work_size`` 0 = native, ``edit_floor``,
+    ``coarse_pass``, faces, tiling; the PyTorch network in fp32, at the checkpoint's strength). Labels are unique (a repeated tag gets ``#2``) and name the overrides."""
     if not paths:
         raise ConfigError("no checkpoint to test: give one or more --checkpoint PATH (test.checkpoints)")
     overrides = {**settings, "precision": "fp32", "backend": "torch", "memory_mb": None}  # strength: the saved one
     models: list[Model] = []
     for path in paths:
-        network, info = load_generator(path, use_ema=use_ema, map_location="cpu")
-        source = str(info.get("path", path))
-        facts = ModelFacts(bool(getattr(network, "edit_mask", False)), int(getattr(network, "stride", 1)), source)
-        plan = resolve_plan(info["plan"], overrides, "test", facts, device.type)
+        loaded = load_model(path, {**overrides, "use_ema": use_ema}, "inference", device)
+        network, info, plan, source = loaded.network, loaded.info, loaded.plan, loaded.source
         tag = checkpoint_tag(info.get("builtin", path))  # builtin -> builtin-student
         label = tag if tag not in {m.tag for m in models} else f"{tag}#{len(models) + 1}"
         label += " (ema)" if info.get("used_ema") else ""
@@ -143,7 +142,9 @@ def run_test(options: dict[str, Any]) -> int:
 
 def score_and_write(options: dict[str, Any], owned: list[Path], info: DistInfo) -> int:
     """``run_test``'s work; ``owned`` gets the temporary folder of the page as soon as it is named."""
-    settings = options["test"]
+    check_unused_inference(options, "test", TEST_FIELDS, "it scores every model at its saved strength, in fp32 "
+                           "through PyTorch")
+    settings = with_inference(options, "test")
     device = bind_device(options["device"], info)
     models = load_models(list(settings["checkpoints"]), settings["use_ema"], device, settings)
     data, data_source = scoring_data_options(options, models[0])
@@ -189,7 +190,7 @@ def write_results(options: dict[str, Any], name: str, split: str, count: int, da
                   device: torch.device, models: list[Model], scored: list[Scored], lpips_note: str | None,
                   partial: Path, final: Path) -> None:
     """The tables and the page of every scored pair, written in ``partial`` and moved to ``final``."""
-    settings = options["test"]
+    settings = with_inference(options, "test")
     rows, per_image = [pair.row for pair in scored], [pair.metrics for pair in scored]
     labels = [IDENTITY, *(m.label for m in models)]
     summary = summarise(per_image, labels)

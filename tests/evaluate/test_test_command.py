@@ -12,7 +12,7 @@ from gan_retouch.cli import main
 from gan_retouch.config import resolve
 from gan_retouch.engine.checkpoint import save_checkpoint
 from gan_retouch.evaluate.bands import heatmap
-from gan_retouch.evaluate.runner import IDENTITY, checkpoint_tag, results_tag, unused_folder
+from gan_retouch.evaluate.test import IDENTITY, checkpoint_tag, results_tag, unused_folder
 from gan_retouch.registry import GENERATORS
 
 
@@ -86,7 +86,7 @@ def test_tiled_run_matches_and_data_flag_wins(tmp_path: Path, checkpoints: tuple
     base = ["test", "--checkpoint", str(checkpoints[0]), "--device", "cpu", "--set", f"results_root={tmp_path}",
             "name=run", "test.lpips=false", "data.synthetic.size=40", "data.synthetic.test_count=1"]
     assert main(base) == 0
-    assert main([*base, "--tile", "24", "--set", "test.tile_overlap=8"]) == 0
+    assert main([*base, "--tile", "24", "--set", "inference.tile_overlap=8"]) == 0
     whole = json.loads((tmp_path / "run" / "test_tiny-best" / "metrics.json").read_text())
     tiled = json.loads((tmp_path / "run" / "test_tiny-best_2" / "metrics.json").read_text())
     assert whole["data"]["synthetic"]["size"] == 40  # the --set data options were used, not the checkpoint's
@@ -103,12 +103,12 @@ def test_edit_floor_replaces_every_models_floor_for_one_run(tmp_path: Path, chec
     floored = json.loads((tmp_path / "r" / "tiny" / "test_masked-best_2" / "metrics.json").read_text())["summary"]
     assert own["masked-best"]["psnr_clean"] < 100.0  # its own floor (0) lets it edit clean pixels
     assert floored["masked-best (floor 0.999)"]["psnr_clean"] == 100.0  # nearly no pixel passes this floor
-    for bad, message in (("1.0", "test.edit_floor"), ("-0.1", "test.edit_floor")):
+    for bad, message in (("1.0", "inference.edit_floor"), ("-0.1", "inference.edit_floor")):
         assert main([*base, "--edit-floor", bad, "--set", "name=bad"]) == 2
         assert message in (report := printed(capsys)) and "[0, 1)" in report
     assert main(["test", "--checkpoint", str(masked), "--checkpoint", str(checkpoints[0]), "--device", "cpu",
                  "--edit-floor", "0.3", "--set", f"results_root={tmp_path / 'r'}", "name=bad"]) == 2
-    assert "test.edit_floor needs a model with an edit map" in printed(capsys)
+    assert "inference.edit_floor needs a model with an edit map" in printed(capsys)
     assert not (tmp_path / "r" / "bad").exists()
 
 

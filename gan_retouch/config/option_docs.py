@@ -135,18 +135,18 @@ def parse_range(comment: str) -> Allowed | None:
     return allowed if allowed is not None and allowed.interval is not None else None
 
 
-def read_comments(path: Path) -> tuple[dict[str, str], str | None]:
-    """Dotted key -> comment of one option file, and the file's ``base:`` (the file it extends)."""
+def read_comments(path: Path) -> tuple[dict[str, str], list[str]]:
+    """Dotted key -> comment of one option file, and the files it extends (its ``base:``: one name or a list)."""
     comments: dict[str, str] = {}
     stack: list[tuple[int, str]] = []
-    base = None
+    bases: list[str] = []
     for line in path.read_text(encoding="utf-8").splitlines():
         match = KEY_LINE.match(line)
         if not match:
             continue
         indent, key, rest = len(match.group(1)), match.group(2), match.group(3)
         if indent == 0 and key == "base":
-            base = rest.strip()
+            bases = [name.strip() for name in rest.strip().strip("[]").split(",") if name.strip()]
             continue
         while stack and stack[-1][0] >= indent:
             stack.pop()
@@ -154,13 +154,17 @@ def read_comments(path: Path) -> tuple[dict[str, str], str | None]:
         stack.append((indent, key))
         if " # " in rest:
             comments[dotted] = rest.split(" # ", 1)[1].strip()
-    return comments, base
+    return comments, bases
 
 
 def comments_with_bases(options_dir: Path, command: str) -> dict[str, str]:
-    """Every option comment of a command, following the ``base:`` chain (the command's own file wins)."""
-    comments, base = read_comments(options_dir / f"{command}.yaml")
-    return {**comments_with_bases(options_dir, base), **comments} if base else comments
+    """Every option comment of a command, following its ``base:`` files in order (a later file wins, the
+    command's own last; a key a file sets without a comment keeps its base's, as a per-command default does)."""
+    comments, bases = read_comments(options_dir / f"{command}.yaml")
+    inherited: dict[str, str] = {}
+    for base in bases:
+        inherited.update(comments_with_bases(options_dir, base))
+    return {**inherited, **comments}
 
 
 def allowed_of(comments: dict[str, str]) -> dict[str, Allowed]:

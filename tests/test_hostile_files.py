@@ -1,4 +1,4 @@
-"""Issue 25, hostile files and options: palette PNGs, decompression bombs, run names that leave their folder, a
+"""Hostile files and options: palette PNGs, decompression bombs, run names that leave their folder, a
 damaged ONNX file, a huge --set value. Each case once failed (garbage, a traceback, a file outside its folder)."""
 
 import os

@@ -1,4 +1,5 @@
-"""Issue 33, round three (part three): the messages of item 13, each one line that names the file and the fix."""
+"""Error messages for files that are not what they claim, NaN weights, warnings and torch's CUDA line: each one
+line that names the file and the fix."""
 
 import math
 import os

@@ -1,4 +1,4 @@
-"""Issue 33, hostile files and faults, round three (part two): commands that write sets of pairs or result pages.
+"""Output folders of the commands that write sets of pairs or result pages.
 `synth` and `prepare` never write into an existing set or make a split folder inside a folder of pairs; the hidden
 folders of a `test` stopped by Ctrl-C or of a killed `prepare` are removed."""
 

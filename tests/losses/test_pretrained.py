@@ -1,6 +1,6 @@
 """Pretrained backbones offline: the refusal names file, folder and fix; loud random weights; the terms behave.
 
-(Downloads, faked: test_pretrained_download.py.)
+(Downloads, faked: tests/engine/test_pretrained_download.py.)
 """
 
 import hashlib

@@ -19,6 +19,7 @@ from rich.markup import escape
 from gan_retouch import __version__
 from gan_retouch.cli_help import options_help, options_listing
 from gan_retouch.config import ECHO_CHARS, deep_merge, find_recipe, option_docs, parse_set_items, resolve
+from gan_retouch.config.dotted import put
 from gan_retouch.console import console
 from gan_retouch.errors import ConfigError, GanRetouchError
 
@@ -189,11 +190,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         items["data.source"] = "folder"
     nested: dict[str, Any] = {}
     for key, value in items.items():
-        node = nested
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
+        put(nested, key, value)
     return deep_merge(nested, parse_set_items(args.set))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gan_retouch.config.dotted import MISSING, get, pop, put
 from gan_retouch.console import console
 from gan_retouch.errors import ConfigError
 
@@ -22,49 +23,21 @@ _MOVED = {"retouch": PLAN_FIELDS,
 RENAMED = {f"{group}.{field}": f"inference.{field}" for group, fields in _MOVED.items() for field in fields}
 
 
-def _pop(values: dict[str, Any], dotted: str) -> tuple[bool, Any]:
-    """Remove ``dotted`` from the nested mapping ``values``; whether it was there, and its value."""
-    *parents, leaf = dotted.split(".")
-    node = values
-    for part in parents:
-        node = node.get(part) if isinstance(node, dict) else None
-    if not isinstance(node, dict) or leaf not in node:
-        return False, None
-    return True, node.pop(leaf)
-
-
-def _has(values: dict[str, Any], dotted: str) -> bool:
-    node: Any = values
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
-
-
-def _put(values: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    node = values
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = value
-
-
 def renamed(values: dict[str, Any], label: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     """``values`` (one recipe file's, or the command line's; nested, changed in place) with each old key moved to
     its new name, and a note per key; both names at once is a ConfigError. With ``schema`` (a command's
     defaults), only the keys that command had under the old name and knows under the new one move (``export --set
     retouch.tile=...`` stays an unknown option)."""
     for old, new in RENAMED.items():
-        if schema is not None and (_has(schema, old) or not _has(schema, new)
-                                   or not _has(schema, old.rsplit(".", 1)[0])):
+        if schema is not None and (get(schema, old) is not MISSING or get(schema, new) is MISSING
+                                   or get(schema, old.rsplit(".", 1)[0]) is MISSING):
             continue  # the command has no such old key (another command's group stays an unknown option)
-        found, value = _pop(values, old)
-        if not found:
+        value = pop(values, old)
+        if value is MISSING:
             continue
-        if _has(values, new):
+        if get(values, new) is not MISSING:
             raise ConfigError(f"{label} sets both {old} and {new}: {old} is the old name of {new}; keep {new}")
-        _put(values, new, value)
+        put(values, new, value)
         console.print(f"[yellow]note[/] {label}: {old} is now {new} (options/inference.yaml); the old name still "
                       "works")
     return values

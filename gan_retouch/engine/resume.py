@@ -15,32 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from gan_retouch.config import Options, check_saved, shorten
+from gan_retouch.config.dotted import MISSING, get, put
 from gan_retouch.engine.stage import plan_stages
 from gan_retouch.errors import ConfigError
 
 SCHEDULE_KEYS = ("train.steps", "train.scheduler", "train.decay_start", "train.step_size", "train.gamma", "stages")
 INIT_KEYS = tuple(f"model.{part}.{key}" for part in ("generator", "discriminator")
                   for key in ("init", "init_key", "init_strict")) + ("model.generator.init_open_map",)
-MISSING = object()
-
-
-def _get(options: dict[str, Any], key: str) -> Any:
-    node: Any = options
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return MISSING
-        node = node[part]
-    return node
-
-
-def _set(options: dict[str, Any], key: str, value: Any) -> None:
-    *parents, leaf = key.split(".")
-    node = options
-    for part in parents:
-        node = node[part]
-    node[leaf] = copy.deepcopy(value)
-
-
 def set_by(key: str, command_line: Collection[str]) -> bool:
     """Whether the command line set ``key`` (or a group holding it, or a key inside it)."""
     return any(key == given or key.startswith(f"{given}.") or given.startswith(f"{key}.") for given in command_line)
@@ -63,11 +44,11 @@ def resumed_options(options: Options, saved: Any, command_line: Collection[str] 
                 "the options saved in the resumed checkpoint")  # they may replace the schedule
     resolved, kept = copy.deepcopy(options), []
     for key in SCHEDULE_KEYS:
-        old = _get(saved, key)
-        if command_line is None or old is MISSING or set_by(key, command_line) or _get(options, key) == old:
+        old = get(saved, key)
+        if command_line is None or old is MISSING or set_by(key, command_line) or get(options, key) == old:
             continue
-        _set(resolved, key, old)
-        kept.append(f"{key}={shorten(_get(options, key))}")
+        put(resolved, key, copy.deepcopy(old))
+        kept.append(f"{key}={shorten(get(options, key))}")
     notes = []
     if kept:
         notes.append(f"resumed at step {step} with the run's own schedule ({total_steps(saved)} steps), not "
@@ -97,13 +78,13 @@ def kept_init(options: Options, saved: Any, command_line: Collection[str] | None
         return options, []
     kept, notes = copy.deepcopy(options), []
     for key in INIT_KEYS:
-        old = _get(saved, key)
+        old = get(saved, key)
         if old is MISSING:
             continue
-        if command_line and set_by(key, command_line) and _get(options, key) != old:
-            notes.append(f"{key}={shorten(_get(options, key))} is not used on --resume: the weights come from the "
+        if command_line and set_by(key, command_line) and get(options, key) != old:
+            notes.append(f"{key}={shorten(get(options, key))} is not used on --resume: the weights come from the "
                          f"checkpoint resumed (the run started from {shorten(old)}); start a new run to use it")
-        _set(kept, key, old)
+        put(kept, key, copy.deepcopy(old))
     return kept, notes
 
 

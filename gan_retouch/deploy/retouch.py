@@ -28,7 +28,8 @@ from gan_retouch.deploy.backends import Backend, select_backend
 from gan_retouch.deploy.half import auto_precision
 from gan_retouch.deploy.image_files import ALPHA_FORMATS, FORMATS, encode_image, read_pixels
 from gan_retouch.deploy.pipeline import Decoded, download, run_overlapped, upload
-from gan_retouch.deploy.shares import current_launch, launch_device, share
+from gan_retouch.deploy.shares import launch_device, share
+from gan_retouch.engine.distributed import launch_from_env
 from gan_retouch.engine.load import load_model
 from gan_retouch.errors import ConfigError, DataError, GanRetouchError
 from gan_retouch.fileio import atomic_write, ensure_writable_dir
@@ -200,7 +201,7 @@ def load_plan(settings: dict[str, Any], device: torch.device) -> tuple[torch.nn.
 def run_retouch(options: dict[str, Any], inputs: list[str]) -> int:
     """Retouch every image in ``inputs`` into ``retouch.output``; 0 when all succeeded, 1 when any failed."""
     settings = with_inference(options, "retouch")
-    launch = current_launch()  # under torchrun: this process's share of the files
+    launch = launch_from_env()  # under torchrun: this process's share of the files
     device = launch_device(resolve_device(options["device"]), launch)
     check_retouch_settings(settings)
     if not inputs:

@@ -18,6 +18,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class DistInfo:
+    """This process's place in a torchrun launch; rank 0 of 1 outside one."""
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
@@ -31,24 +33,38 @@ class DistInfo:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    def describe(self) -> str:
+        return f" (rank {self.rank} of {self.world_size})" if self.world_size > 1 else ""
+
+
+def launch_from_env() -> DistInfo:
+    """This process's rank, world size and local rank from torchrun's environment (``RANK``, ``WORLD_SIZE``,
+    ``LOCAL_RANK``), checked; no process group is joined."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    except ValueError as exc:
+        raise ConfigError(f"RANK / WORLD_SIZE / LOCAL_RANK must be integers (set by torchrun): {exc}") from None
+    if world < 1 or not 0 <= rank < world:
+        raise ConfigError(f"RANK={rank} is not a rank of WORLD_SIZE={world}; launch with torchrun, or unset them")
+    return DistInfo(rank, world, local)
+
 
 def init_distributed(device_spec: str) -> DistInfo:
     """Join the process group when launched by torchrun: NCCL on CUDA, gloo on CPU.
 
     A one-process torchrun run joins one too, so DDP and NCCL run on a single GPU exactly as on many.
     """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    launch = launch_from_env()
     launched = "RANK" in os.environ and "MASTER_ADDR" in os.environ
-    if world_size <= 1 and not launched:
+    if launch.world_size <= 1 and not launched:
         return DistInfo()
-    rank = int(os.environ["RANK"])
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = device_spec != "cpu" and torch.cuda.is_available()
     if device_spec.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {device_spec!r} asked for under torchrun, but CUDA is not available")
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, grouped=True)
+    return DistInfo(launch.rank, launch.world_size, launch.local_rank, grouped=True)
 
 
 def bind_device(device_spec: str, info: DistInfo) -> torch.device:

@@ -11,8 +11,9 @@ import torch
 
 import gan_retouch.nets  # noqa: F401  (registers the generators)
 from gan_retouch.config import resolve
-from gan_retouch.deploy.shares import Launch, current_launch, launch_device, share
+from gan_retouch.deploy.shares import launch_device, share
 from gan_retouch.engine.checkpoint import save_checkpoint
+from gan_retouch.engine.distributed import DistInfo, launch_from_env
 from gan_retouch.errors import ConfigError
 from gan_retouch.imaging import tensor_to_pil
 from gan_retouch.registry import GENERATORS
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_shares_of_all_ranks_cover_every_output_once_and_keep_collisions_together():
     keys = ["a.png", "b.png", "a.png", "c.png", "d.png", "e.png"]  # items 0 and 2 write the same file
     items = list(range(len(keys)))
-    shares = [share(items, keys, Launch(rank, 3)) for rank in range(3)]
+    shares = [share(items, keys, DistInfo(rank, 3)) for rank in range(3)]
     assert sorted(i for s in shares for i in s) == items
     assert shares[0] == [0, 2, 4] and shares[1] == [1, 5] and shares[2] == [3]
 
@@ -32,12 +33,12 @@ def test_the_launch_comes_from_torchrun_environment(monkeypatch):
     monkeypatch.setenv("RANK", "3")
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("LOCAL_RANK", "1")
-    launch = current_launch()
-    assert launch == Launch(3, 4, 1) and launch_device(torch.device("cuda"), launch) == torch.device("cuda", 1)
+    launch = launch_from_env()
+    assert launch == DistInfo(3, 4, 1) and launch_device(torch.device("cuda"), launch) == torch.device("cuda", 1)
     assert launch_device(torch.device("cpu"), launch) == torch.device("cpu")
     monkeypatch.setenv("RANK", "4")
     with pytest.raises(ConfigError, match="RANK=4 is not a rank of WORLD_SIZE=4"):
-        current_launch()
+        launch_from_env()
 
 
 def test_a_torchrun_launch_retouches_each_file_once(tmp_path):

@@ -33,7 +33,10 @@ RESULTS_DIR = REPO / "benchmarks" / "results"
 DOC = REPO / "docs" / "results.md"
 ENV_DIR = "GAN_RETOUCH_RESULTS_DIR"
 # An absolute path under the folders that hold checkouts, runs and scratch files: never recorded as it is.
-MACHINE_PATH = re.compile(r"(?<![^\s=('\"`,:])/(?:work|tmp|home|root|mnt|scratch|Users|data)(?:/[^\s'\"`,;)]*)?")
+# The checkout's own top folder (a CI machine may hold it under /check or /builds) counts as one of them too.
+MACHINE_TOPS = sorted({"work", "tmp", "home", "root", "mnt", "scratch", "Users", "data", REPO.parts[1]})
+MACHINE_PATH = re.compile(r"(?<![^\s=('\"`,:])/(?:" + "|".join(map(re.escape, MACHINE_TOPS))
+                          + r")(?:/[^\s'\"`,;)]*)?")
 # What each script measures, in the order docs/results.md shows them (scripts not listed follow, by name).
 ABOUT = {
     "recipes": "Training runs of the bundled recipes (`gan-retouch train`, `distill`, `test`): wall time and PSNR.",

@@ -1,8 +1,8 @@
 """Rendered blemishes against real ones: size relative to the face and redness, measured the same way on both.
 
 For each photo of ``--faces`` with a face OpenCV finds, the red spots of its face skin are measured twice:
-- **real**: the spots the photo already has (``synth.spots.inner_spots``: a* above the local skin mean by more
-  than 4, an equivalent diameter of 0.3-4 % of the face width, inside the skin:
+- **real**: the spots the photo already has (``synth.spots.red_spots``: a* above the local skin mean at one of
+  its levels, a longer side of 0.3-5 % of the face width, compact, inside the skin:
   the spots the real-photo training pairs tone down in their targets);
 - **rendered**: the spots the renderer draws on the same photo (``synth.photos.blemish_photo`` with the family of
   ``--recipe``, default the built-in ``faces`` recipe), found the same way on the input, inside its defect mask.
@@ -29,7 +29,7 @@ from gan_retouch.data.io import is_image_file, read_image
 from gan_retouch.imaging import save_image
 from gan_retouch.inference.face_scale import largest_face_width
 from gan_retouch.synth.photos import blemish_photo, face_skin
-from gan_retouch.synth.spots import inner_spots, to_lab
+from gan_retouch.synth.spots import red_spots, to_lab
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # results.py, also when loaded by file path
 import results  # noqa: E402
@@ -64,9 +64,9 @@ def measure(photo: torch.Tensor, family: dict, seed: int) -> dict[str, list] | N
     faces, skin = face_skin(photo)
     face_width = faces[0].w
     skin_np = skin[0].numpy()
-    real, excess = inner_spots(to_lab(photo), skin_np, face_width)
+    real, excess = red_spots(to_lab(photo), skin_np, face_width)
     pair = blemish_photo(photo, family, (seed, "bench_blemishes"), faces, tone_down=False)
-    drawn, drawn_excess = inner_spots(to_lab(pair["input"]), skin_np, face_width)
+    drawn, drawn_excess = red_spots(to_lab(pair["input"]), skin_np, face_width)
     drawn &= pair["mask"][0].numpy() > 0
     return {"real": spot_stats(real, excess, face_width), "rendered": spot_stats(drawn, drawn_excess, face_width),
             "photo": photo, "input": pair["input"]}

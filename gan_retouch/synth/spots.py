@@ -2,15 +2,21 @@
 
 Real photos of faces are not spotless. A model trained to map "photo + rendered blemishes" back to "photo" learns
 to keep the spots the photo already has. So the target of a real-photo pair is the photo with its own red spots
-toned down: where the redness (CIELAB a*) of a small patch of skin rises above that of the skin around it, the
-excess is removed (and the lightness it lost restored), while the fine texture of lightness stays as it was.
+toned down: where the redness (CIELAB a*) of a small patch of skin rises above that of the skin around it (a
+Gaussian over ``LOCAL_SIGMA`` of the face width), the excess is removed (and the lightness it lost restored, up to
+what the redness explains, so brown freckles keep their tone), while the fine texture of lightness stays.
 
-A spot is a connected patch of face skin whose a* exceeds its local mean (a Gaussian over ``LOCAL_SIGMA`` of the
-face width) by more than ``EXCESS``, and by more than ``RED_DOMINANCE`` times the lightness it lost (a red papule,
-not a brown freckle, which a retoucher keeps), and whose size lies within ``SPOT_DIAMETER`` of the face width (the sizes of
-acne on real faces; lips and flushed cheeks are larger, pores smaller). Only spots inside the skin (``INTERIOR``
-of the face width away from its edge) are toned down: the fragments of a lip, a finger or a red light in the hair
-at the skin's edge are not. Clustered spots are toned down like lone ones: acne comes in clusters.
+The target must be a function a network can learn: a spot healed in one photo and a look-alike left in another
+teach it to leave both (the L1 optimum is the median). So the healing is graded, not all-or-nothing:
+
+- a *spot* is a connected patch of face skin whose a* excess is above one of ``LEVELS`` (a cluster that merges
+  into one large patch at a low level splits into papules at a higher one) and that looks like acne: its longer
+  side within ``SPOT_SIDE`` of the face width, and compact unless it is small (``COMPACTNESS``: a nose's shading
+  edge or a strand of hair is long and thin; lips and flushed cheeks are larger);
+- inside a spot and its halo the excess is removed in proportion to its strength: nothing below ``EXCESS[0]``,
+  all of it from ``EXCESS[1]`` up (smoothly in between);
+- only whole spots ``INTERIOR`` of the face width inside the skin mask are toned down: not the fragments of a
+  lip, a finger or a red light at the skin's edge.
 """
 
 from __future__ import annotations
@@ -21,10 +27,13 @@ import numpy as np
 import torch
 
 LOCAL_SIGMA = 0.03  # Gaussian sigma of the local skin colour, as a fraction of the face width
-EXCESS = 4.0  # a* above the local mean (CIELAB units) that counts as a red spot
-RED_DOMINANCE = 0.5  # ... and a* excess at least this share of the L* deficit: redder than it is darker
-SPOT_DIAMETER = (0.003, 0.04)  # equivalent diameter range of a spot, as fractions of the face width
-INTERIOR = 0.01  # a spot toned down lies this far (fraction of the face width) inside the skin mask
+EXCESS = (2.0, 5.0)  # a* above the local mean (CIELAB units): none of it removed below, all of it above
+LEVELS = (2.0, 3.0, 4.5, 6.5)  # a* excess levels at which spots are looked for
+SPOT_SIDE = (0.003, 0.05)  # longer side of a spot's bounding box, as fractions of the face width
+COMPACTNESS = (0.2, 0.015)  # area / (pi/4 side^2) a spot needs ... unless its side is below this face width share
+INTERIOR = 0.004  # a spot toned down lies this far (fraction of the face width, at least 1 px) inside the skin mask
+RED_DOMINANCE = 0.5  # the lightness a spot lost comes back up to its a* excess / this (a freckle keeps its tone)
+HALO = 0.004  # how far around a spot (face width share) its healing fades out
 
 
 def to_lab(image: torch.Tensor) -> np.ndarray:
@@ -61,21 +70,25 @@ def local_excess(lab: np.ndarray, skin: np.ndarray, face_width: float) -> tuple[
     return lab[..., 1] - local_mean(1), local_mean(0) - lab[..., 0], lab[..., 2] - local_mean(2)
 
 
-def _red(excess_a: np.ndarray, deficit_l: np.ndarray, skin: np.ndarray, face_width: float) -> np.ndarray:
-    """The red-spot mask of ``red_spots`` from the local excess maps."""
+def spots_at_levels(excess_a: np.ndarray, skin: np.ndarray, face_width: float) -> np.ndarray:
+    """Boolean ``[H,W]``: the skin pixels in a spot at any of ``LEVELS`` (module docstring)."""
     import cv2
 
-    candidates = ((excess_a > EXCESS) & (excess_a >= RED_DOMINANCE * deficit_l) & (skin > 0.5)).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=8)
-    low, high = (math.pi / 4 * (d * face_width) ** 2 for d in SPOT_DIAMETER)
-    areas = stats[:, cv2.CC_STAT_AREA]
-    keep = (areas >= max(low, 2.0)) & (areas <= high)
-    keep[0] = False  # the background label
-    return keep[labels]
+    found = np.zeros(excess_a.shape, dtype=bool)
+    for level in LEVELS:
+        candidates = ((excess_a > level) & (skin > 0.5)).astype(np.uint8)
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=8)
+        side = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]).astype(np.float64)
+        compact = stats[:, cv2.CC_STAT_AREA] / (math.pi / 4 * side**2)
+        keep = (side >= max(SPOT_SIDE[0] * face_width, 1.5)) & (side <= SPOT_SIDE[1] * face_width)
+        keep &= (compact >= COMPACTNESS[0]) | (side <= COMPACTNESS[1] * face_width)
+        keep[0] = False  # the background label
+        found |= keep[labels]
+    return found
 
 
-def _inside(spots: np.ndarray, skin: np.ndarray, face_width: float) -> np.ndarray:
-    """The whole ``spots`` that lie at least ``INTERIOR`` of the face width inside the skin."""
+def inside(spots: np.ndarray, skin: np.ndarray, face_width: float) -> np.ndarray:
+    """The whole ``spots`` (connected groups) that lie at least ``INTERIOR`` of the face width inside the skin."""
     import cv2
 
     depth = max(1, round(INTERIOR * face_width))
@@ -86,37 +99,43 @@ def _inside(spots: np.ndarray, skin: np.ndarray, face_width: float) -> np.ndarra
     return spots & ~np.isin(labels, at_edge)
 
 
+def heal_weight(excess_a: np.ndarray, skin: np.ndarray, face_width: float) -> np.ndarray:
+    """``[H,W]`` in [0, 1]: how much of each pixel's a* excess the healing removes (module docstring)."""
+    import cv2
+
+    reach = max(1, round(HALO * face_width))
+    halo = cv2.dilate(inside(spots_at_levels(excess_a, skin, face_width), skin, face_width).astype(np.uint8),
+                      cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
+    near_spot = np.clip(_blur(halo.astype(np.float32), reach / 2) * 1.5, 0.0, 1.0)
+    ramp = np.clip((excess_a - EXCESS[0]) / (EXCESS[1] - EXCESS[0]), 0.0, 1.0)
+    strength = ramp * ramp * (3.0 - 2.0 * ramp)
+    strength = np.clip(np.maximum(strength, _blur(strength, reach / 2) * 1.5), 0.0, 1.0)  # the soft edge of a spot
+    return strength * near_spot * skin
+
+
 def red_spots(lab: np.ndarray, skin: np.ndarray, face_width: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(spots, excess_a)``: a boolean ``[H,W]`` mask of red spots on ``skin`` (> 0.5), and the a* excess map."""
-    excess_a, deficit_l, _ = local_excess(lab, skin, face_width)
-    return _red(excess_a, deficit_l, skin, face_width), excess_a
-
-
-def inner_spots(lab: np.ndarray, skin: np.ndarray, face_width: float) -> tuple[np.ndarray, np.ndarray]:
-    """``red_spots`` inside the skin (see the module docstring): acne, not the fragments of lips, fingers or
-    lights at the skin's edge."""
-    excess_a, deficit_l, _ = local_excess(lab, skin, face_width)
-    return _inside(_red(excess_a, deficit_l, skin, face_width), skin, face_width), excess_a
+    """``(spots, excess_a)``: a boolean ``[H,W]`` mask of the spots the healing tones down (module docstring; their
+    halos left out) on ``skin`` (> 0.5), and the a* excess map."""
+    excess_a, _, _ = local_excess(lab, skin, face_width)
+    return inside(spots_at_levels(excess_a, skin, face_width), skin, face_width), excess_a
 
 
 def tone_down_spots(image: torch.Tensor, skin: torch.Tensor, face_width: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(cleaned, spots)``: ``image`` [3,H,W] with the red spots on ``skin`` [1,H,W] toned down, and their
-    ``[1,H,W]`` soft mask. Inside each spot's halo the colour (a*, b*) goes to the local skin's and the lightness
-    it lost comes back, smoothly: the spot heals, the fine texture of lightness stays."""
-    import cv2
-
+    """``(cleaned, weight)``: ``image`` [3,H,W] with the red spots on ``skin`` [1,H,W] toned down, and the ``[1,H,W]``
+    share of each pixel's redness removed. The colour (a*, b*) goes towards the local skin's and the lightness
+    the redness took comes back: the spot heals, the fine texture of lightness stays."""
     lab = to_lab(image)
     skin_np = skin[0].numpy().astype(np.float32)
     excess_a, deficit_l, excess_b = local_excess(lab, skin_np, face_width)  # once, for the spots and the healing
-    spots = _inside(_red(excess_a, deficit_l, skin_np, face_width), skin_np, face_width)
-    if not spots.any():
+    weight = heal_weight(excess_a, skin_np, face_width)
+    if not (weight > 0).any():
         return image, torch.zeros_like(skin)
-    reach = max(1, round(0.004 * face_width))
-    halo = cv2.dilate(spots.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
-    soft = np.clip(_blur(halo.astype(np.float32), reach / 2) * 1.5, 0.0, 1.0) * skin_np
+    reach = max(1, round(HALO * face_width))
+    redness = np.clip(_blur(excess_a, reach), 0.0, None)
+    lift = np.minimum(np.clip(_blur(deficit_l, reach), 0.0, None), redness / RED_DOMINANCE)  # not a freckle's tone
     cleaned = lab.copy()
-    cleaned[..., 0] += np.clip(_blur(deficit_l, reach), 0.0, None) * soft  # the spot's darkening, not the pores'
-    cleaned[..., 1] -= np.clip(excess_a, 0.0, None) * soft
-    cleaned[..., 2] -= _blur(excess_b, reach) * soft
-    change = (from_lab(cleaned) - from_lab(lab)) * torch.from_numpy(soft > 0)[None]  # exact elsewhere
-    return (image + change).clamp(0.0, 1.0), torch.from_numpy(soft)[None]
+    cleaned[..., 0] += lift * weight
+    cleaned[..., 1] -= np.clip(excess_a, 0.0, None) * weight
+    cleaned[..., 2] -= _blur(excess_b, reach) * weight
+    change = (from_lab(cleaned) - from_lab(lab)) * torch.from_numpy(weight > 0)[None]  # exact elsewhere
+    return (image + change).clamp(0.0, 1.0), torch.from_numpy(weight)[None]

@@ -99,12 +99,22 @@ def inside(spots: np.ndarray, skin: np.ndarray, face_width: float) -> np.ndarray
     return spots & ~np.isin(labels, at_edge)
 
 
+def found_spots(excess_a: np.ndarray, skin: np.ndarray, face_width: float) -> np.ndarray:
+    """Boolean ``[H,W]``: the spots the healing tones down, their halos left out (module docstring)."""
+    return inside(spots_at_levels(excess_a, skin, face_width), skin, face_width)
+
+
+def halo_reach(face_width: float) -> int:
+    """``HALO`` of the face width in pixels, at least 1."""
+    return max(1, round(HALO * face_width))
+
+
 def heal_weight(excess_a: np.ndarray, skin: np.ndarray, face_width: float) -> np.ndarray:
     """``[H,W]`` in [0, 1]: how much of each pixel's a* excess the healing removes (module docstring)."""
     import cv2
 
-    reach = max(1, round(HALO * face_width))
-    halo = cv2.dilate(inside(spots_at_levels(excess_a, skin, face_width), skin, face_width).astype(np.uint8),
+    reach = halo_reach(face_width)
+    halo = cv2.dilate(found_spots(excess_a, skin, face_width).astype(np.uint8),
                       cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
     near_spot = np.clip(_blur(halo.astype(np.float32), reach / 2) * 1.5, 0.0, 1.0)
     ramp = np.clip((excess_a - EXCESS[0]) / (EXCESS[1] - EXCESS[0]), 0.0, 1.0)
@@ -117,7 +127,7 @@ def red_spots(lab: np.ndarray, skin: np.ndarray, face_width: float) -> tuple[np.
     """``(spots, excess_a)``: a boolean ``[H,W]`` mask of the spots the healing tones down (module docstring; their
     halos left out) on ``skin`` (> 0.5), and the a* excess map."""
     excess_a, _, _ = local_excess(lab, skin, face_width)
-    return inside(spots_at_levels(excess_a, skin, face_width), skin, face_width), excess_a
+    return found_spots(excess_a, skin, face_width), excess_a
 
 
 def tone_down_spots(image: torch.Tensor, skin: torch.Tensor, face_width: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,7 +140,7 @@ def tone_down_spots(image: torch.Tensor, skin: torch.Tensor, face_width: float) 
     weight = heal_weight(excess_a, skin_np, face_width)
     if not (weight > 0).any():
         return image, torch.zeros_like(skin)
-    reach = max(1, round(HALO * face_width))
+    reach = halo_reach(face_width)
     redness = np.clip(_blur(excess_a, reach), 0.0, None)
     lift = np.minimum(np.clip(_blur(deficit_l, reach), 0.0, None), redness / RED_DOMINANCE)  # not a freckle's tone
     cleaned = lab.copy()

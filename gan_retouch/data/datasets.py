@@ -22,6 +22,8 @@ from gan_retouch.data.holdout import HOLDOUT, HeldOut, RegionPairs, held_out_nam
 from gan_retouch.data.io import DEFAULT_LIMIT, PixelLimit, data_limit, pixels_to_image, pixels_to_mask
 from gan_retouch.data.photo_faces import PhotoFaces
 from gan_retouch.data.pixels import read_pixels
+from gan_retouch.data.rehearsal import Rehearsal
+from gan_retouch.data.training_scale import at_scale, training_scale
 from gan_retouch.errors import ConfigError, DataError
 from gan_retouch.registry import choice
 from gan_retouch.synth.family import SynthOptions
@@ -112,13 +114,15 @@ class FolderPairs(PairedDataset):
 
     def __init__(self, records: list[PairRecord], split: str, seed: int, augment: AugmentOptions | None,
                  skip_bad: bool = False, files: DecodedFiles | None = None,
-                 limit: PixelLimit = DEFAULT_LIMIT) -> None:
+                 limit: PixelLimit = DEFAULT_LIMIT, scaling: tuple[int | None, int | None] = (None, None)) -> None:
         super().__init__(split, seed, augment)
         self.records = records
         self.skip_bad = skip_bad
         self.files = files if files is not None else DecodedFiles(keep=False)
         self.limit = limit
         self.bad: set[int] = set()
+        self.max_side, self.face_width = scaling  # data.max_side and inference.face_width (``data.training_scale``)
+        self.scales: dict[int, float] = {}
 
     def __len__(self) -> int:
         return len(self.records)
@@ -129,11 +133,22 @@ class FolderPairs(PairedDataset):
         if index < 0:
             raise IndexError(f"dataset indices are non-negative, got {index}")
         pixels, record = self._readable(index % len(self))
+        options = self.augment
+        if self.face_width:  # each pair at its own face's scale
+            options = at_scale(options, pixels["input"].shape[-2:], self.training_scale(index % len(self)))
         try:
-            return augment_item(pixels, self.augment, generator_for(self.seed, "augment", index),
+            return augment_item(pixels, options, generator_for(self.seed, "augment", index),
                                 lambda key, part: self._convert(key, part, record))
         except DataError as exc:  # a crop larger than the image: name the file
             raise DataError(f"{record.input}: {exc}") from exc
+
+    def training_scale(self, index: int) -> float:
+        """The factor that brings pair ``index`` to the training scale (``data.training_scale``), found once."""
+        if index not in self.scales:
+            pixels, record = self._readable(index)
+            image = self._convert("input", pixels["input"], record) if self.face_width else pixels["input"]
+            self.scales[index] = training_scale(image, self.max_side, self.face_width)
+        return self.scales[index]
 
     def load(self, index: int) -> dict[str, Any]:
         pixels, record = self._readable(index)
@@ -217,14 +232,26 @@ class _Subset(PairedDataset):
         return self.base.load_pixels(index)
 
 
-def build_dataset(data: dict[str, Any], split: str, seed: int = 0, augment: bool = True) -> Dataset:
+def _with_rehearsal(pairs: Dataset, data: dict[str, Any], seed: int, options: AugmentOptions,
+                    masks: bool) -> Rehearsal:
+    """The training stream of your pairs with ``data.rehearsal`` of its crops cut from synthetic faces."""
+    if options.crop is None:
+        raise ConfigError("data.rehearsal mixes crops of synthetic faces into batches of your pairs, so they need one "
+                          "size: set data.crop (e.g. 128), or data.rehearsal=0")
+    synthetic = SyntheticPairs(data["synthetic"], "train", SYNTHETIC_STREAM_LENGTH, seed, options, data_limit(data))
+    return Rehearsal(pairs, synthetic, float(data["rehearsal"]), seed, masks)
+
+
+def build_dataset(data: dict[str, Any], split: str, seed: int = 0, augment: bool = True,
+                  face_width: int | None = None) -> Dataset:
     """The dataset of ``split`` (train | val | test | all | holdout) described by the resolved ``options["data"]``.
 
     ``all`` (folder and aligned data) is every pair of data.root, whatever its split folders or data.split_ratio.
     With ``data.holdout``, ``train`` leaves out the held-out pairs or regions and ``holdout``
     is what they hold out. Augmentation (data.crop, data.resize, data.augment) applies to the train split only,
     unless ``augment`` is false; ``data.val_count`` limits the validation split. ``seed`` seeds the augmentation
-    (the synthetic faces follow data.synthetic.seed).
+    (the synthetic faces follow data.synthetic.seed). ``face_width`` (the run's ``inference.face_width``) scales
+    your pairs down to the face width the network learns (``data.training_scale``).
     """
     choice(split, (*DATASET_SPLITS, HOLDOUT), "split")
     source = data["source"]  # one of SOURCES: checked when options load, and when test reads a checkpoint's
@@ -236,6 +263,10 @@ def build_dataset(data: dict[str, Any], split: str, seed: int = 0, augment: bool
         if data.get("holdout", "none") != "none":
             raise ConfigError("data.holdout is for data.source=folder or aligned (your own pairs); the synthetic "
                               "data has a validation split: set data.holdout=none")
+        if data.get("rehearsal"):
+            raise ConfigError("data.rehearsal mixes the synthetic faces into your own pairs (data.source=folder or "
+                              "aligned); with data.source=synthetic every pair is synthetic already: set "
+                              "data.rehearsal=0")
         synthetic = data["synthetic"]
         counts = {"train": synthetic["train_count"] or SYNTHETIC_STREAM_LENGTH,
                   "val": _limit(synthetic["val_count"], data.get("val_count")), "test": synthetic["test_count"]}
@@ -250,11 +281,14 @@ def build_dataset(data: dict[str, Any], split: str, seed: int = 0, augment: bool
         held = held_out_names([r.name for r in records])
         records = [r for r in records if (r.name in held) == (split == HOLDOUT)]
     dataset = FolderPairs(records, split, seed, None if mode == "regions" else options,
-                          bool(data.get("skip_bad_pairs", False)), files, data_limit(data))
+                          bool(data.get("skip_bad_pairs", False)), files, data_limit(data),
+                          (data.get("max_side"), face_width))
     if split == HOLDOUT:
         return HeldOut(dataset, data, regions=mode == "regions")
     if mode == "regions" and options is not None:
-        return RegionPairs(dataset, options, data)
+        dataset = RegionPairs(dataset, options, data)
+    if options is not None and data.get("rehearsal"):
+        return _with_rehearsal(dataset, data, seed, options, masks=any(r.mask is not None for r in records))
     if split == "val" and data.get("val_count") is not None:
         return _Subset(dataset, _limit(len(dataset), data["val_count"]))
     return dataset

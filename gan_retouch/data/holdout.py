@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import Dataset
 
 from gan_retouch.data.augment import AugmentOptions, augment_item
+from gan_retouch.data.training_scale import at_scale, side_scale
 from gan_retouch.errors import ConfigError, DataError
 from gan_retouch.synth.noise import generator_for
 
@@ -57,15 +57,13 @@ def held_out_names(names: list[str]) -> set[str]:
     return set(sorted(names, key=lambda name: hashlib.sha1(name.encode("utf-8")).hexdigest())[:count])
 
 
-def _scale(height: int, width: int, max_side: int | None) -> float:
-    """The factor that brings an image to the training scale (``data.max_side``)."""
-    return max_side / max(height, width) if max_side and max(height, width) > max_side else 1.0
-
-
-def cells(height: int, width: int, data: dict[str, Any], name: str = "a pair") -> list[tuple[int, int, int, int, bool]]:
+def cells(height: int, width: int, data: dict[str, Any], name: str = "a pair",
+          scale: float | None = None) -> list[tuple[int, int, int, int, bool]]:
     """The grid of an image: ``(top, bottom, left, right, held_out)`` in its own pixels, row by row; cells of about
-    ``2 * data.crop`` px at the training scale, at least 2 x 2, every cell at least ``data.crop + 2`` px there."""
-    crop, scale = int(data["crop"]), _scale(height, width, data.get("max_side"))
+    ``2 * data.crop`` px at the training scale (``scale``, the pair's ``FolderPairs.training_scale``; None =
+    ``data.max_side`` alone), at least 2 x 2, every cell at least ``data.crop + 2`` px there."""
+    crop = int(data["crop"])
+    scale = side_scale(height, width, data.get("max_side")) if scale is None else scale
     counts = []
     for side in (height * scale, width * scale):
         count = max(2, math.floor(side / (2 * crop)))
@@ -80,10 +78,11 @@ def cells(height: int, width: int, data: dict[str, Any], name: str = "a pair") -
             for r in range(counts[0]) for c in range(counts[1])]
 
 
-def region_mask(height: int, width: int, data: dict[str, Any], name: str = "a pair") -> torch.Tensor:
-    """``[1,H,W]`` float: 1 on the held-out cells of an image, 0 elsewhere."""
+def region_mask(height: int, width: int, data: dict[str, Any], name: str = "a pair",
+                scale: float | None = None) -> torch.Tensor:
+    """``[1,H,W]`` float: 1 on the held-out cells of an image (``cells``), 0 elsewhere."""
     mask = torch.zeros(1, height, width)
-    for top, bottom, left, right, held in cells(height, width, data, name):
+    for top, bottom, left, right, held in cells(height, width, data, name, scale):
         if held:
             mask[:, top:bottom, left:right] = 1.0
     return mask
@@ -104,12 +103,11 @@ class RegionPairs(Dataset):
             raise IndexError(f"dataset indices are non-negative, got {index}")
         pixels, record = self.base._readable(index % len(self))
         height, width = pixels["input"].shape[-2:]
-        kept = [cell for cell in cells(height, width, self.data, record.name) if not cell[4]]
+        scale = self.base.training_scale(index % len(self))
+        kept = [cell for cell in cells(height, width, self.data, record.name, scale) if not cell[4]]
         generator = generator_for(self.base.seed, "augment", index)
         top, bottom, left, right, _ = kept[int(torch.randint(0, len(kept), (), generator=generator))]
-        scale = _scale(height, width, self.augment.max_side)
-        options = replace(self.augment, max_side=None if scale == 1.0 else
-                          max(1, round(max(bottom - top, right - left) * scale)))
+        options = at_scale(self.augment, (bottom - top, right - left), scale)
         part = {key: value[..., top:bottom, left:right] if isinstance(value, torch.Tensor) else value
                 for key, value in pixels.items()}
         return augment_item(part, options, generator, lambda key, region: self.base._convert(key, region, record))
@@ -128,5 +126,6 @@ class HeldOut(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.base.load(index)
         if self.regions:
-            item["region"] = region_mask(*item["input"].shape[-2:], self.data, str(item["name"]))
+            item["region"] = region_mask(*item["input"].shape[-2:], self.data, str(item["name"]),
+                                         self.base.training_scale(index))
         return item

@@ -42,7 +42,7 @@ def batch_stream(plan: StagePlan, seed: int, steps_done: int, dist: DistInfo, de
     """The stage's training batches from a deterministic stream, fast-forwarded past ``steps_done`` steps; the
     iterator adds up the time spent waiting for them (the log's ``data_time``)."""
     data = plan.options["data"]
-    dataset = build_dataset(data, "train", seed)
+    dataset = build_dataset(data, "train", seed, face_width=plan.options["inference"].get("face_width") or None)
     d_steps = int(plan.options["train"]["d_steps"])
     sampler = StreamSampler(
         len(dataset), int(data["batch_size"]), seed=seed * 100 + plan.index, start_batch=steps_done * d_steps,

@@ -82,7 +82,8 @@ def choose_strength(generator: nn.Module, plan: InferencePlan, dataset: Any, dev
 
 def calibrate_run(options: dict[str, Any], run_dir: Path, device: torch.device) -> StrengthChoice:
     """Choose and save the strength of each checkpoint of the run; the choice for best.pt (else latest.pt)."""
-    dataset = build_dataset(options["data"], HOLDOUT, int(options["seed"]))
+    dataset = build_dataset(options["data"], HOLDOUT, int(options["seed"]),
+                            face_width=options["inference"].get("face_width") or None)
     choices: dict[int, StrengthChoice] = {}
     written, chosen = [], None
     for name in CHECKPOINTS:

@@ -225,6 +225,8 @@ def main() -> None:
                                                                 "temporary folder, removed at the end)")
     parser.add_argument("--set", nargs="*", default=[], help="retouch overrides, e.g. retouch.work_size=512")
     parser.add_argument("--record", action="store_true", help="record the tables in benchmarks/results/")
+    parser.add_argument("--note", action="append", default=[], help="a line recorded with the tables: what the "
+                        "models are, e.g. what they were trained on (repeatable)")
     args = parser.parse_args()
     models = model_list(args)
     with tempfile.TemporaryDirectory(prefix="bench_faces_") as temporary:
@@ -234,7 +236,8 @@ def main() -> None:
         results.print_table(block)
     if args.record:
         settings = f"; --set {' '.join(args.set)}" if args.set else ""
-        results.record("bench_faces", blocks, title=f"{', '.join(label for label, _ in models)}{settings}")
+        results.record("bench_faces", blocks, title=f"{', '.join(label for label, _ in models)}{settings}",
+                       notes=args.note)
 
 
 if __name__ == "__main__":

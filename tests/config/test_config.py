@@ -212,3 +212,14 @@ def test_the_finetune_recipe_starts_from_the_builtin_teacher_unless_init_names_a
     assert options["model"]["generator"]["init"] == "builtin"
     options, _ = resolve("train", "finetune", parse_set_items(["model.generator.init=runs/mine.pt"]))
     assert options["model"]["generator"]["init"] == "runs/mine.pt"
+
+
+def test_the_face_finetune_recipe_trains_at_the_builtin_face_scale_and_rehearses_its_faces():
+    options, _ = resolve("train", "finetune_faces")
+    faces, _ = resolve("train", "faces")
+    assert options["model"]["generator"]["init"] == "builtin"
+    assert options["inference"]["face_width"] == faces["inference"]["face_width"]
+    assert options["inference"]["protect_features"] is True and options["data"]["rehearsal"] == 0.5
+    family = ("size", "face_scale", "defects", "defect_count", "defect_strength", "defect_scale")
+    assert {key: options["data"]["synthetic"][key] for key in family} == {
+        key: faces["data"]["synthetic"][key] for key in family}

@@ -111,6 +111,11 @@ class Geometry:
     flip: bool
 
 
+def side_scale(height: int, width: int, max_side: int | None) -> float:
+    """The factor that brings an image's longer side to at most ``max_side`` (1 when it fits or when None)."""
+    return max_side / max(height, width) if max_side and max(height, width) > max_side else 1.0
+
+
 def draw_geometry(shape: tuple[int, int], options: AugmentOptions, generator: torch.Generator) -> Geometry:
     """The zoom, crop window, rotation and flip for an image of ``shape`` (height, width), drawn in a fixed order.
 
@@ -120,7 +125,7 @@ def draw_geometry(shape: tuple[int, int], options: AugmentOptions, generator: to
     stack): a zoom that would make the image smaller is raised to the smallest one that still fits it.
     """
     height, width = shape
-    base = options.max_side / max(shape) if options.max_side is not None and max(shape) > options.max_side else 1.0
+    base = side_scale(height, width, options.max_side)
     out_h, out_w = (options.crop, options.crop) if options.crop else (max(1, round(height * base)),
                                                                       max(1, round(width * base)))
     factor = base

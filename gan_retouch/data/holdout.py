@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.data import Dataset
 
-from gan_retouch.data.augment import AugmentOptions, augment_item
-from gan_retouch.data.training_scale import at_scale, side_scale
+from gan_retouch.data.augment import AugmentOptions, augment_item, side_scale
+from gan_retouch.data.training_scale import at_scale
 from gan_retouch.errors import ConfigError, DataError
 from gan_retouch.synth.noise import generator_for
 

@@ -13,13 +13,8 @@ from dataclasses import replace
 
 import torch
 
-from gan_retouch.data.augment import AugmentOptions
+from gan_retouch.data.augment import AugmentOptions, side_scale
 from gan_retouch.synth.faces import largest_face
-
-
-def side_scale(height: int, width: int, max_side: int | None) -> float:
-    """The factor that brings an image's longer side to at most ``max_side`` (1 when it fits or when None)."""
-    return max_side / max(height, width) if max_side and max(height, width) > max_side else 1.0
 
 
 def training_scale(image: torch.Tensor, max_side: int | None, face_width: int | None) -> float:

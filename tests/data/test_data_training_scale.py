@@ -7,8 +7,9 @@ import torch
 
 from gan_retouch.config import resolve
 from gan_retouch.data import build_dataset
+from gan_retouch.data.augment import side_scale
 from gan_retouch.data.holdout import cells, region_mask
-from gan_retouch.data.training_scale import side_scale, training_scale
+from gan_retouch.data.training_scale import training_scale
 from gan_retouch.engine.distributed import DistInfo
 from gan_retouch.engine.stage import StagePlan, batch_stream
 from gan_retouch.imaging import save_image

@@ -9,14 +9,14 @@ input), in up to three ways:
 - ``finetune``: ``gan-retouch train --recipe finetune --init PRETRAINED`` on the other pairs;
 - ``scratch``: ``gan-retouch train --recipe quickstart`` from scratch on the other pairs;
 - ``student``: ``gan-retouch distill --student student_finetune`` from that fold's ``finetune`` teacher (so it
-  needs ``finetune`` in ``--ways``), started from ``--student-init`` when given.
+  needs ``finetune`` in ``--ways``), started from ``--student-init`` when given, else from the recipe's built-in student.
 
 Every step runs the CLI exactly as a user would (``train``, then ``test --data``), so the figures are the user's.
 The training folder of fold i has ``train/`` (the other pairs) and ``val/`` (the same pairs again: validation
 never sees the held-out pair); ``test/`` holds the held-out pair. Files are symlinked, never copied.
 
-It prints one row per held-out pair (identity PSNR and each way's gain over it, in dB), the mean gain and the
-training times, records them in ``benchmarks/results/bench_real.json`` (docs/results.md; ``--no-record`` to
+It prints one row per held-out pair (identity PSNR, each way's gain over it in dB, and the edit strength each
+fine-tune or student saved, chosen on what its own fold kept out), the mean gain and the training times, records them in ``benchmarks/results/bench_real.json`` (docs/results.md; ``--no-record`` to
 skip) and writes every figure to ``real.json`` under ``--out``.
 
 Run:
@@ -106,6 +106,12 @@ def distill(fold: Path, out: Path, name: str, teacher: Path, student_init: str |
     return (run / "best.pt" if (run / "best.pt").exists() else run / "latest.pt"), time.perf_counter() - start
 
 
+def saved_strength(checkpoint: Path) -> float | None:
+    """The edit strength a run chose on what it kept out (its ``metrics.json``); None when it chose none."""
+    metrics = checkpoint.parent / "metrics.json"
+    return json.loads(metrics.read_text()).get("strength") if metrics.is_file() else None
+
+
 def leave_one_out(args: argparse.Namespace) -> list[dict[str, Any]]:
     data = resolve("train", None, {"data": {"source": "folder", "root": str(args.data), "cache": False,
                                             "alignment": "off"}})[0]["data"]
@@ -132,6 +138,8 @@ def leave_one_out(args: argparse.Namespace) -> list[dict[str, Any]]:
             row["identity"] = scores["identity"]
             row[way] = scores["model"] - scores["identity"]
             row[f"{way}_seconds"] = seconds
+            if way != "pretrained":
+                row[f"{way}_strength"] = saved_strength(checkpoint)
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -139,15 +147,18 @@ def leave_one_out(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def gain_table(rows: list[dict[str, Any]], ways: list[str], data: Path) -> dict[str, Any]:
     """One row per held-out pair (identity PSNR, each way's gain over it) and the mean, as a results table."""
-    cells = [[row["pair"], f"{row['identity']:.2f}", *(f"{row[w]:+.3f}" for w in ways)] for row in rows]
+    chose = [w for w in ways if any(row.get(f"{w}_strength") is not None for row in rows)]
+    cells = [[row["pair"], f"{row['identity']:.2f}", *(f"{row[w]:+.3f}" for w in ways),
+              *(f"{row[f'{w}_strength']:g}" for w in chose)] for row in rows]
     mean = lambda key: sum(r[key] for r in rows) / len(rows)  # noqa: E731
-    cells.append(["mean", f"{mean('identity'):.2f}", *(f"{mean(w):+.3f}" for w in ways)])
+    cells.append(["mean", f"{mean('identity'):.2f}", *(f"{mean(w):+.3f}" for w in ways), *("" for _ in chose)])
     trained = [w for w in ways if w != "pretrained"]
     if trained:
         cells.append(["training minutes (mean)", "", *(f"{mean(f'{w}_seconds') / 60:.1f}" if w in trained else ""
-                                                       for w in ways)])
+                                                       for w in ways), *("" for _ in chose)])
     return results.table(f"held-out pairs of {data}: PSNR gain over the identity (output = input), dB",
-                         ["held-out pair", "identity dB", *(f"{w} gain" for w in ways)], cells)
+                         ["held-out pair", "identity dB", *(f"{w} gain" for w in ways),
+                          *(f"{w} strength (chosen in the fold)" for w in chose)], cells)
 
 
 def main() -> None:
@@ -159,7 +170,7 @@ def main() -> None:
     parser.add_argument("--folds", default=None, help="comma-separated held-out pair indices (default: all)")
     parser.add_argument("--out", type=Path, default=Path("bench_real"), help="work folder (runs, results, json)")
     parser.add_argument("--set", nargs="*", default=[], help="extra --set overrides for the training runs")
-    parser.add_argument("--student-init", default=None, help="student checkpoint the student way starts from")
+    parser.add_argument("--student-init", default=None, help="student checkpoint the student way starts from (default: the recipe's, the built-in student)")
     parser.add_argument("--student-set", nargs="*", default=[], help="extra --set overrides for the student runs")
     parser.add_argument("--no-record", action="store_true", help="print only; do not write benchmarks/results/")
     args = parser.parse_args()

@@ -15,8 +15,7 @@ from gan_retouch.train import build_training as Trainer
 
 TINY_NET = ["model.generator.args.ngf=4", "model.generator.args.n_blocks=1", "device=cpu", "data.batch_size=2",
             "data.crop=16", "train.log_every=1"]
-TINY_STUDENT = ["model.generator.args.width=4", "model.generator.args.blocks=1", "model.generator.args.context=1",
-                "model.generator.args.detail=4", "device=cpu", "data.batch_size=2", "data.crop=16", "train.steps=2"]
+STUDENT_RUN = ["device=cpu", "data.batch_size=2", "data.crop=16", "train.steps=2"]  # the built-in student's size
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +71,10 @@ def test_pretrained_and_finetune_scores_are_recorded(bench, tmp_path, monkeypatc
     assert str(pretrained.resolve()) in options  # the fine-tune started from the pretrained weights
     recorded = json.loads((Path(os.environ["GAN_RETOUCH_RESULTS_DIR"]) / "bench_real.json").read_text())
     table = recorded["records"][0]["tables"][0]  # the newest record comes first
-    assert table["columns"][2:] == ["pretrained gain", "finetune gain"] and table["rows"][-2][0] == "mean"
+    assert table["columns"][2:] == ["pretrained gain", "finetune gain", "finetune strength (chosen in the fold)"]
+    assert table["rows"][-2][0] == "mean"
+    saved = json.loads((out / "checkpoints" / "finetune_2" / "metrics.json").read_text())["strength"]
+    assert rows[1]["finetune_strength"] == saved and table["rows"][1][4] == f"{saved:g}"
 
 
 def test_the_student_is_distilled_from_each_folds_teacher_and_scored(bench, tmp_path, monkeypatch,
@@ -80,11 +82,12 @@ def test_the_student_is_distilled_from_each_folds_teacher_and_scored(bench, tmp_
     data, out = pairs(tmp_path / "pairs"), tmp_path / "out"
     run(bench, monkeypatch, "--data", str(data), "--pretrained", str(pretrained), "--ways", "finetune,student",
         "--folds", "1", "--out", str(out), "--no-record", "--set", "train.steps=2", *TINY_NET,
-        "--student-set", *TINY_STUDENT)
+        "--student-set", *STUDENT_RUN)
     row = json.loads((out / "real.json").read_text())["rows"][0]
     assert row["pair"] == "p1" and abs(row["student"]) < 30 and row["student_seconds"] > 0
     options = (out / "checkpoints" / "student_1" / "options.yaml").read_text()
     assert str(out / "checkpoints" / "finetune_1") in options  # distilled from this fold's fine-tuned teacher
+    assert "init: builtin:student" in options and "init_open_map: 2.0" in options  # the recipe's prior, opened
     with pytest.raises(SystemExit):
         run(bench, monkeypatch, "--data", str(data), "--pretrained", str(pretrained), "--ways", "student")
 

@@ -214,6 +214,15 @@ def test_the_finetune_recipe_starts_from_the_builtin_teacher_unless_init_names_a
     assert options["model"]["generator"]["init"] == "runs/mine.pt"
 
 
+def test_the_student_finetune_recipe_starts_from_the_builtin_student_with_the_teachers_map_opening():
+    student, _ = resolve("distill", "student_finetune")
+    teacher, _ = resolve("train", "finetune")
+    assert student["model"]["generator"]["init"] == "builtin"  # distill resolves it to builtin:student
+    assert student["model"]["generator"]["init_open_map"] == teacher["model"]["generator"]["init_open_map"] > 0
+    options, _ = resolve("distill", "student_finetune", parse_set_items(["model.generator.init=runs/mine.pt"]))
+    assert options["model"]["generator"]["init"] == "runs/mine.pt"
+
+
 def test_the_face_finetune_recipe_trains_at_the_builtin_face_scale_and_rehearses_its_faces():
     options, _ = resolve("train", "finetune_faces")
     faces, _ = resolve("train", "faces")

@@ -3,8 +3,9 @@ kept out of it, so that a model never ships an edit that made its held-out pixel
 
 Each checkpoint of the run (latest.pt, and best.pt when it holds other weights) is run at full strength on the
 held-out pairs (or on every pair, scored on its held-out cells) through the plan it saves, the gain over the
-identity is computed at every strength of ``inference.strength.STRENGTHS``, and the strength with the best mean
-gain is written into the checkpoint's plan (its ``inference`` block): 0 when none has a positive gain.
+identity is computed at every strength of ``inference.strength.STRENGTHS``, and the strength at which the pair
+that gains least gains most is written into the checkpoint's plan (its ``inference`` block): 0 when some pair is
+worse than the identity at every strength.
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ CHECKPOINTS = ("latest.pt", "best.pt")
 
 @dataclass(frozen=True)
 class StrengthChoice:
-    """The chosen strength, the mean held-out gain at it and at strength 1 (dB), each pair's gain at it, and
-    what was scored (in words)."""
+    """The chosen strength, the mean held-out gain at it and at strength 1 (dB), each pair's gain at it, what was
+    scored (in words), and the pairs no strength above 0 improves."""
 
     strength: float
     gain: float
     full_gain: float
     pairs: dict[str, float]
     scored: str
+    losing: tuple[str, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         """The figures for metrics.json."""
@@ -47,9 +49,10 @@ class StrengthChoice:
     def message(self, files: str) -> str:
         """One line for the end of the run."""
         if self.strength == 0.0:
-            return (f"[red]no edit strength beats the identity on {self.scored}[/] (at strength 1: "
-                    f"{self.full_gain:+.3f} dB): strength 0 saved in {files}, so the model leaves photos as they are. "
-                    "More pairs that show the edit, or other training settings, may help.")
+            worse = f"; worse at every strength: {', '.join(self.losing)}" if self.losing else ""
+            return (f"[red]no edit strength beats the identity on every one of {self.scored}[/] (at strength 1: "
+                    f"{self.full_gain:+.3f} dB on average{worse}): strength 0 saved in {files}, so the model leaves "
+                    "photos as they are. More pairs that show the edit, or other training settings, may help.")
         return (f"edit strength {self.strength:g} chosen on {self.scored}: {self.gain:+.3f} dB over the identity there "
                 f"(at strength 1: {self.full_gain:+.3f} dB); saved in {files}")
 
@@ -76,8 +79,9 @@ def choose_strength(generator: nn.Module, plan: InferencePlan, dataset: Any, dev
     chosen = STRENGTHS.index(strength)
     scored = (f"the held-out cells of {len(names)} pair(s) (one grid cell in four)" if dataset.regions
               else f"{len(names)} held-out pair(s) ({', '.join(names)})")
+    losing = tuple(name for name, g in zip(names, gains, strict=True) if max(g[1:]) <= 0)
     return StrengthChoice(strength, gain, sum(g[-1] for g in gains) / len(gains),
-                          {name: g[chosen] for name, g in zip(names, gains, strict=True)}, scored)
+                          {name: g[chosen] for name, g in zip(names, gains, strict=True)}, scored, losing)
 
 
 def calibrate_run(options: dict[str, Any], run_dir: Path, device: torch.device) -> StrengthChoice:

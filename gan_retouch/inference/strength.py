@@ -34,8 +34,13 @@ def strength_gains(input: torch.Tensor, output: torch.Tensor, target: torch.Tens
 
 
 def best_strength(gains: Sequence[Sequence[float]], strengths: Sequence[float] = STRENGTHS) -> tuple[float, float]:
-    """The strength with the highest mean gain over the scored pairs (the smaller one on a tie), and that gain;
-    ``(0.0, 0.0)`` when no strength has a positive mean gain."""
-    means = [sum(pair[i] for pair in gains) / len(gains) for i in range(len(strengths))]
-    best = max(range(len(strengths)), key=lambda i: (means[i], -strengths[i]))
-    return (float(strengths[best]), means[best]) if means[best] > 0 else (0.0, 0.0)
+    """The strength at which the scored pair that gains least gains most (the smaller one on a tie), and the mean
+    gain there; ``(0.0, 0.0)`` when some pair is at or below the identity at every strength above 0.
+
+    The worst pair, not the mean, decides: a mean can trade one photo made worse for another made better, and a
+    new photo may be like the one made worse."""
+    worst = [min(pair[i] for pair in gains) for i in range(len(strengths))]
+    best = max(range(len(strengths)), key=lambda i: (worst[i], -strengths[i]))
+    if worst[best] <= 0:
+        return 0.0, 0.0
+    return float(strengths[best]), sum(pair[best] for pair in gains) / len(gains)

@@ -38,7 +38,14 @@ def test_gains_match_the_psnr_of_the_blended_output() -> None:
 
 def test_no_helpful_strength_gives_zero() -> None:
     assert best_strength([[0.0, -0.1, -0.5], [0.0, -0.2, -0.1]], (0.0, 0.5, 1.0)) == (0.0, 0.0)
-    assert best_strength([[0.0, 0.3, 0.1], [0.0, -0.1, -0.2]], (0.0, 0.5, 1.0)) == (0.5, pytest.approx(0.1))
+
+
+def test_the_pair_that_gains_least_decides_not_the_mean() -> None:
+    strengths = (0.0, 0.5, 1.0)
+    # the mean is highest at 1 (+0.30), but the second pair gains most at 0.5: 0.5, with the mean gain there
+    assert best_strength([[0.0, 0.3, 0.5], [0.0, 0.2, 0.1]], strengths) == (0.5, pytest.approx(0.25))
+    # a mean of +0.1 at 0.5 would make the second pair worse than the identity: nothing is applied
+    assert best_strength([[0.0, 0.3, 0.1], [0.0, -0.1, -0.2]], strengths) == (0.0, 0.0)
 
 
 class Scaled(nn.Module):
@@ -72,7 +79,8 @@ def test_an_over_edit_is_scaled_back_and_a_wrong_edit_is_switched_off() -> None:
     assert over.strength == 0.5 and over.gain > 10 and over.full_gain < over.gain  # half of -0.4 x is -0.2 x
     wrong = choose_strength(Scaled(1.2), InferencePlan(), Pairs(0.8), torch.device("cpu"))
     assert wrong.strength == 0.0 and wrong.gain == 0.0 and wrong.full_gain < 0
-    assert "no edit strength beats the identity" in wrong.message("latest.pt")
+    assert wrong.losing == ("p0", "p1")
+    assert "worse at every strength: p0, p1" in wrong.message("latest.pt")
 
 
 def pairs(root: Path, count: int) -> Path:

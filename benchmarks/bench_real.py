@@ -9,15 +9,17 @@ input), in up to three ways:
 - ``finetune``: ``gan-retouch train --recipe finetune --init PRETRAINED`` on the other pairs;
 - ``scratch``: ``gan-retouch train --recipe quickstart`` from scratch on the other pairs;
 - ``student``: ``gan-retouch distill --student student_finetune`` from that fold's ``finetune`` teacher (so it
-  needs ``finetune`` in ``--ways``), started from ``--student-init`` when given, else from the recipe's built-in student.
+  needs ``finetune`` in ``--ways``), started from ``--student-init`` when given, else from the recipe's built-in
+  student.
 
 Every step runs the CLI exactly as a user would (``train``, then ``test --data``), so the figures are the user's.
 The training folder of fold i has ``train/`` (the other pairs) and ``val/`` (the same pairs again: validation
 never sees the held-out pair); ``test/`` holds the held-out pair. Files are symlinked, never copied.
 
 It prints one row per held-out pair (identity PSNR, each way's gain over it in dB, and the edit strength each
-fine-tune or student saved, chosen on what its own fold kept out), the mean gain and the training times, records them in ``benchmarks/results/bench_real.json`` (docs/results.md; ``--no-record`` to
-skip) and writes every figure to ``real.json`` under ``--out``.
+fine-tune or student saved, chosen on what its own fold kept out), the mean gain and the training times, records
+them in ``benchmarks/results/bench_real.json`` (docs/results.md; ``--no-record`` to skip) and writes every figure
+to ``real.json`` under ``--out``.
 
 Run:
     python benchmarks/bench_real.py --data DIR --pretrained checkpoints/quickstart/best.pt
@@ -170,7 +172,8 @@ def main() -> None:
     parser.add_argument("--folds", default=None, help="comma-separated held-out pair indices (default: all)")
     parser.add_argument("--out", type=Path, default=Path("bench_real"), help="work folder (runs, results, json)")
     parser.add_argument("--set", nargs="*", default=[], help="extra --set overrides for the training runs")
-    parser.add_argument("--student-init", default=None, help="student checkpoint the student way starts from (default: the recipe's, the built-in student)")
+    parser.add_argument("--student-init", default=None, help="student checkpoint the student way starts from "
+                        "(default: the recipe's, the built-in student)")
     parser.add_argument("--student-set", nargs="*", default=[], help="extra --set overrides for the student runs")
     parser.add_argument("--no-record", action="store_true", help="print only; do not write benchmarks/results/")
     args = parser.parse_args()
